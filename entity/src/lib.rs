@@ -1,0 +1,10 @@
+//! sea-orm entities of scanlogin: the shape of each table, nothing else.
+//! Timestamps are milliseconds since the Unix epoch.
+
+pub mod code_exchanges;
+pub mod identities;
+pub mod scene_codes;
+pub mod scenes;
+pub mod tickets;
+pub mod users;
+pub mod wechat_tokens;

@@ -1,0 +1,19 @@
+//! A person known to the hub.
+use sea_orm::entity::prelude::*;
+
+/// One row of `users`.
+#[sea_orm::model]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    #[sea_orm(unique)]
+    pub unionid: Option<String>,
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,17 @@
+//! Database migrations of scanlogin. Each migration declares its own tables and
+//! columns; nothing here imports the `entity` crate, so old migrations keep
+//! compiling when entities change.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_init;
+
+/// Every migration of scanlogin, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_init::Migration)]
+    }
+}

@@ -1,0 +1,563 @@
+//! Typed settings: defaults, then the TOML file, then `SCANLOGIN__SECTION__KEY`
+//! environment variables (environment wins). Unknown keys are refused with the
+//! key's path; secrets are `SecretString`s whose `Debug` prints `[REDACTED]`.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// Prefix of environment variables that override the file.
+pub const ENV_PREFIX: &str = "SCANLOGIN__";
+
+/// Everything scanlogin can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub wechat: WechatSettings,
+    #[serde(default)]
+    pub scene: SceneSettings,
+    #[serde(default)]
+    pub rate_limit: RateLimitSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub apps: Vec<AppSettings>,
+    #[serde(default)]
+    pub clients: Vec<ClientSettings>,
+}
+
+/// `[server]`: where the hub listens and how it names itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub bind: SocketAddr,
+    /// Base of every URL the API hands out.
+    pub public_url: Url,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Key for tickets and mp tokens (at least 32 characters). Several nodes
+    /// sharing a database must share it. When absent, `secret_key_file` is used.
+    pub secret_key: Option<SecretString>,
+    /// File holding the key; created with a random key on first start.
+    pub secret_key_file: PathBuf,
+    /// Proxies whose `X-Forwarded-For` is believed (for rate limits and the IP
+    /// shown on the phone).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: Url::parse("http://127.0.0.1:8080").expect("literal URL"),
+            workers: 0,
+            secret_key: None,
+            secret_key_file: PathBuf::from("data/secret.key"),
+            trusted_proxies: Vec::new(),
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` or `postgres://...`; may hold a password, so secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// Apply pending migrations when `serve` starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: SecretString::from("sqlite://data/scanlogin.db"),
+            max_connections: 8,
+            migrate_on_start: true,
+        }
+    }
+}
+
+/// Whether the hub talks to WeChat or to its own simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WechatMode {
+    Live,
+    Simulator,
+}
+
+/// `[wechat]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WechatSettings {
+    pub mode: WechatMode,
+    /// Base URL of WeChat's API (live mode).
+    pub api_base: Url,
+    /// Whole-request timeout for one WeChat call.
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for WechatSettings {
+    fn default() -> Self {
+        Self {
+            mode: WechatMode::Simulator,
+            api_base: Url::parse("https://api.weixin.qq.com").expect("literal URL"),
+            timeout_ms: 5_000,
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// `[scene]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SceneSettings {
+    pub ttl_secs: u64,
+    /// How often overdue scenes are marked expired.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for SceneSettings {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 300,
+            sweep_interval_ms: 1_000,
+        }
+    }
+}
+
+/// `[rate_limit]`: scene creation per client IP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    pub scenes_per_minute: u32,
+    pub burst: u32,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            scenes_per_minute: 30,
+            burst: 10,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    /// `EnvFilter` directives; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info,sqlx=warn,sea_orm=warn".into(),
+        }
+    }
+}
+
+/// `[[apps]]`: one mini-program.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSettings {
+    pub app_id: String,
+    pub secret: SecretString,
+    #[serde(default = "default_page")]
+    pub page: String,
+    #[serde(default = "default_env_version")]
+    pub env_version: String,
+    #[serde(default = "default_true")]
+    pub check_path: bool,
+    #[serde(default = "default_width")]
+    pub width: u32,
+}
+
+fn default_page() -> String {
+    "pages/scanlogin/index".into()
+}
+fn default_env_version() -> String {
+    "release".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_width() -> u32 {
+    430
+}
+
+/// `[[clients]]`: one website.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    pub client_id: String,
+    pub name: String,
+    pub client_secret: SecretString,
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub webhook_url: Option<Url>,
+}
+
+/// A configuration that cannot be used, with one line per mistake.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Reads `path` (which must exist), then applies `SCANLOGIN__...` variables
+    /// from the process environment, then checks the result.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(vec![format!("{}: cannot read: {e}", path.display())]))?;
+        Self::from_sources(&text, std::env::vars())
+    }
+
+    /// Builds settings from TOML text and `(name, value)` environment pairs.
+    pub fn from_sources(
+        toml_text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut root: toml::Value = toml::from_str::<toml::Table>(toml_text)
+            .map(toml::Value::Table)
+            .map_err(|e| ConfigError(vec![format!("config file: {}", e.message())]))?;
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .collect();
+        vars.sort();
+        for (name, value) in vars {
+            let path: Vec<String> = name[ENV_PREFIX.len()..]
+                .split("__")
+                .map(|s| s.to_ascii_lowercase())
+                .collect();
+            overlay(&mut root, &path, &value)
+                .map_err(|e| ConfigError(vec![format!("{name}: {e}")]))?;
+        }
+        let settings: Settings = serde_path_to_error::deserialize(root).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError(vec![format!("{key}: {}", e.into_inner().message())])
+        })?;
+        let problems = settings.problems();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Mistakes that make the configuration unusable, one line each, naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let live = self.wechat.mode == WechatMode::Live;
+        if !matches!(self.server.public_url.scheme(), "http" | "https") {
+            out.push("server.public_url: must be an http or https URL".into());
+        }
+        if !(2..=3600).contains(&self.scene.ttl_secs) {
+            out.push(format!(
+                "scene.ttl_secs: {} is out of range 2..=3600",
+                self.scene.ttl_secs
+            ));
+        }
+        if !(50..=60_000).contains(&self.scene.sweep_interval_ms) {
+            out.push("scene.sweep_interval_ms: must be within 50..=60000".into());
+        }
+        if self.rate_limit.scenes_per_minute == 0 || self.rate_limit.burst == 0 {
+            out.push("rate_limit: scenes_per_minute and burst must be at least 1".into());
+        }
+        if self.database.max_connections == 0 {
+            out.push("database.max_connections: must be at least 1".into());
+        }
+        let url = self.database.url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            out.push("database.url: must start with sqlite:, postgres:// or postgresql://".into());
+        }
+        if let Some(key) = &self.server.secret_key
+            && key.expose_secret().len() < 32
+        {
+            out.push("server.secret_key: must be at least 32 characters".into());
+        }
+        if self.apps.is_empty() {
+            out.push("apps: at least one [[apps]] entry is required".into());
+        }
+        let mut app_ids = HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            if app.app_id.is_empty() {
+                out.push(format!("apps[{i}].app_id: must not be empty"));
+            }
+            if !app_ids.insert(app.app_id.as_str()) {
+                out.push(format!(
+                    "apps[{i}].app_id: duplicate app id {:?}",
+                    app.app_id
+                ));
+            }
+            if live && app.secret.expose_secret().is_empty() {
+                out.push(format!("apps[{i}].secret: required in live mode"));
+            }
+            if app.page.starts_with('/') || app.page.contains('?') || app.page.is_empty() {
+                out.push(format!(
+                    "apps[{i}].page: a page path without leading '/' or query"
+                ));
+            }
+            if !matches!(app.env_version.as_str(), "release" | "trial" | "develop") {
+                out.push(format!(
+                    "apps[{i}].env_version: one of release, trial, develop"
+                ));
+            }
+            if !(280..=1280).contains(&app.width) {
+                out.push(format!(
+                    "apps[{i}].width: {} is out of range 280..=1280",
+                    app.width
+                ));
+            }
+        }
+        if self.clients.is_empty() {
+            out.push("clients: at least one [[clients]] entry is required".into());
+        }
+        let mut client_ids = HashSet::new();
+        for (i, client) in self.clients.iter().enumerate() {
+            if client.client_id.is_empty() {
+                out.push(format!("clients[{i}].client_id: must not be empty"));
+            }
+            if !client_ids.insert(client.client_id.as_str()) {
+                out.push(format!(
+                    "clients[{i}].client_id: duplicate client id {:?}",
+                    client.client_id
+                ));
+            }
+            if client.client_secret.expose_secret().len() < 16 {
+                out.push(format!(
+                    "clients[{i}].client_secret: must be at least 16 characters"
+                ));
+            }
+            for origin in &client.allowed_origins {
+                if let Err(why) = check_origin(origin) {
+                    out.push(format!("clients[{i}].allowed_origins: {origin:?} {why}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// Advice that does not stop `serve`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.wechat.mode == WechatMode::Live && self.server.public_url.scheme() == "http" {
+            out.push(
+                "server.public_url: plain http in live mode; browsers and WeChat expect https"
+                    .into(),
+            );
+        }
+        out
+    }
+
+    /// The app used when a request names none: the first configured.
+    pub fn app(&self, app_id: Option<&str>) -> Option<&AppSettings> {
+        match app_id {
+            None => self.apps.first(),
+            Some(id) => self.apps.iter().find(|a| a.app_id == id),
+        }
+    }
+
+    /// The client with this id.
+    pub fn client(&self, client_id: &str) -> Option<&ClientSettings> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+
+    /// Whether any client allows this origin (used for CORS).
+    pub fn any_client_allows(&self, origin: &str) -> bool {
+        self.clients.iter().any(|c| c.allows_origin(origin))
+    }
+}
+
+impl ClientSettings {
+    /// Whether `origin` (an `Origin` header value) is one of this client's.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/') == origin)
+    }
+}
+
+/// An origin is `scheme://host[:port]` with no path, query or fragment.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    let url = Url::parse(origin).map_err(|_| "is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must use http or https");
+    }
+    if url.host_str().is_none() {
+        return Err("has no host");
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || origin.ends_with('/')
+    {
+        return Err("must be scheme://host[:port] without a path");
+    }
+    Ok(())
+}
+
+/// Sets `path` in `root` to `raw`. Numeric segments index arrays
+/// (`SCANLOGIN__APPS__0__SECRET`). A value replacing a string stays a string;
+/// otherwise it is read as a TOML value when it parses as one.
+fn overlay(root: &mut toml::Value, path: &[String], raw: &str) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut node = root;
+    for seg in parents {
+        node = child(node, seg, true)?;
+    }
+    let is_string = matches!(child(node, last, false), Ok(toml::Value::String(_)));
+    let value = if is_string {
+        toml::Value::String(raw.to_owned())
+    } else {
+        toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+    };
+    *child(node, last, true)? = value;
+    Ok(())
+}
+
+fn child<'a>(
+    node: &'a mut toml::Value,
+    seg: &str,
+    create: bool,
+) -> Result<&'a mut toml::Value, String> {
+    if seg.is_empty() {
+        return Err("empty key segment".into());
+    }
+    match node {
+        toml::Value::Array(items) => {
+            let i: usize = seg
+                .parse()
+                .map_err(|_| format!("{seg:?} is not an index"))?;
+            if i == items.len() && create {
+                items.push(toml::Value::Table(toml::Table::new()));
+            }
+            items
+                .get_mut(i)
+                .ok_or_else(|| format!("index {i} is past the end of the list"))
+        }
+        toml::Value::Table(table) => {
+            if !table.contains_key(seg) {
+                if !create {
+                    return Err("absent".into());
+                }
+                let fresh = if seg.parse::<usize>().is_ok() {
+                    toml::Value::Table(toml::Table::new())
+                } else if matches!(seg, "apps" | "clients") {
+                    toml::Value::Array(Vec::new())
+                } else {
+                    toml::Value::Table(toml::Table::new())
+                };
+                table.insert(seg.to_owned(), fresh);
+            }
+            table.get_mut(seg).ok_or_else(|| "absent".into())
+        }
+        _ => Err(format!("cannot set {seg:?} inside a plain value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [[apps]]
+        app_id = "wxtest"
+        secret = "s"
+        [[clients]]
+        client_id = "demo"
+        name = "Demo"
+        client_secret = "0123456789abcdef"
+        allowed_origins = ["http://127.0.0.1:8080"]
+    "#;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_wins_and_indexes_lists() {
+        let s = Settings::from_sources(
+            BASE,
+            env(&[
+                ("SCANLOGIN__SCENE__TTL_SECS", "60"),
+                ("SCANLOGIN__APPS__0__SECRET", "from-env"),
+                ("SCANLOGIN__SERVER__BIND", "127.0.0.1:9000"),
+                ("OTHER", "ignored"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(s.scene.ttl_secs, 60);
+        assert_eq!(s.apps[0].secret.expose_secret(), "from-env");
+        assert_eq!(s.server.bind.port(), 9000);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err =
+            Settings::from_sources(BASE, env(&[("SCANLOGIN__SERVER__BINDX", "1")])).unwrap_err();
+        assert!(err.to_string().contains("server"), "{err}");
+        assert!(err.to_string().contains("bindx"), "{err}");
+        let err =
+            Settings::from_sources(&format!("{BASE}\n[scene]\nttl = 3\n"), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("ttl"), "{err}");
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let err =
+            Settings::from_sources(BASE, env(&[("SCANLOGIN__SCENE__TTL_SECS", "0")])).unwrap_err();
+        assert!(err.to_string().starts_with("scene.ttl_secs"), "{err}");
+        let dup = format!(
+            "{BASE}\n[[clients]]\nclient_id = \"demo\"\nname = \"x\"\nclient_secret = \"0123456789abcdef\"\nallowed_origins = [\"http://x/path\"]\n"
+        );
+        let err = Settings::from_sources(&dup, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients[1].client_id: duplicate"), "{err}");
+        assert!(err.contains("clients[1].allowed_origins"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let s = Settings::from_sources(BASE, env(&[])).expect("valid");
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
+}

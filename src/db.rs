@@ -1,0 +1,52 @@
+//! Opening the database: SQLite (file created on first start, WAL) or
+//! PostgreSQL, chosen by the URL.
+
+use std::time::Duration;
+
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseSettings;
+
+/// Whether the URL names SQLite.
+pub fn is_sqlite(url: &str) -> bool {
+    url.starts_with("sqlite:")
+}
+
+/// Connects, creating a SQLite file and its folder when needed.
+pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    let mut url = s.url.expose_secret().to_owned();
+    if is_sqlite(&url) {
+        let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or("");
+        if !path.is_empty() && path != ":memory:" {
+            if let Some(dir) = std::path::Path::new(path)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+        }
+    }
+    let mut opts = ConnectOptions::new(url);
+    opts.max_connections(s.max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    Database::connect(opts).await
+}

@@ -1,0 +1,173 @@
+//! The one error type at the HTTP edge, rendered as RFC 9457 problem details
+//! with the stable `code` of SPEC.md. 4xx answers show their message; 5xx
+//! answers are opaque and the detail goes to the log only.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// A failure that reaches a client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Same code as `InvalidRequest`, with another status (404, 405, 413, 415).
+    #[error("{detail}")]
+    BadRequestStatus { status: StatusCode, detail: String },
+    #[error("unknown client {0:?}")]
+    UnknownClient(String),
+    #[error("origin {0:?} is not allowed for this client")]
+    OriginNotAllowed(String),
+    #[error("too many requests; retry in {0} s")]
+    RateLimited(u64),
+    #[error("no such scene")]
+    SceneNotFound,
+    #[error("the scene has expired")]
+    SceneExpired,
+    #[error("the scene is already {0}")]
+    SceneFinal(&'static str),
+    #[error("another WeChat user has scanned this scene")]
+    SceneTaken,
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("WeChat answered {errcode}: {errmsg}")]
+    Wechat { errcode: i64, errmsg: String },
+    #[error("{0}")]
+    DecryptFailed(String),
+    #[error("watermark.appid does not match the app")]
+    WatermarkMismatch,
+    #[error("signature does not match sha1(raw_data + session_key)")]
+    SignatureMismatch,
+    #[error("{0}")]
+    IdentityMismatch(&'static str),
+    #[error("the ticket is unknown, used, expired or for another client")]
+    InvalidTicket,
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable snake_case code of SPEC.md.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) | Self::BadRequestStatus { .. } => "invalid_request",
+            Self::UnknownClient(_) => "unknown_client",
+            Self::OriginNotAllowed(_) => "origin_not_allowed",
+            Self::RateLimited(_) => "rate_limited",
+            Self::SceneNotFound => "scene_not_found",
+            Self::SceneExpired => "scene_expired",
+            Self::SceneFinal(_) => "scene_final",
+            Self::SceneTaken => "scene_taken",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Wechat { .. } => "wechat_error",
+            Self::DecryptFailed(_) => "decrypt_failed",
+            Self::WatermarkMismatch => "watermark_mismatch",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::IdentityMismatch(_) => "identity_mismatch",
+            Self::InvalidTicket => "invalid_ticket",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// A 404 for paths the hub does not serve.
+    pub fn not_found() -> Self {
+        Self::BadRequestStatus {
+            status: StatusCode::NOT_FOUND,
+            detail: "no such path".into(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        match err {
+            sea_orm::DbErr::ConnectionAcquire(e) => Self::Unavailable(format!("database: {e}")),
+            sea_orm::DbErr::Conn(e) => Self::Unavailable(format!("database: {e}")),
+            other => Self::Internal(format!("database: {other}")),
+        }
+    }
+}
+
+impl From<crate::wechat::WechatError> for ApiError {
+    fn from(err: crate::wechat::WechatError) -> Self {
+        Self::Wechat {
+            errcode: err.errcode,
+            errmsg: err.errmsg,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidRequest(_)
+            | Self::UnknownClient(_)
+            | Self::DecryptFailed(_)
+            | Self::WatermarkMismatch
+            | Self::SignatureMismatch
+            | Self::IdentityMismatch(_)
+            | Self::InvalidTicket => StatusCode::BAD_REQUEST,
+            Self::BadRequestStatus { status, .. } => *status,
+            Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::SceneNotFound => StatusCode::NOT_FOUND,
+            Self::SceneExpired => StatusCode::GONE,
+            Self::SceneFinal(_) | Self::SceneTaken => StatusCode::CONFLICT,
+            Self::InvalidToken(_) | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Wechat { .. } => StatusCode::BAD_GATEWAY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let detail = match self {
+            Self::Internal(_) => {
+                tracing::error!(error = %self, "request failed");
+                "the hub failed; the error was logged".to_owned()
+            }
+            Self::Unavailable(_) => {
+                tracing::warn!(error = %self, "service unavailable");
+                "a dependency of the hub is unavailable; retry later".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({
+            "type": format!("urn:scanlogin:error:{}", self.code()),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "status": status.as_u16(),
+            "detail": detail,
+            "code": self.code(),
+        });
+        if let Self::Wechat { errcode, errmsg } = self {
+            body["errcode"] = json!(errcode);
+            body["errmsg"] = json!(errmsg);
+        }
+        let mut res = HttpResponse::build(status);
+        res.insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        ));
+        match self {
+            Self::RateLimited(secs) => {
+                res.insert_header((header::RETRY_AFTER, secs.to_string()));
+            }
+            Self::Unauthorized(_) => {
+                res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"scanlogin\""));
+            }
+            Self::Unavailable(_) => {
+                res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            _ => {}
+        }
+        res.body(body.to_string())
+    }
+}

@@ -1,0 +1,101 @@
+//! The mini-program API: scan, confirm, cancel.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::login::{ConfirmInput, MpAuth, ProfileInput};
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct ScanBody {
+    scene_id: String,
+    code: String,
+    app_id: Option<String>,
+}
+
+/// `POST /api/v1/mp/scan`
+pub async fn scan(
+    state: web::Data<AppState>,
+    body: web::Json<ScanBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    if b.code.is_empty() {
+        return Err(ApiError::InvalidRequest("code is required".into()));
+    }
+    let answer = state
+        .login
+        .scan(&b.scene_id, &b.code, b.app_id.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+fn auth(mp_token: Option<String>, code: Option<String>) -> Result<MpAuth, ApiError> {
+    match (
+        mp_token.filter(|t| !t.is_empty()),
+        code.filter(|c| !c.is_empty()),
+    ) {
+        (Some(t), None) => Ok(MpAuth::Token(t)),
+        (None, Some(c)) => Ok(MpAuth::Code(c)),
+        _ => Err(ApiError::InvalidRequest(
+            "give exactly one of mp_token and code".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmBody {
+    scene_id: String,
+    mp_token: Option<String>,
+    code: Option<String>,
+    app_id: Option<String>,
+    encrypted_data: Option<String>,
+    iv: Option<String>,
+    raw_data: Option<String>,
+    signature: Option<String>,
+    profile: Option<ProfileInput>,
+}
+
+/// `POST /api/v1/mp/confirm`
+pub async fn confirm(
+    state: web::Data<AppState>,
+    body: web::Json<ConfirmBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let auth = auth(b.mp_token, b.code)?;
+    let input = ConfirmInput {
+        encrypted_data: b.encrypted_data,
+        iv: b.iv,
+        raw_data: b.raw_data,
+        signature: b.signature,
+        profile: b.profile,
+    };
+    let (state_now, user_id) = state
+        .login
+        .confirm(&b.scene_id, auth, b.app_id.as_deref(), input)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"state": state_now, "user_id": user_id})))
+}
+
+#[derive(Deserialize)]
+pub struct CancelBody {
+    scene_id: String,
+    mp_token: Option<String>,
+    code: Option<String>,
+    app_id: Option<String>,
+}
+
+/// `POST /api/v1/mp/cancel`
+pub async fn cancel(
+    state: web::Data<AppState>,
+    body: web::Json<CancelBody>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner();
+    let auth = auth(b.mp_token, b.code)?;
+    let state_now = state
+        .login
+        .cancel(&b.scene_id, auth, b.app_id.as_deref())
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"state": state_now})))
+}

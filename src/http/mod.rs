@@ -1,0 +1,132 @@
+//! Routes, one file per audience: browsers, the mini-program, site backends,
+//! operators, plus the static web pages and the simulator when enabled.
+
+pub mod browser;
+pub mod client_ip;
+pub mod miniprogram;
+pub mod ops;
+pub mod site;
+pub mod socket;
+pub mod web_assets;
+
+use actix_cors::Cors;
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::dev::ServiceResponse;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpRequest, ResponseError, error, web};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest JSON body accepted.
+pub const MAX_JSON: usize = 16 * 1024;
+
+/// Registers every route on an `App`.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg: &mut web::ServiceConfig| {
+        let settings = state.settings.clone();
+        let cors = Cors::default()
+            .allowed_origin_fn(move |origin, _| {
+                origin.to_str().is_ok_and(|o| settings.any_client_allows(o))
+            })
+            .allowed_methods([Method::GET, Method::POST])
+            .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .block_on_origin_mismatch(false)
+            .max_age(600);
+        let simulator = state.simulator.clone();
+        cfg.app_data(web::Data::new(state))
+            .app_data(json_config())
+            .app_data(
+                web::PathConfig::default()
+                    .error_handler(|e, _| ApiError::InvalidRequest(e.to_string()).into()),
+            )
+            .app_data(
+                web::QueryConfig::default()
+                    .error_handler(|e, _| ApiError::InvalidRequest(e.to_string()).into()),
+            )
+            .service(
+                web::scope("/api/v1/scenes")
+                    .wrap(cors)
+                    .route("", web::post().to(browser::create_scene))
+                    .route("/{scene_id}/qrcode", web::get().to(browser::qrcode))
+                    .route("/{scene_id}/events", web::get().to(browser::events))
+                    .route("/{scene_id}/ws", web::get().to(socket::socket)),
+            )
+            .service(
+                web::scope("/api/v1/mp")
+                    .route("/scan", web::post().to(miniprogram::scan))
+                    .route("/confirm", web::post().to(miniprogram::confirm))
+                    .route("/cancel", web::post().to(miniprogram::cancel)),
+            )
+            .route("/api/v1/tickets/redeem", web::post().to(site::redeem))
+            .route("/healthz", web::get().to(ops::healthz))
+            .route("/readyz", web::get().to(ops::readyz))
+            .configure(web_assets::configure);
+        if let Some(sim) = simulator {
+            cfg.app_data(web::Data::new(sim))
+                .configure(crate::wechat::simulator::Simulator::configure);
+        }
+        cfg.default_service(web::to(not_found));
+    }
+}
+
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(MAX_JSON)
+        .error_handler(|err, _req: &HttpRequest| {
+            let (status, detail) = match &err {
+                error::JsonPayloadError::ContentType => (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "Content-Type must be application/json".to_owned(),
+                ),
+                error::JsonPayloadError::Overflow { limit }
+                | error::JsonPayloadError::OverflowKnownLength { limit, .. } => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body larger than {limit} bytes"),
+                ),
+                other => (
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid JSON body: {other}"),
+                ),
+            };
+            ApiError::BadRequestStatus { status, detail }.into()
+        })
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::not_found())
+}
+
+/// Turns any error answer that is not already problem+json (405 from the
+/// router, 400 from a failed WebSocket handshake, ...) into one.
+pub fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
+        let is_problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        if is_problem {
+            return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        }
+        let status = res.status();
+        let err = if status.is_server_error() {
+            ApiError::Internal(format!("framework answered {status}"))
+        } else {
+            let detail = match status {
+                StatusCode::NOT_FOUND => "no such path".to_owned(),
+                StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this path".to_owned(),
+                s => s.canonical_reason().unwrap_or("bad request").to_owned(),
+            };
+            ApiError::BadRequestStatus { status, detail }
+        };
+        let (req, _) = res.into_parts();
+        let mut problem = err.error_response();
+        if status.is_server_error() {
+            *problem.status_mut() = status;
+        }
+        let res: ServiceResponse<EitherBody<B, BoxBody>> =
+            ServiceResponse::new(req, problem.map_into_boxed_body()).map_into_right_body();
+        Ok(ErrorHandlerResponse::Response(res))
+    })
+}

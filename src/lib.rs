@@ -1,0 +1,23 @@
+//! scanlogin: a hub that lets websites offer "scan with WeChat to log in"
+//! through a mini-program code, pushing the result to the browser over a
+//! WebSocket. `main.rs` is thin; everything tests drive lives here.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod locks;
+pub mod login;
+pub mod push;
+pub mod ratelimit;
+pub mod scene;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod tickets;
+pub mod users;
+pub mod wechat;
+
+pub use config::Settings;
+pub use startup::Application;

@@ -1,0 +1,740 @@
+//! The login flow: what happens when a browser asks for a scene, a phone scans,
+//! confirms or cancels, and a site backend redeems a ticket. Handlers call
+//! these functions; these call the stores, WeChat and the bus.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::config::{AppSettings, ClientSettings, Settings};
+use crate::error::ApiError;
+use crate::keys::{ServerKey, now_ms, random_token, secrets_equal, token_hash, token_matches};
+use crate::locks::KeyedLocks;
+use crate::push::Bus;
+use crate::scene::codes::SceneCodes;
+use crate::scene::store::Confirmation;
+use crate::scene::{Binding, ConfirmedView, NewScene, SceneId, SceneStore, SceneView, State};
+use crate::tickets::{TicketStore, ticket_value};
+use crate::users::{Person, UserProfile, UserStore};
+use crate::wechat::crypto::{decrypt_user_data, signature_matches};
+use crate::wechat::{CodeExchanges, CodeImage, WechatClient};
+
+/// Longest nickname accepted, in characters.
+const MAX_NICKNAME: usize = 64;
+/// Longest avatar URL accepted, in bytes.
+const MAX_AVATAR_URL: usize = 2048;
+
+/// Who asks for a scene: shown on the phone so the person can refuse.
+#[derive(Debug, Clone)]
+pub struct BrowserInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A new scene, with the browser's secret (shown to that browser only).
+pub struct CreatedScene {
+    pub scene_id: String,
+    pub browser_token: String,
+    pub expires_at: i64,
+}
+
+/// How the phone proves who it is.
+pub enum MpAuth {
+    /// The token from `scan`, bound to the scene and the scanner.
+    Token(String),
+    /// A fresh `wx.login` code (single-step confirm or cancel).
+    Code(String),
+}
+
+/// The profile a confirm may carry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Everything a confirm may carry.
+pub struct ConfirmInput {
+    pub encrypted_data: Option<String>,
+    pub iv: Option<String>,
+    pub raw_data: Option<String>,
+    pub signature: Option<String>,
+    pub profile: Option<ProfileInput>,
+}
+
+/// The answer to a scan.
+#[derive(Debug, Serialize)]
+pub struct ScanAnswer {
+    pub mp_token: String,
+    pub state: State,
+    pub expires_at: String,
+    pub client: ClientView,
+    pub browser: BrowserView,
+}
+
+/// Which site asks.
+#[derive(Debug, Serialize)]
+pub struct ClientView {
+    pub id: String,
+    pub name: String,
+    pub origin: Option<String>,
+}
+
+/// Which browser asks.
+#[derive(Debug, Serialize)]
+pub struct BrowserView {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// The answer to a redemption.
+#[derive(Debug, Serialize)]
+pub struct RedeemAnswer {
+    pub user: UserProfile,
+    pub scene_id: String,
+    pub client_id: String,
+    pub confirmed_at: String,
+}
+
+/// Outcome hook for metrics: (event name, scene id).
+pub type FlowObserver = Arc<dyn Fn(FlowEvent) + Send + Sync>;
+
+/// Something that happened to a scene, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub enum FlowEvent {
+    Created,
+    Ended(State),
+}
+
+/// The login flow.
+pub struct Login {
+    settings: Arc<Settings>,
+    db: DatabaseConnection,
+    scenes: SceneStore,
+    codes: SceneCodes,
+    users: UserStore,
+    tickets: TicketStore,
+    wechat: Arc<WechatClient>,
+    exchanges: CodeExchanges,
+    key: ServerKey,
+    bus: Arc<dyn Bus>,
+    code_locks: KeyedLocks,
+    observer: Option<FlowObserver>,
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_scene(id: &str) -> Result<SceneId, ApiError> {
+    SceneId::parse(id).ok_or(ApiError::SceneNotFound)
+}
+
+impl Login {
+    /// Wires the flow to its stores.
+    pub fn new(
+        settings: Arc<Settings>,
+        db: DatabaseConnection,
+        wechat: Arc<WechatClient>,
+        key: ServerKey,
+        bus: Arc<dyn Bus>,
+        observer: Option<FlowObserver>,
+    ) -> Self {
+        Self {
+            scenes: SceneStore::new(db.clone()),
+            codes: SceneCodes::new(db.clone()),
+            users: UserStore::new(db.clone()),
+            tickets: TicketStore::new(db.clone()),
+            exchanges: CodeExchanges::new(db.clone(), wechat.clone()),
+            settings,
+            db,
+            wechat,
+            key,
+            bus,
+            code_locks: KeyedLocks::default(),
+            observer,
+        }
+    }
+
+    fn observe(&self, e: FlowEvent) {
+        if let Some(o) = &self.observer {
+            o(e);
+        }
+    }
+
+    fn client(&self, client_id: &str) -> Result<&ClientSettings, ApiError> {
+        self.settings
+            .client(client_id)
+            .ok_or_else(|| ApiError::UnknownClient(client_id.to_owned()))
+    }
+
+    fn app(&self, app_id: Option<&str>) -> Result<&AppSettings, ApiError> {
+        self.settings.app(app_id).ok_or_else(|| {
+            ApiError::InvalidRequest(format!("unknown app_id {:?}", app_id.unwrap_or("")))
+        })
+    }
+
+    /// Refuses an `Origin` the client does not allow (no header: not a browser).
+    pub fn check_origin(
+        &self,
+        client: &ClientSettings,
+        origin: Option<&str>,
+    ) -> Result<(), ApiError> {
+        match origin {
+            Some(o) if !client.allows_origin(o) => Err(ApiError::OriginNotAllowed(o.to_owned())),
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes a new scene for `client_id`.
+    pub async fn create_scene(
+        &self,
+        client_id: &str,
+        origin: Option<&str>,
+        browser: BrowserInfo,
+    ) -> Result<CreatedScene, ApiError> {
+        let client = self.client(client_id)?;
+        self.check_origin(client, origin)?;
+        let id = SceneId::new_random();
+        let browser_token = random_token();
+        let now = now_ms();
+        let expires_at = now + self.settings.scene.ttl_secs as i64 * 1000;
+        self.scenes
+            .insert(NewScene {
+                id: id.to_string(),
+                client_id: client.client_id.clone(),
+                browser_token_hash: token_hash(&browser_token),
+                browser_ip: browser.ip,
+                browser_user_agent: browser.user_agent.chars().take(512).collect(),
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        info!(scene_id = %id, client_id, "scene created");
+        self.observe(FlowEvent::Created);
+        Ok(CreatedScene {
+            scene_id: id.to_string(),
+            browser_token,
+            expires_at,
+        })
+    }
+
+    /// The scene's code image; WeChat is asked once per scene.
+    pub async fn qrcode(&self, scene_id: &str) -> Result<CodeImage, ApiError> {
+        let id = parse_scene(scene_id)?;
+        let row = self
+            .scenes
+            .get(id.as_str())
+            .await?
+            .ok_or(ApiError::SceneNotFound)?;
+        if SceneView::of(&row, now_ms()).state == State::Expired {
+            return Err(ApiError::SceneExpired);
+        }
+        if let Some(img) = self.codes.get(id.as_str()).await? {
+            return Ok(img);
+        }
+        let _one_at_a_time = self.code_locks.lock(id.as_str()).await;
+        if let Some(img) = self.codes.get(id.as_str()).await? {
+            return Ok(img);
+        }
+        let app = self.app(None)?;
+        let img = self
+            .wechat
+            .code_image(&app.app_id, id.as_str())
+            .instrument(info_span!("wechat_code", scene_id = %id))
+            .await?;
+        self.codes.put(id.as_str(), &img, now_ms()).await?;
+        Ok(img)
+    }
+
+    /// The scene as its browser may see it: checks the browser token.
+    pub async fn browser_view(
+        &self,
+        scene_id: &str,
+        browser_token: &str,
+    ) -> Result<SceneView, ApiError> {
+        let id = parse_scene(scene_id)?;
+        let row = self
+            .scenes
+            .get(id.as_str())
+            .await?
+            .ok_or(ApiError::SceneNotFound)?;
+        if !token_matches(browser_token, &row.browser_token_hash) {
+            return Err(ApiError::InvalidToken(
+                "browser_token does not match this scene",
+            ));
+        }
+        Ok(SceneView::of(&row, now_ms()))
+    }
+
+    /// The scene's current view for a listener that already proved its token.
+    pub async fn browser_view_unchecked(&self, scene_id: &str) -> Result<SceneView, ApiError> {
+        let row = self.load(scene_id).await?;
+        Ok(SceneView::of(&row, now_ms()))
+    }
+
+    /// For a socket or long-poll: the scene's client, to check the `Origin`.
+    /// `None` when the scene does not exist.
+    pub async fn scene_client(&self, scene_id: &str) -> Result<Option<&ClientSettings>, ApiError> {
+        let Some(id) = SceneId::parse(scene_id) else {
+            return Ok(None);
+        };
+        let Some(row) = self.scenes.get(id.as_str()).await? else {
+            return Ok(None);
+        };
+        Ok(self.settings.client(&row.client_id))
+    }
+
+    /// The JSON event a browser receives for `view` (adds the derived ticket).
+    pub fn browser_event(&self, view: &SceneView) -> Value {
+        let mut event = json!({"type": "state", "scene_id": view.scene_id, "state": view.state});
+        if let Some(c) = &view.confirmed {
+            event["ticket"] = json!(ticket_value(&self.key, &view.scene_id, c.ticket_issued_at));
+            event["user"] = json!({"nickname": c.nickname, "avatar_url": c.avatar_url});
+        }
+        event
+    }
+
+    async fn publish(&self, view: SceneView) {
+        if let Err(e) = self.bus.publish(view).await {
+            warn!(error = %e, "push failed; listeners will read the state from the database");
+        }
+    }
+
+    fn mp_token(&self, scene_id: &str, app_id: &str, openid: &str) -> String {
+        self.key.derive(&["mp", scene_id, app_id, openid])
+    }
+
+    /// Why a transition did not happen, from the scene's current row.
+    fn refusal(&self, row: &entity::scenes::Model, b: &Binding) -> ApiError {
+        let view = SceneView::of(row, now_ms());
+        let bound_other = row.openid.is_some()
+            && (row.app_id.as_deref() != Some(&b.app_id)
+                || row.openid.as_deref() != Some(&b.openid));
+        match view.state {
+            State::Expired => ApiError::SceneExpired,
+            _ if bound_other => ApiError::SceneTaken,
+            s if s.is_final() => ApiError::SceneFinal(s.as_str()),
+            _ => ApiError::SceneFinal("changed meanwhile"),
+        }
+    }
+
+    /// Who the phone is, from its token or by exchanging its code. Also says
+    /// which earlier call this code already made (for same-answer retries).
+    async fn resolve(
+        &self,
+        row: &entity::scenes::Model,
+        app_id: Option<&str>,
+        auth: &MpAuth,
+    ) -> Result<(Binding, Option<(String, String)>), ApiError> {
+        match auth {
+            MpAuth::Token(token) => {
+                let valid = row
+                    .mp_token_hash
+                    .as_deref()
+                    .is_some_and(|h| token_matches(token, h));
+                let (Some(app), Some(openid)) = (row.app_id.clone(), row.openid.clone()) else {
+                    return Err(ApiError::InvalidToken("mp_token does not match this scene"));
+                };
+                if !valid || app_id.is_some_and(|a| a != app) {
+                    return Err(ApiError::InvalidToken("mp_token does not match this scene"));
+                }
+                let binding = Binding {
+                    app_id: app,
+                    openid,
+                    unionid: row.unionid.clone(),
+                    session_key: row.session_key.clone().unwrap_or_default(),
+                };
+                Ok((binding, None))
+            }
+            MpAuth::Code(code) => {
+                let app = self.app(app_id)?;
+                if code.is_empty() || code.len() > 256 {
+                    return Err(ApiError::InvalidRequest(
+                        "code must be 1-256 characters".into(),
+                    ));
+                }
+                let ex = self.exchanges.exchange(&app.app_id, code).await?;
+                let binding = Binding {
+                    app_id: ex.app_id,
+                    openid: ex.openid,
+                    unionid: ex.unionid,
+                    session_key: ex.session_key.expose_secret().to_owned(),
+                };
+                let used = ex.used_for.filter(|(scene, _)| *scene == row.id);
+                Ok((
+                    binding,
+                    used.map(|(s, o)| (ex.code_hash, format!("{s}:{o}"))),
+                ))
+            }
+        }
+    }
+
+    async fn load(&self, scene_id: &str) -> Result<entity::scenes::Model, ApiError> {
+        let id = parse_scene(scene_id)?;
+        self.scenes.get(id.as_str()).await?.ok_or(ApiError::SceneNotFound)
+    }
+
+    async fn note_code_use(&self, auth: &MpAuth, app_id: &str, scene_id: &str, outcome: &str) {
+        if let MpAuth::Code(code) = auth {
+            let hash = CodeExchanges::code_hash(app_id, code);
+            if let Err(e) = self.exchanges.record_use(&hash, scene_id, outcome).await {
+                warn!(error = %e, "could not note a code's use");
+            }
+        }
+    }
+
+    /// The phone scanned: bind the scene to this person, tell the browser.
+    pub async fn scan(
+        &self,
+        scene_id: &str,
+        code: &str,
+        app_id: Option<&str>,
+    ) -> Result<ScanAnswer, ApiError> {
+        let row = self.load(scene_id).await?;
+        let span = info_span!("scan", scene_id = %row.id);
+        async {
+            let client = self.client(&row.client_id)?;
+            let auth = MpAuth::Code(code.to_owned());
+            let (b, _) = self.resolve(&row, app_id, &auth).await?;
+            let mp_token = self.mp_token(&row.id, &b.app_id, &b.openid);
+            let now = now_ms();
+            if self
+                .scenes
+                .scan(&row.id, &b, &token_hash(&mp_token), now)
+                .await?
+            {
+                info!("scene scanned");
+                self.publish(SceneView {
+                    scene_id: row.id.clone(),
+                    state: State::Scanned,
+                    confirmed: None,
+                })
+                .await;
+            } else if !self.scenes.rescan(&row.id, &b, now).await? {
+                let fresh = self.load(&row.id).await?;
+                return Err(self.refusal(&fresh, &b));
+            }
+            self.note_code_use(&auth, &b.app_id, &row.id, "scan").await;
+            Ok(ScanAnswer {
+                mp_token,
+                state: State::Scanned,
+                expires_at: rfc3339(row.expires_at),
+                client: ClientView {
+                    id: client.client_id.clone(),
+                    name: client.name.clone(),
+                    origin: client.allowed_origins.first().cloned(),
+                },
+                browser: BrowserView {
+                    ip: row.browser_ip.clone(),
+                    user_agent: row.browser_user_agent.clone(),
+                },
+            })
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// The person confirmed: record them, issue the ticket, tell the browser.
+    pub async fn confirm(
+        &self,
+        scene_id: &str,
+        auth: MpAuth,
+        app_id: Option<&str>,
+        input: ConfirmInput,
+    ) -> Result<(State, String), ApiError> {
+        let row = self.load(scene_id).await?;
+        let span = info_span!("confirm", scene_id = %row.id);
+        async {
+            let (b, used) = self.resolve(&row, app_id, &auth).await?;
+            let bound_here = row.app_id.as_deref() == Some(&b.app_id)
+                && row.openid.as_deref() == Some(&b.openid);
+            if let (Some((_, what)), Some(user_id)) = (&used, &row.user_id)
+                && what.ends_with(":confirm")
+                && bound_here
+                && row.state == State::Confirmed.as_str()
+            {
+                return Ok((State::Confirmed, user_id.clone()));
+            }
+            let allow_waiting = matches!(auth, MpAuth::Code(_));
+            let eligible = SceneView::of(&row, now_ms()).state == State::Scanned && bound_here
+                || allow_waiting
+                    && row.state == State::Waiting.as_str()
+                    && row.expires_at > now_ms();
+            if !eligible {
+                return Err(self.refusal(&row, &b));
+            }
+            let (nickname, avatar_url) = self.profile(&b, input)?;
+            let now = now_ms();
+            let txn = self.db.begin().await?;
+            let confirmation = Confirmation {
+                nickname: nickname.as_deref(),
+                avatar_url: avatar_url.as_deref(),
+            };
+            // The scene row is written first: on SQLite this takes the write
+            // lock before any read, so racing confirms queue instead of failing.
+            if !self
+                .scenes
+                .confirm(&txn, &row.id, &b, allow_waiting, &confirmation, now)
+                .await?
+            {
+                txn.rollback().await?;
+                let fresh = self.load(&row.id).await?;
+                return Err(self.refusal(&fresh, &b));
+            }
+            let person = Person {
+                app_id: &b.app_id,
+                openid: &b.openid,
+                unionid: b.unionid.as_deref(),
+                nickname: nickname.as_deref(),
+                avatar_url: avatar_url.as_deref(),
+            };
+            let user_id = self.users.record(&txn, &person, now).await?;
+            self.scenes.set_user(&txn, &row.id, &user_id).await?;
+            self.tickets
+                .issue(&txn, &row.id, &row.client_id, &user_id, now)
+                .await?;
+            txn.commit().await?;
+            info!(user_id, "scene confirmed");
+            self.observe(FlowEvent::Ended(State::Confirmed));
+            self.note_code_use(&auth, &b.app_id, &row.id, "confirm")
+                .await;
+            self.publish(SceneView {
+                scene_id: row.id.clone(),
+                state: State::Confirmed,
+                confirmed: Some(ConfirmedView {
+                    ticket_issued_at: now,
+                    nickname,
+                    avatar_url,
+                }),
+            })
+            .await;
+            Ok((State::Confirmed, user_id))
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Nickname and avatar from the plain profile, the decrypted data or the
+    /// signed raw data, after checking each against WeChat's session.
+    fn profile(
+        &self,
+        b: &Binding,
+        input: ConfirmInput,
+    ) -> Result<(Option<String>, Option<String>), ApiError> {
+        let mut nickname = None;
+        let mut avatar = None;
+        match (&input.encrypted_data, &input.iv) {
+            (Some(data), Some(iv)) => {
+                let d = decrypt_user_data(&b.session_key, data, iv)
+                    .map_err(|e| ApiError::DecryptFailed(e.to_string()))?;
+                if d.watermark.as_ref().map(|w| w.appid.as_str()) != Some(b.app_id.as_str()) {
+                    return Err(ApiError::WatermarkMismatch);
+                }
+                if d.open_id.as_ref().is_some_and(|o| *o != b.openid) {
+                    return Err(ApiError::IdentityMismatch(
+                        "decrypted openId is not the session's openid",
+                    ));
+                }
+                if let (Some(u), Some(mine)) = (&d.union_id, &b.unionid)
+                    && u != mine
+                {
+                    return Err(ApiError::IdentityMismatch(
+                        "decrypted unionId is not the session's unionid",
+                    ));
+                }
+                nickname = d.nick_name;
+                avatar = d.avatar_url;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ApiError::InvalidRequest(
+                    "encrypted_data and iv go together".into(),
+                ));
+            }
+        }
+        match (&input.raw_data, &input.signature) {
+            (Some(raw), Some(sig)) => {
+                if !signature_matches(raw, &b.session_key, sig) {
+                    return Err(ApiError::SignatureMismatch);
+                }
+                #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Raw {
+                    nick_name: Option<String>,
+                    avatar_url: Option<String>,
+                }
+                let r: Raw = serde_json::from_str(raw).map_err(|_| {
+                    ApiError::InvalidRequest("raw_data is not a JSON object".into())
+                })?;
+                nickname = nickname.or(r.nick_name);
+                avatar = avatar.or(r.avatar_url);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(ApiError::InvalidRequest(
+                    "raw_data and signature go together".into(),
+                ));
+            }
+        }
+        if let Some(p) = input.profile {
+            nickname = p.nickname.or(nickname);
+            avatar = p.avatar_url.or(avatar);
+        }
+        let nickname = nickname
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if nickname
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NICKNAME || n.chars().any(char::is_control))
+        {
+            return Err(ApiError::InvalidRequest(format!(
+                "nickname: at most {MAX_NICKNAME} printable characters"
+            )));
+        }
+        let avatar = avatar.filter(|a| !a.is_empty());
+        if let Some(a) = &avatar {
+            let ok = a.len() <= MAX_AVATAR_URL
+                && url::Url::parse(a).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(ApiError::InvalidRequest(
+                    "avatar_url: an http(s) URL of at most 2048 bytes".into(),
+                ));
+            }
+        }
+        Ok((nickname, avatar))
+    }
+
+    /// The person refused: end the scene, tell the browser.
+    pub async fn cancel(
+        &self,
+        scene_id: &str,
+        auth: MpAuth,
+        app_id: Option<&str>,
+    ) -> Result<State, ApiError> {
+        let row = self.load(scene_id).await?;
+        let span = info_span!("cancel", scene_id = %row.id);
+        async {
+            let (b, used) = self.resolve(&row, app_id, &auth).await?;
+            let bound_here = row.app_id.as_deref() == Some(&b.app_id)
+                && row.openid.as_deref() == Some(&b.openid);
+            if used.is_some_and(|(_, w)| w.ends_with(":cancel"))
+                && bound_here
+                && row.state == State::Cancelled.as_str()
+            {
+                return Ok(State::Cancelled);
+            }
+            let allow_waiting = matches!(auth, MpAuth::Code(_));
+            if !self
+                .scenes
+                .cancel(&row.id, &b, allow_waiting, now_ms())
+                .await?
+            {
+                let fresh = self.load(&row.id).await?;
+                return Err(self.refusal(&fresh, &b));
+            }
+            info!("scene cancelled");
+            self.observe(FlowEvent::Ended(State::Cancelled));
+            self.note_code_use(&auth, &b.app_id, &row.id, "cancel")
+                .await;
+            self.publish(SceneView {
+                scene_id: row.id.clone(),
+                state: State::Cancelled,
+                confirmed: None,
+            })
+            .await;
+            Ok(State::Cancelled)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A site backend redeems a ticket with its client credentials.
+    pub async fn redeem(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        ticket: &str,
+    ) -> Result<RedeemAnswer, ApiError> {
+        let client = self.settings.client(client_id);
+        let known =
+            client.is_some_and(|c| secrets_equal(client_secret, c.client_secret.expose_secret()));
+        let Some(client) = client.filter(|_| known) else {
+            return Err(ApiError::Unauthorized("client credentials are wrong"));
+        };
+        let redeemed = self
+            .tickets
+            .redeem(&self.key, ticket, &client.client_id, now_ms())
+            .await?
+            .ok_or(ApiError::InvalidTicket)?;
+        let user = self
+            .users
+            .profile(&redeemed.user_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("ticket's user is missing".into()))?;
+        info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
+        Ok(RedeemAnswer {
+            user,
+            scene_id: redeemed.scene_id,
+            client_id: client.client_id.clone(),
+            confirmed_at: rfc3339(redeemed.issued_at),
+        })
+    }
+
+    /// Marks overdue scenes expired and tells their browsers; returns how many.
+    pub async fn expire_overdue(&self) -> Result<usize, DbErr> {
+        let mut total = 0;
+        for _ in 0..20 {
+            let ids = self.scenes.expire_overdue(now_ms(), 500).await?;
+            let n = ids.len();
+            for id in ids {
+                info!(scene_id = %id, "scene expired");
+                self.observe(FlowEvent::Ended(State::Expired));
+                self.publish(SceneView {
+                    scene_id: id,
+                    state: State::Expired,
+                    confirmed: None,
+                })
+                .await;
+            }
+            total += n;
+            if n < 500 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Deletes scenes, code images and tickets older than `retention_ms`, and
+    /// code exchanges past their 5 minutes, in batches; returns rows deleted.
+    pub async fn purge(&self, retention_ms: i64, batch: u64) -> Result<u64, DbErr> {
+        let now = now_ms();
+        let cutoff = now - retention_ms;
+        let mut total = 0;
+        for _ in 0..100 {
+            let n = self.scenes.purge_before(cutoff, batch).await?
+                + self.codes.purge_before(cutoff, batch).await?
+                + self.tickets.purge_before(cutoff, batch).await?
+                + self.exchanges.purge_before(now, batch).await?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Whether the database answers.
+    pub async fn ready(&self) -> Result<(), DbErr> {
+        self.scenes.ping().await
+    }
+}

@@ -1,0 +1,132 @@
+//! The `scanlogin` binary: `serve` (default), `migrate`, `check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use migration::{Migrator, MigratorTrait};
+use scanlogin::{Application, Settings, telemetry};
+
+#[derive(Parser)]
+#[command(name = "scanlogin", version, about = "Scan-with-WeChat login hub")]
+struct Cli {
+    /// Configuration file (TOML); SCANLOGIN__SECTION__KEY variables override it.
+    #[arg(long, global = true, default_value = "config.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the hub (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Check the configuration, explain each mistake, exit non-zero on any.
+    CheckConfig,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("configuration error ({}):\n{e}", cli.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => check_config(&settings).await,
+        Command::Migrate => {
+            telemetry::init(&settings.log);
+            match scanlogin::db::connect(&settings.database).await {
+                Ok(db) => match Migrator::up(&db, None).await {
+                    Ok(()) => {
+                        println!("migrations applied");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("migration failed: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
+                Err(e) => {
+                    eprintln!("database.url: cannot connect: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Serve => serve(settings).await,
+    }
+}
+
+async fn check_config(settings: &Settings) -> ExitCode {
+    for w in settings.warnings() {
+        println!("warning: {w}");
+    }
+    match scanlogin::db::connect(&settings.database).await {
+        Ok(db) => {
+            let _ = db.close().await;
+            println!("configuration OK");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("database.url: cannot connect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> ExitCode {
+    telemetry::init(&settings.log);
+    for w in settings.warnings() {
+        tracing::warn!("{w}");
+    }
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!("cannot start: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let token = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested");
+        token.cancel();
+    });
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

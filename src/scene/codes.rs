@@ -1,0 +1,59 @@
+//! The `scene_codes` table: each scene's code image, so WeChat is asked once
+//! per scene even across restarts and nodes.
+
+use entity::scene_codes::{self, Column as C};
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+
+use crate::wechat::CodeImage;
+
+/// Reads and writes cached code images.
+#[derive(Clone)]
+pub struct SceneCodes {
+    db: DatabaseConnection,
+}
+
+impl SceneCodes {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn get(&self, scene_id: &str) -> Result<Option<CodeImage>, DbErr> {
+        Ok(scene_codes::Entity::find_by_id(scene_id.to_owned())
+            .one(&self.db)
+            .await?
+            .map(|m| CodeImage {
+                content_type: m.content_type,
+                bytes: m.image,
+            }))
+    }
+
+    pub async fn put(&self, scene_id: &str, image: &CodeImage, now: i64) -> Result<(), DbErr> {
+        let row = scene_codes::ActiveModel {
+            scene_id: Set(scene_id.to_owned()),
+            content_type: Set(image.content_type.clone()),
+            image: Set(image.bytes.clone()),
+            created_at: Set(now),
+        };
+        scene_codes::Entity::insert(row)
+            .on_conflict(OnConflict::column(C::SceneId).do_nothing().to_owned())
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes up to `limit` images stored before `cutoff`.
+    pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
+        let ids = Query::select()
+            .column(C::SceneId)
+            .from(scene_codes::Entity)
+            .and_where(C::CreatedAt.lt(cutoff))
+            .limit(limit)
+            .to_owned();
+        Ok(scene_codes::Entity::delete_many()
+            .filter(C::SceneId.in_subquery(ids))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+}

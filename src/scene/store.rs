@@ -1,0 +1,253 @@
+//! The `scenes` table. Every transition is one conditional UPDATE, so of two
+//! racing requests exactly one changes the row.
+
+use entity::scenes::{self, Column as C};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QuerySelect,
+};
+
+use super::State;
+
+/// The first scanner of a scene: who they are at WeChat.
+#[derive(Clone)]
+pub struct Binding {
+    pub app_id: String,
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub session_key: String,
+}
+
+/// A scene about to be stored.
+pub struct NewScene {
+    pub id: String,
+    pub client_id: String,
+    pub browser_token_hash: String,
+    pub browser_ip: String,
+    pub browser_user_agent: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// What a confirm writes.
+pub struct Confirmation<'a> {
+    pub nickname: Option<&'a str>,
+    pub avatar_url: Option<&'a str>,
+}
+
+/// Reads and transitions scenes.
+#[derive(Clone)]
+pub struct SceneStore {
+    db: DatabaseConnection,
+}
+
+fn bound_to(b: &Binding) -> Condition {
+    Condition::all()
+        .add(C::AppId.eq(b.app_id.as_str()))
+        .add(C::Openid.eq(b.openid.as_str()))
+}
+
+/// Rows a transition may start from: `scanned` by this person, or also
+/// `waiting` when the request carries a fresh code (single-step).
+fn from_states(b: &Binding, allow_waiting: bool) -> Condition {
+    let scanned_by = Condition::all()
+        .add(C::State.eq(State::Scanned.as_str()))
+        .add(bound_to(b));
+    let mut any = Condition::any().add(scanned_by);
+    if allow_waiting {
+        any = any.add(C::State.eq(State::Waiting.as_str()));
+    }
+    any
+}
+
+impl SceneStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn insert(&self, s: NewScene) -> Result<(), DbErr> {
+        let row = scenes::ActiveModel {
+            id: Set(s.id),
+            client_id: Set(s.client_id),
+            state: Set(State::Waiting.as_str().into()),
+            browser_token_hash: Set(s.browser_token_hash),
+            browser_ip: Set(s.browser_ip),
+            browser_user_agent: Set(s.browser_user_agent),
+            created_at: Set(s.created_at),
+            expires_at: Set(s.expires_at),
+            app_id: Set(None),
+            openid: Set(None),
+            unionid: Set(None),
+            session_key: Set(None),
+            mp_token_hash: Set(None),
+            scanned_at: Set(None),
+            user_id: Set(None),
+            nickname: Set(None),
+            avatar_url: Set(None),
+            finished_at: Set(None),
+        };
+        scenes::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> Result<Option<scenes::Model>, DbErr> {
+        scenes::Entity::find_by_id(id.to_owned())
+            .one(&self.db)
+            .await
+    }
+
+    /// `waiting -> scanned`, binding the scene to its first scanner.
+    pub async fn scan(
+        &self,
+        id: &str,
+        b: &Binding,
+        mp_token_hash: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let res = scenes::Entity::update_many()
+            .col_expr(C::State, Expr::value(State::Scanned.as_str()))
+            .col_expr(C::AppId, Expr::value(b.app_id.clone()))
+            .col_expr(C::Openid, Expr::value(b.openid.clone()))
+            .col_expr(C::Unionid, Expr::value(b.unionid.clone()))
+            .col_expr(C::SessionKey, Expr::value(b.session_key.clone()))
+            .col_expr(C::MpTokenHash, Expr::value(mp_token_hash))
+            .col_expr(C::ScannedAt, Expr::value(now))
+            .filter(C::Id.eq(id))
+            .filter(C::State.eq(State::Waiting.as_str()))
+            .filter(C::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// The same person scanned again: keep their newest session key.
+    pub async fn rescan(&self, id: &str, b: &Binding, now: i64) -> Result<bool, DbErr> {
+        let res = scenes::Entity::update_many()
+            .col_expr(C::SessionKey, Expr::value(b.session_key.clone()))
+            .filter(C::Id.eq(id))
+            .filter(C::State.eq(State::Scanned.as_str()))
+            .filter(bound_to(b))
+            .filter(C::ExpiresAt.gt(now))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// `scanned (by b) | waiting -> confirmed`, inside the caller's transaction.
+    pub async fn confirm(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: &str,
+        b: &Binding,
+        allow_waiting: bool,
+        c: &Confirmation<'_>,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let res = scenes::Entity::update_many()
+            .col_expr(C::State, Expr::value(State::Confirmed.as_str()))
+            .col_expr(C::AppId, Expr::value(b.app_id.clone()))
+            .col_expr(C::Openid, Expr::value(b.openid.clone()))
+            .col_expr(C::Unionid, Expr::value(b.unionid.clone()))
+            .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
+            .col_expr(C::ScannedAt, Expr::col(C::ScannedAt).if_null(now))
+            .col_expr(C::Nickname, Expr::value(c.nickname.map(str::to_owned)))
+            .col_expr(C::AvatarUrl, Expr::value(c.avatar_url.map(str::to_owned)))
+            .col_expr(C::FinishedAt, Expr::value(now))
+            .filter(C::Id.eq(id))
+            .filter(C::ExpiresAt.gt(now))
+            .filter(from_states(b, allow_waiting))
+            .exec(conn)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Sets the confirmed scene's user (same transaction as `confirm`).
+    pub async fn set_user(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: &str,
+        user_id: &str,
+    ) -> Result<(), DbErr> {
+        scenes::Entity::update_many()
+            .col_expr(C::UserId, Expr::value(user_id))
+            .filter(C::Id.eq(id))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// `scanned (by b) | waiting -> cancelled`.
+    pub async fn cancel(
+        &self,
+        id: &str,
+        b: &Binding,
+        allow_waiting: bool,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let res = scenes::Entity::update_many()
+            .col_expr(C::State, Expr::value(State::Cancelled.as_str()))
+            .col_expr(C::AppId, Expr::value(b.app_id.clone()))
+            .col_expr(C::Openid, Expr::value(b.openid.clone()))
+            .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
+            .col_expr(C::FinishedAt, Expr::value(now))
+            .filter(C::Id.eq(id))
+            .filter(C::ExpiresAt.gt(now))
+            .filter(from_states(b, allow_waiting))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected == 1)
+    }
+
+    /// Marks up to `limit` overdue scenes expired; returns the ids it changed.
+    pub async fn expire_overdue(&self, now: i64, limit: u64) -> Result<Vec<String>, DbErr> {
+        let live = [State::Waiting.as_str(), State::Scanned.as_str()];
+        let ids: Vec<String> = scenes::Entity::find()
+            .select_only()
+            .column(C::Id)
+            .filter(C::State.is_in(live))
+            .filter(C::ExpiresAt.lte(now))
+            .limit(limit)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let mut changed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let res = scenes::Entity::update_many()
+                .col_expr(C::State, Expr::value(State::Expired.as_str()))
+                .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
+                .col_expr(C::FinishedAt, Expr::value(now))
+                .filter(C::Id.eq(id.as_str()))
+                .filter(C::State.is_in(live))
+                .filter(C::ExpiresAt.lte(now))
+                .exec(&self.db)
+                .await?;
+            if res.rows_affected == 1 {
+                changed.push(id);
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Deletes up to `limit` scenes created before `cutoff`; returns how many.
+    pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
+        let ids = Query::select()
+            .column(C::Id)
+            .from(scenes::Entity)
+            .and_where(C::CreatedAt.lt(cutoff))
+            .limit(limit)
+            .to_owned();
+        Ok(scenes::Entity::delete_many()
+            .filter(C::Id.in_subquery(ids))
+            .exec(&self.db)
+            .await?
+            .rows_affected)
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.db.ping().await
+    }
+}

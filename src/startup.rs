@@ -1,0 +1,188 @@
+//! Building the hub (binds, connects, migrates) apart from running it, so
+//! tests can build on port 0 and read the port.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use url::Url;
+
+use crate::config::{Settings, WechatMode};
+use crate::keys::ServerKey;
+use crate::login::Login;
+use crate::push::{Bus, LocalBus, Registry};
+use crate::ratelimit::RateLimit;
+use crate::state::AppState;
+use crate::wechat::WechatClient;
+use crate::wechat::client::http_client;
+use crate::wechat::simulator::Simulator;
+
+/// Scene rows and tickets are kept this long before housekeeping deletes them.
+const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// A built hub: listening, migrated, ready to run.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    state: AppState,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Binds `server.bind` (port 0 picks a free port), opens the database,
+    /// applies migrations when configured, and wires everything.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let listener = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("cannot bind {}", settings.server.bind))?;
+        let addr = listener.local_addr()?;
+        let db = crate::db::connect(&settings.database)
+            .await
+            .context("cannot open the database")?;
+        if settings.database.migrate_on_start {
+            Migrator::up(&db, None).await.context("migrations failed")?;
+        }
+        let key = match &settings.server.secret_key {
+            Some(k) => ServerKey::from_secret(k),
+            None => {
+                ServerKey::load_or_create(&settings.server.secret_key_file).with_context(|| {
+                    format!(
+                        "cannot read or create server.secret_key_file {}",
+                        settings.server.secret_key_file.display()
+                    )
+                })?
+            }
+        };
+        let http = http_client(
+            Duration::from_millis(settings.wechat.timeout_ms),
+            Duration::from_millis(settings.wechat.connect_timeout_ms),
+        )?;
+        let (api_base, simulator) = match settings.wechat.mode {
+            WechatMode::Live => (settings.wechat.api_base.clone(), None),
+            WechatMode::Simulator => {
+                let mut local = addr;
+                if local.ip().is_unspecified() {
+                    local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                let base = Url::parse(&format!("http://{local}/sim/wechat/"))?;
+                let sim = Arc::new(Simulator::new(
+                    &settings.apps,
+                    settings.server.public_url.as_str(),
+                ));
+                (base, Some(sim))
+            }
+        };
+        let wechat = Arc::new(WechatClient::new(
+            http,
+            api_base,
+            &settings.apps,
+            db.clone(),
+            None,
+        ));
+        let registry = Arc::new(Registry::default());
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(registry.clone()));
+        let login = Arc::new(Login::new(
+            settings.clone(),
+            db.clone(),
+            wechat,
+            key,
+            bus,
+            None,
+        ));
+        let shutdown = CancellationToken::new();
+        let state = AppState {
+            settings: settings.clone(),
+            login,
+            registry,
+            limiter: Arc::new(RateLimit::new(&settings.rate_limit)),
+            shutdown: shutdown.clone(),
+            simulator,
+            open_sockets: Arc::new(AtomicI64::new(0)),
+        };
+        let app_state = state.clone();
+        let stop = shutdown.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(crate::http::problem_bodies())
+                .configure(crate::http::configure(app_state.clone()))
+        })
+        .listen(listener)?
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .shutdown_signal(async move { stop.cancelled().await });
+        if settings.server.workers > 0 {
+            server = server.workers(settings.server.workers);
+        }
+        let server = server.run();
+        let background = vec![tokio::spawn(sweeper(state.clone()))];
+        info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
+        Ok(Self {
+            addr,
+            server,
+            state,
+            background,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The token that stops the hub when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops cleanly:
+    /// sockets close with 1012, in-flight requests finish (bounded), the
+    /// background tasks end.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.shutdown.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
+        info!("scanlogin stopped");
+        result
+    }
+}
+
+/// Marks overdue scenes expired (pushing `expired`) and, every minute,
+/// deletes old rows; stops with the shutdown token.
+async fn sweeper(state: AppState) {
+    let every = Duration::from_millis(state.settings.scene.sweep_interval_ms);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_purge = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = state.login.expire_overdue().await {
+            warn!(error = %e, "expiry sweep failed");
+        }
+        if last_purge.elapsed() >= Duration::from_secs(60) {
+            last_purge = tokio::time::Instant::now();
+            state.limiter.shrink();
+            match state.login.purge(RETENTION_MS, 500).await {
+                Ok(0) => {}
+                Ok(n) => info!(rows = n, "housekeeping deleted old rows"),
+                Err(e) => warn!(error = %e, "housekeeping failed"),
+            }
+        }
+    }
+}

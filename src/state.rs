@@ -1,0 +1,41 @@
+//! The one shared state, built once outside `HttpServer::new`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Settings;
+use crate::login::Login;
+use crate::push::Registry;
+use crate::ratelimit::RateLimit;
+use crate::wechat::simulator::Simulator;
+
+/// Cheap handles to everything a handler needs.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub login: Arc<Login>,
+    pub registry: Arc<Registry>,
+    pub limiter: Arc<RateLimit>,
+    pub shutdown: CancellationToken,
+    pub simulator: Option<Arc<Simulator>>,
+    pub open_sockets: Arc<AtomicI64>,
+}
+
+/// Counts an open socket while alive.
+pub struct OpenSocket(Arc<AtomicI64>);
+
+impl AppState {
+    /// Marks a socket open until the returned guard drops.
+    pub fn open_socket(&self) -> OpenSocket {
+        self.open_sockets.fetch_add(1, Ordering::Relaxed);
+        OpenSocket(self.open_sockets.clone())
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

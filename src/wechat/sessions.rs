@@ -1,0 +1,165 @@
+//! Remembered `jscode2session` exchanges (the `code_exchanges` table). A
+//! `wx.login` code works once at WeChat, so a client's retry with the same
+//! code is answered from here for 5 minutes, and the row also notes what the
+//! code was used for so the retried call can give the same answer.
+
+use std::sync::Arc;
+
+use entity::code_exchanges;
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::client::{WechatClient, WechatError, WxSession};
+use crate::keys::now_ms;
+use crate::locks::KeyedLocks;
+
+/// How long an exchange is remembered (a code's own life).
+pub const REMEMBER_MS: i64 = 5 * 60 * 1000;
+
+/// A person's WeChat session as the hub knows it after a code exchange.
+#[derive(Clone)]
+pub struct Exchange {
+    pub code_hash: String,
+    pub app_id: String,
+    pub openid: String,
+    pub unionid: Option<String>,
+    pub session_key: SecretString,
+    /// What this code already did: `(scene_id, outcome)`.
+    pub used_for: Option<(String, String)>,
+}
+
+/// Exchanges codes at most once.
+pub struct CodeExchanges {
+    db: DatabaseConnection,
+    wechat: Arc<WechatClient>,
+    locks: KeyedLocks,
+}
+
+impl CodeExchanges {
+    pub fn new(db: DatabaseConnection, wechat: Arc<WechatClient>) -> Self {
+        Self {
+            db,
+            wechat,
+            locks: KeyedLocks::default(),
+        }
+    }
+
+    /// The stored key of a code: a hash, so the table never holds usable codes.
+    pub fn code_hash(app_id: &str, code: &str) -> String {
+        let mut sha = Sha256::new();
+        sha.update(app_id.as_bytes());
+        sha.update([0]);
+        sha.update(code.as_bytes());
+        hex::encode(sha.finalize())
+    }
+
+    /// The session behind `code`, asking WeChat only the first time.
+    pub async fn exchange(&self, app_id: &str, code: &str) -> Result<Exchange, ExchangeError> {
+        let hash = Self::code_hash(app_id, code);
+        let _guard = self.locks.lock(&hash).await;
+        if let Some(found) = self.remembered(&hash).await? {
+            return Ok(found);
+        }
+        let WxSession {
+            openid,
+            unionid,
+            session_key,
+        } = self.wechat.code_to_session(app_id, code).await?;
+        let now = now_ms();
+        let row = code_exchanges::ActiveModel {
+            code_hash: Set(hash.clone()),
+            app_id: Set(app_id.to_owned()),
+            openid: Set(openid.clone()),
+            unionid: Set(unionid.clone()),
+            session_key: Set(session_key.expose_secret().to_owned()),
+            created_at: Set(now),
+            expires_at: Set(now + REMEMBER_MS),
+            scene_id: Set(None),
+            outcome: Set(None),
+        };
+        // A stale row of the same hash (older than 5 minutes) is replaced.
+        code_exchanges::Entity::delete_by_id(hash.clone())
+            .exec(&self.db)
+            .await?;
+        code_exchanges::Entity::insert(row).exec(&self.db).await?;
+        Ok(Exchange {
+            code_hash: hash,
+            app_id: app_id.to_owned(),
+            openid,
+            unionid,
+            session_key,
+            used_for: None,
+        })
+    }
+
+    async fn remembered(&self, hash: &str) -> Result<Option<Exchange>, DbErr> {
+        let row = code_exchanges::Entity::find_by_id(hash.to_owned())
+            .filter(code_exchanges::Column::ExpiresAt.gt(now_ms()))
+            .one(&self.db)
+            .await?;
+        Ok(row.map(|m| Exchange {
+            code_hash: m.code_hash,
+            app_id: m.app_id,
+            openid: m.openid,
+            unionid: m.unionid,
+            session_key: SecretString::from(m.session_key),
+            used_for: m.scene_id.zip(m.outcome),
+        }))
+    }
+
+    /// Notes that the code did `outcome` on `scene_id` (first use wins).
+    pub async fn record_use(
+        &self,
+        code_hash: &str,
+        scene_id: &str,
+        outcome: &str,
+    ) -> Result<(), DbErr> {
+        code_exchanges::Entity::update_many()
+            .col_expr(code_exchanges::Column::SceneId, scene_id.into())
+            .col_expr(code_exchanges::Column::Outcome, outcome.into())
+            .filter(code_exchanges::Column::CodeHash.eq(code_hash))
+            .filter(code_exchanges::Column::Outcome.is_null())
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes exchanges that expired before `cutoff`, at most `limit` rows.
+    pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
+        purge_batch(&self.db, cutoff, limit).await
+    }
+}
+
+async fn purge_batch(db: &DatabaseConnection, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
+    use sea_orm::sea_query::Query;
+    let ids = Query::select()
+        .column(code_exchanges::Column::CodeHash)
+        .from(code_exchanges::Entity)
+        .and_where(code_exchanges::Column::ExpiresAt.lt(cutoff))
+        .limit(limit)
+        .to_owned();
+    let res = code_exchanges::Entity::delete_many()
+        .filter(code_exchanges::Column::CodeHash.in_subquery(ids))
+        .exec(db)
+        .await?;
+    Ok(res.rows_affected)
+}
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error(transparent)]
+    Wechat(#[from] WechatError),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+impl From<ExchangeError> for crate::error::ApiError {
+    fn from(e: ExchangeError) -> Self {
+        match e {
+            ExchangeError::Wechat(w) => w.into(),
+            ExchangeError::Db(d) => d.into(),
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! The built-in WeChat simulator (`wechat.mode = "simulator"`). It serves
+//! WeChat's own endpoints under `/sim/wechat/` with WeChat's wire format (JSON
+//! errors, image bytes with `Content-Type: image/png`), so the hub's client
+//! talks to it exactly as to WeChat. For the simulated phone it also plays
+//! the WeChat app: `/sim/api/login` hands out `wx.login` codes for a pretend
+//! user and `/sim/api/userinfo` the legacy encrypted profile.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use dashmap::DashMap;
+use rand::RngCore;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::config::AppSettings;
+use crate::keys::{now_ms, random_token, secrets_equal};
+
+const CODE_LIFE_MS: i64 = 5 * 60 * 1000;
+const TOKEN_LIFE_S: i64 = 7200;
+
+struct SimCode {
+    app_id: String,
+    user: String,
+    session_key: String,
+    created_at: i64,
+    used: bool,
+}
+
+/// The simulator's state: apps it knows, tokens it issued, codes it handed out.
+pub struct Simulator {
+    apps: HashMap<String, AppSettings>,
+    public_url: String,
+    tokens: DashMap<String, (String, i64)>,
+    codes: DashMap<String, SimCode>,
+    /// Latest session key per (app, user), as WeChat keeps one per person.
+    sessions: DashMap<(String, String), String>,
+}
+
+/// A pretend person's identity in one app.
+pub fn sim_openid(app_id: &str, user: &str) -> String {
+    format!(
+        "o{}",
+        &URL_SAFE_NO_PAD.encode(Sha256::digest(format!("openid|{app_id}|{user}")))[..27]
+    )
+}
+
+/// A pretend person's unionid (the same in every app, as on one Open Platform account).
+pub fn sim_unionid(user: &str) -> String {
+    format!(
+        "u{}",
+        &URL_SAFE_NO_PAD.encode(Sha256::digest(format!("unionid|{user}")))[..27]
+    )
+}
+
+impl Simulator {
+    pub fn new(apps: &[AppSettings], public_url: &str) -> Self {
+        Self {
+            apps: apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect(),
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            tokens: DashMap::new(),
+            codes: DashMap::new(),
+            sessions: DashMap::new(),
+        }
+    }
+
+    /// Plays `wx.login` for `user` in `app_id`: a fresh one-time code.
+    pub fn login(&self, app_id: &str, user: &str) -> Option<String> {
+        self.apps.get(app_id)?;
+        let mut key = [0u8; 16];
+        rand::rng().fill_bytes(&mut key);
+        let session_key = STANDARD.encode(key);
+        let code = format!("sim{}", random_token());
+        let now = now_ms();
+        self.codes.retain(|_, c| now - c.created_at < CODE_LIFE_MS);
+        self.sessions
+            .insert((app_id.to_owned(), user.to_owned()), session_key.clone());
+        self.codes.insert(
+            code.clone(),
+            SimCode {
+                app_id: app_id.to_owned(),
+                user: user.to_owned(),
+                session_key,
+                created_at: now,
+                used: false,
+            },
+        );
+        Some(code)
+    }
+
+    fn token_valid(&self, token: &str) -> bool {
+        let now = now_ms();
+        self.tokens
+            .iter()
+            .any(|e| secrets_equal(&e.value().0, token) && e.value().1 > now)
+    }
+
+    /// The routes, to mount at the hub's root.
+    pub fn configure(cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            web::scope("/sim/wechat")
+                .route("/cgi-bin/stable_token", web::post().to(stable_token))
+                .route("/wxa/getwxacodeunlimit", web::post().to(getwxacodeunlimit))
+                .route("/sns/jscode2session", web::get().to(jscode2session))
+                .route(
+                    "/wxa/business/getuserphonenumber",
+                    web::post().to(getuserphonenumber),
+                ),
+        )
+        .service(
+            web::scope("/sim/api")
+                .route("/login", web::post().to(sim_login))
+                .route("/userinfo", web::post().to(sim_userinfo)),
+        );
+    }
+}
+
+fn wx_error(errcode: i64, errmsg: &str) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(json!({"errcode": errcode, "errmsg": errmsg}).to_string())
+}
+
+/// Body as WeChat reads it: JSON regardless of the declared content type.
+fn json_body(body: &[u8]) -> Option<Value> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(Value::is_object)
+}
+
+async fn stable_token(sim: web::Data<Arc<Simulator>>, body: web::Bytes) -> HttpResponse {
+    let Some(v) = json_body(&body) else {
+        return wx_error(47001, "data format error");
+    };
+    if v["grant_type"] != "client_credential" {
+        return wx_error(40002, "invalid grant_type");
+    }
+    let Some(app) = v["appid"].as_str().and_then(|id| sim.apps.get(id)) else {
+        return wx_error(40013, "invalid appid");
+    };
+    if !secrets_equal(
+        v["secret"].as_str().unwrap_or(""),
+        app.secret.expose_secret(),
+    ) {
+        return wx_error(40125, "invalid appsecret");
+    }
+    let now = now_ms();
+    let force = v["force_refresh"].as_bool().unwrap_or(false);
+    let mut entry = sim
+        .tokens
+        .entry(app.app_id.clone())
+        .or_insert_with(|| (random_token(), now + TOKEN_LIFE_S * 1000));
+    if force || entry.1 - now < 5 * 60 * 1000 {
+        *entry = (random_token(), now + TOKEN_LIFE_S * 1000);
+    }
+    let (token, expires_at) = entry.clone();
+    HttpResponse::Ok().json(json!({"access_token": token, "expires_in": (expires_at - now) / 1000}))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    access_token: Option<String>,
+}
+
+async fn getwxacodeunlimit(
+    sim: web::Data<Arc<Simulator>>,
+    query: web::Query<TokenQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if !query
+        .access_token
+        .as_deref()
+        .is_some_and(|t| sim.token_valid(t))
+    {
+        return wx_error(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        );
+    }
+    let Some(v) = json_body(&body) else {
+        return wx_error(
+            40169,
+            "invalid length for scene, or the data is not json string",
+        );
+    };
+    let scene = v["scene"].as_str().unwrap_or("");
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "!#$&'()*+,/:;=?@-._~".contains(c);
+    if scene.is_empty() || scene.len() > 32 {
+        return wx_error(
+            40169,
+            "invalid length for scene, or the data is not json string",
+        );
+    }
+    if !scene.chars().all(allowed) {
+        return wx_error(40129, "invalid scene");
+    }
+    if let Some(page) = v["page"].as_str()
+        && (page.starts_with('/') || page.contains('?'))
+    {
+        return wx_error(41030, "invalid page rid");
+    }
+    if let Some(env) = v["env_version"].as_str()
+        && !matches!(env, "release" | "trial" | "develop")
+    {
+        return wx_error(40097, "invalid args");
+    }
+    let width = v["width"].as_u64().unwrap_or(430).clamp(280, 1280) as u32;
+    let target = format!("{}/sim/phone?scene={scene}", sim.public_url);
+    match qr_png(&target, width) {
+        Ok(png) => HttpResponse::Ok().content_type("image/png").body(png),
+        Err(e) => {
+            tracing::error!(error = %e, "simulator could not draw a code");
+            wx_error(-1, "system error")
+        }
+    }
+}
+
+/// A scannable QR code of `text`, about `width` pixels wide, as PNG.
+pub fn qr_png(text: &str, width: u32) -> Result<Vec<u8>, String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| e.to_string())?;
+    let img = code
+        .render::<image::Luma<u8>>()
+        .min_dimensions(width, width)
+        .max_dimensions(width.max(300), width.max(300))
+        .build();
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageLuma8(img)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
+    Ok(out.into_inner())
+}
+
+#[derive(Deserialize)]
+struct SessionQuery {
+    appid: Option<String>,
+    secret: Option<String>,
+    js_code: Option<String>,
+    grant_type: Option<String>,
+}
+
+async fn jscode2session(
+    sim: web::Data<Arc<Simulator>>,
+    q: web::Query<SessionQuery>,
+) -> HttpResponse {
+    let Some(app) = q.appid.as_deref().and_then(|id| sim.apps.get(id)) else {
+        return wx_error(40013, "invalid appid");
+    };
+    if !secrets_equal(
+        q.secret.as_deref().unwrap_or(""),
+        app.secret.expose_secret(),
+    ) {
+        return wx_error(40125, "invalid appsecret");
+    }
+    if q.grant_type.as_deref() != Some("authorization_code") {
+        return wx_error(40002, "invalid grant_type");
+    }
+    let code = q.js_code.as_deref().unwrap_or("");
+    let Some(mut c) = sim.codes.get_mut(code) else {
+        return wx_error(40029, "invalid code");
+    };
+    if c.app_id != app.app_id || now_ms() - c.created_at > CODE_LIFE_MS {
+        return wx_error(40029, "invalid code");
+    }
+    if c.used {
+        return wx_error(40163, "code been used");
+    }
+    c.used = true;
+    HttpResponse::Ok().json(json!({
+        "openid": sim_openid(&c.app_id, &c.user),
+        "unionid": sim_unionid(&c.user),
+        "session_key": c.session_key,
+    }))
+}
+
+async fn getuserphonenumber(
+    sim: web::Data<Arc<Simulator>>,
+    query: web::Query<TokenQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if !query
+        .access_token
+        .as_deref()
+        .is_some_and(|t| sim.token_valid(t))
+    {
+        return wx_error(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        );
+    }
+    let Some(code) = json_body(&body).and_then(|v| v["code"].as_str().map(str::to_owned)) else {
+        return wx_error(47001, "data format error");
+    };
+    if !code.starts_with("simphone") {
+        return wx_error(40029, "invalid code");
+    }
+    HttpResponse::Ok().json(json!({
+        "errcode": 0, "errmsg": "ok",
+        "phone_info": {"phoneNumber": "13800138000", "purePhoneNumber": "13800138000", "countryCode": "86",
+            "watermark": {"appid": "", "timestamp": now_ms() / 1000}}
+    }))
+}
+
+#[derive(Deserialize)]
+struct LoginReq {
+    app_id: Option<String>,
+    user: String,
+}
+
+async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> HttpResponse {
+    let app_id = req
+        .app_id
+        .clone()
+        .or_else(|| sim.apps.keys().min().cloned())
+        .unwrap_or_default();
+    let user = req.user.trim();
+    if user.is_empty() || user.len() > 64 {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "user must be 1-64 characters"}));
+    }
+    match sim.login(&app_id, user) {
+        Some(code) => HttpResponse::Ok().json(json!({"code": code, "app_id": app_id})),
+        None => HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"})),
+    }
+}
+
+#[derive(Deserialize)]
+struct UserInfoReq {
+    app_id: Option<String>,
+    user: String,
+    nickname: Option<String>,
+    avatar_url: Option<String>,
+}
+
+/// Plays `wx.getUserInfo`: encrypted data, iv, raw data and signature made
+/// with the person's current session key, as WeChat's client returns them.
+async fn sim_userinfo(sim: web::Data<Arc<Simulator>>, req: web::Json<UserInfoReq>) -> HttpResponse {
+    let app_id = req
+        .app_id
+        .clone()
+        .or_else(|| sim.apps.keys().min().cloned())
+        .unwrap_or_default();
+    let Some(key_b64) = sim
+        .sessions
+        .get(&(app_id.clone(), req.user.clone()))
+        .map(|k| k.clone())
+    else {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "call /sim/api/login first"}));
+    };
+    let nickname = req.nickname.clone().unwrap_or_else(|| "微信用户".into());
+    let avatar = req.avatar_url.clone().unwrap_or_default();
+    let raw =
+        json!({"nickName": nickname, "gender": 0, "language": "zh_CN", "city": "", "province": "",
+        "country": "", "avatarUrl": avatar})
+        .to_string();
+    let mut full: Value = serde_json::from_str(&raw).unwrap_or_default();
+    full["openId"] = json!(sim_openid(&app_id, &req.user));
+    full["unionId"] = json!(sim_unionid(&req.user));
+    full["watermark"] = json!({"appid": app_id, "timestamp": now_ms() / 1000});
+    let Ok(key) = STANDARD.decode(&key_b64) else {
+        return wx_error(-1, "system error");
+    };
+    let mut iv = [0u8; 16];
+    rand::rng().fill_bytes(&mut iv);
+    let Ok(enc) = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv) else {
+        return wx_error(-1, "system error");
+    };
+    let cipher = enc.encrypt_padded_vec_mut::<Pkcs7>(full.to_string().as_bytes());
+    let mut sha = Sha1::new();
+    sha.update(raw.as_bytes());
+    sha.update(key_b64.as_bytes());
+    HttpResponse::Ok().json(json!({
+        "encrypted_data": STANDARD.encode(cipher),
+        "iv": STANDARD.encode(iv),
+        "raw_data": raw,
+        "signature": hex::encode(sha.finalize()),
+    }))
+}

@@ -1,0 +1,1 @@
+//! Integration tests: real server on a random port.
