@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod client_ip;
+pub mod demo;
 pub mod miniprogram;
 pub mod ops;
 pub mod site;
@@ -35,6 +36,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .block_on_origin_mismatch(false)
             .max_age(600);
         let simulator = state.simulator.clone();
+        let has_demo = state.settings.client(demo::DEMO_CLIENT).is_some();
         cfg.app_data(web::Data::new(state))
             .app_data(json_config())
             .app_data(
@@ -63,9 +65,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/healthz", web::get().to(ops::healthz))
             .route("/readyz", web::get().to(ops::readyz))
             .configure(web_assets::configure);
+        if has_demo {
+            cfg.route("/demo/redeem", web::post().to(demo::redeem));
+        }
         if let Some(sim) = simulator {
             cfg.app_data(web::Data::new(sim))
-                .configure(crate::wechat::simulator::Simulator::configure);
+                .configure(crate::wechat::simulator::Simulator::configure)
+                .configure(web_assets::configure_simulator);
         }
         cfg.default_service(web::to(not_found));
     }

@@ -22,9 +22,25 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
+/// Pages served only in simulator mode.
+const SIMULATOR_ASSETS: &[Asset] = &[Asset {
+    path: "/sim/phone",
+    content_type: "text/html; charset=utf-8",
+    body: include_str!("../../web/phone.html"),
+}];
+
 /// Registers one GET route per asset.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    for asset in ASSETS {
+    register(cfg, ASSETS);
+}
+
+/// Registers the simulated phone's pages.
+pub fn configure_simulator(cfg: &mut web::ServiceConfig) {
+    register(cfg, SIMULATOR_ASSETS);
+}
+
+fn register(cfg: &mut web::ServiceConfig, assets: &'static [Asset]) {
+    for asset in assets {
         cfg.route(
             asset.path,
             web::get().to(move || async move {

@@ -381,7 +381,10 @@ impl Login {
 
     async fn load(&self, scene_id: &str) -> Result<entity::scenes::Model, ApiError> {
         let id = parse_scene(scene_id)?;
-        self.scenes.get(id.as_str()).await?.ok_or(ApiError::SceneNotFound)
+        self.scenes
+            .get(id.as_str())
+            .await?
+            .ok_or(ApiError::SceneNotFound)
     }
 
     async fn note_code_use(&self, auth: &MpAuth, app_id: &str, scene_id: &str, outcome: &str) {

@@ -1,0 +1,38 @@
+//! Demo only: a route that stands for a site's backend, so the demo page can
+//! show what redeeming a ticket returns. It exists only while a client named
+//! `demo` is configured, and redeems only that client's tickets.
+
+use actix_web::{HttpResponse, web};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The client the demo page logs in to.
+pub const DEMO_CLIENT: &str = "demo";
+
+#[derive(Deserialize)]
+pub struct DemoRedeem {
+    ticket: String,
+}
+
+/// `POST /demo/redeem`: redeems a `demo` ticket as the demo site's backend would.
+pub async fn redeem(
+    state: web::Data<AppState>,
+    body: web::Json<DemoRedeem>,
+) -> Result<HttpResponse, ApiError> {
+    let client = state
+        .settings
+        .client(DEMO_CLIENT)
+        .ok_or_else(ApiError::not_found)?;
+    let answer = state
+        .login
+        .redeem(
+            DEMO_CLIENT,
+            client.client_secret.expose_secret(),
+            &body.ticket,
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(answer))
+}
