@@ -30,6 +30,8 @@ pub struct Settings {
     #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
+    pub housekeeping: HousekeepingSettings,
+    #[serde(default)]
     pub apps: Vec<AppSettings>,
     #[serde(default)]
     pub clients: Vec<ClientSettings>,
@@ -153,6 +155,28 @@ impl Default for RateLimitSettings {
         Self {
             scenes_per_minute: 30,
             burst: 10,
+        }
+    }
+}
+
+/// `[housekeeping]`: deleting old rows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HousekeepingSettings {
+    /// Scenes, code images and tickets older than this are deleted.
+    pub retention_secs: u64,
+    /// Rows deleted per statement.
+    pub batch: u64,
+    /// Seconds between housekeeping runs.
+    pub interval_secs: u64,
+}
+
+impl Default for HousekeepingSettings {
+    fn default() -> Self {
+        Self {
+            retention_secs: 7 * 24 * 3600,
+            batch: 500,
+            interval_secs: 60,
         }
     }
 }
@@ -290,6 +314,12 @@ impl Settings {
         }
         if self.rate_limit.scenes_per_minute == 0 || self.rate_limit.burst == 0 {
             out.push("rate_limit: scenes_per_minute and burst must be at least 1".into());
+        }
+        if self.housekeeping.retention_secs < 3600 {
+            out.push("housekeeping.retention_secs: at least 3600 (an hour)".into());
+        }
+        if self.housekeeping.batch == 0 || self.housekeeping.interval_secs == 0 {
+            out.push("housekeeping: batch and interval_secs must be at least 1".into());
         }
         if self.database.max_connections == 0 {
             out.push("database.max_connections: must be at least 1".into());

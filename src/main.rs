@@ -91,17 +91,42 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Listening and migrated: tell systemd (Type=notify). Outside systemd
+    // (no NOTIFY_SOCKET) these calls do nothing.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "sd_notify READY failed");
+    }
     let token = app.shutdown_token();
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        tokio::spawn(watchdog(every / 2, token.clone()));
+    }
+    let stop = token.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown requested");
-        token.cancel();
+        tokio::select! {
+            _ = wait_for_signal() => tracing::info!("shutdown requested"),
+            _ = stop.cancelled() => {}
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        stop.cancel();
     });
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("server failed: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Pings systemd's watchdog while the runtime is alive and not stopping.
+async fn watchdog(every: std::time::Duration, token: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tick.tick() => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
         }
     }
 }

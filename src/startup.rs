@@ -7,9 +7,10 @@ use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, middleware};
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -17,16 +18,14 @@ use url::Url;
 
 use crate::config::{Settings, WechatMode};
 use crate::keys::ServerKey;
-use crate::login::Login;
+use crate::login::{FlowEvent, FlowObserver, Login};
 use crate::push::{Bus, LocalBus, Registry};
 use crate::ratelimit::RateLimit;
 use crate::state::AppState;
+use crate::telemetry::metrics;
 use crate::wechat::WechatClient;
-use crate::wechat::client::http_client;
+use crate::wechat::client::{CallObserver, http_client};
 use crate::wechat::simulator::Simulator;
-
-/// Scene rows and tickets are kept this long before housekeeping deletes them.
-const RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// A built hub: listening, migrated, ready to run.
 pub struct Application {
@@ -34,6 +33,7 @@ pub struct Application {
     server: Server,
     state: AppState,
     background: Vec<JoinHandle<()>>,
+    db: DatabaseConnection,
 }
 
 impl Application {
@@ -80,22 +80,29 @@ impl Application {
                 (base, Some(sim))
             }
         };
+        let metrics_handle = metrics::install();
+        let wechat_observer: CallObserver = Arc::new(metrics::wechat_call);
         let wechat = Arc::new(WechatClient::new(
             http,
             api_base,
             &settings.apps,
             db.clone(),
-            None,
+            Some(wechat_observer),
         ));
         let registry = Arc::new(Registry::default());
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(registry.clone()));
+        let flow_observer: FlowObserver = Arc::new(|event| match event {
+            FlowEvent::Created => metrics::scene_created(),
+            FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),
+            FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
+        });
         let login = Arc::new(Login::new(
             settings.clone(),
             db.clone(),
             wechat,
             key,
             bus,
-            None,
+            Some(flow_observer),
         ));
         let shutdown = CancellationToken::new();
         let state = AppState {
@@ -106,12 +113,14 @@ impl Application {
             shutdown: shutdown.clone(),
             simulator,
             open_sockets: Arc::new(AtomicI64::new(0)),
+            metrics: metrics_handle,
         };
         let app_state = state.clone();
         let stop = shutdown.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(crate::http::problem_bodies())
+                .wrap(middleware::from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure(app_state.clone()))
         })
         .listen(listener)?
@@ -128,6 +137,7 @@ impl Application {
             server,
             state,
             background,
+            db,
         })
     }
 
@@ -147,26 +157,35 @@ impl Application {
     }
 
     /// Serves until the shutdown token is cancelled, then stops cleanly:
-    /// sockets close with 1012, in-flight requests finish (bounded), the
-    /// background tasks end.
+    /// the listener stops accepting, sockets close with 1012, in-flight
+    /// requests finish (bounded by `server.shutdown_timeout_secs`), the
+    /// background tasks end, and the database pool closes last.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.state.shutdown.cancel();
         for task in self.background {
             let _ = task.await;
         }
+        if let Err(e) = self.db.close().await {
+            warn!(error = %e, "closing the database pool failed");
+        }
         info!("scanlogin stopped");
         result
     }
 }
 
-/// Marks overdue scenes expired (pushing `expired`) and, every minute,
-/// deletes old rows; stops with the shutdown token.
+/// Marks overdue scenes expired (pushing `expired`) and, every
+/// `housekeeping.interval_secs`, deletes rows older than the retention, in
+/// batches; stops with the shutdown token.
 async fn sweeper(state: AppState) {
-    let every = Duration::from_millis(state.settings.scene.sweep_interval_ms);
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        state.settings.scene.sweep_interval_ms,
+    ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_purge = tokio::time::Instant::now();
+    let housekeeping = &state.settings.housekeeping;
+    let purge_every = Duration::from_secs(housekeeping.interval_secs);
+    let retention_ms = housekeeping.retention_secs as i64 * 1000;
+    let mut last_purge: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = state.shutdown.cancelled() => break,
@@ -175,10 +194,10 @@ async fn sweeper(state: AppState) {
         if let Err(e) = state.login.expire_overdue().await {
             warn!(error = %e, "expiry sweep failed");
         }
-        if last_purge.elapsed() >= Duration::from_secs(60) {
-            last_purge = tokio::time::Instant::now();
+        if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
+            last_purge = Some(tokio::time::Instant::now());
             state.limiter.shrink();
-            match state.login.purge(RETENTION_MS, 500).await {
+            match state.login.purge(retention_ms, housekeeping.batch).await {
                 Ok(0) => {}
                 Ok(n) => info!(rows = n, "housekeeping deleted old rows"),
                 Err(e) => warn!(error = %e, "housekeeping failed"),

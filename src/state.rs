@@ -21,6 +21,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub simulator: Option<Arc<Simulator>>,
     pub open_sockets: Arc<AtomicI64>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 /// Counts an open socket while alive.

@@ -5,6 +5,7 @@ pub mod browser;
 pub mod client_ip;
 pub mod demo;
 pub mod miniprogram;
+pub mod observe;
 pub mod ops;
 pub mod site;
 pub mod socket;
@@ -64,6 +65,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/api/v1/tickets/redeem", web::post().to(site::redeem))
             .route("/healthz", web::get().to(ops::healthz))
             .route("/readyz", web::get().to(ops::readyz))
+            .route("/metrics", web::get().to(ops::metrics))
             .configure(web_assets::configure);
         if has_demo {
             cfg.route("/demo/redeem", web::post().to(demo::redeem));

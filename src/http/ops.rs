@@ -11,6 +11,20 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let handle = state
+        .metrics
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("metrics recorder not installed".into()))?;
+    let open = state
+        .open_sockets
+        .load(std::sync::atomic::Ordering::Relaxed);
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::telemetry::metrics::render(handle, open)))
+}
+
 /// `GET /readyz`: the database answers.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state

@@ -102,7 +102,7 @@ pub struct RedeemAnswer {
     pub confirmed_at: String,
 }
 
-/// Outcome hook for metrics: (event name, scene id).
+/// Hook that sees flow events (metrics).
 pub type FlowObserver = Arc<dyn Fn(FlowEvent) + Send + Sync>;
 
 /// Something that happened to a scene, for metrics.
@@ -110,6 +110,8 @@ pub type FlowObserver = Arc<dyn Fn(FlowEvent) + Send + Sync>;
 pub enum FlowEvent {
     Created,
     Ended(State),
+    /// Seconds from a confirm's arrival to the hand-off of `confirmed` to the bus.
+    ConfirmPushed(f64),
 }
 
 /// The login flow.
@@ -455,6 +457,7 @@ impl Login {
         app_id: Option<&str>,
         input: ConfirmInput,
     ) -> Result<(State, String), ApiError> {
+        let arrived = std::time::Instant::now();
         let row = self.load(scene_id).await?;
         let span = info_span!("confirm", scene_id = %row.id);
         async {
@@ -521,6 +524,7 @@ impl Login {
                 }),
             })
             .await;
+            self.observe(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
             Ok((State::Confirmed, user_id))
         }
         .instrument(span)

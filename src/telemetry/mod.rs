@@ -19,3 +19,5 @@ pub fn init(s: &LogSettings) {
         LogFormat::Human => builder.try_init(),
     };
 }
+
+pub mod metrics;

@@ -1,0 +1,107 @@
+//! Prometheus metrics (`metrics` facade + `metrics-exporter-prometheus`):
+//! open sockets, scenes created and ended by outcome, confirm-to-push
+//! latency, WeChat calls by API and outcome with latency, HTTP requests by
+//! route template and status with latency.
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::scene::State;
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Latency buckets in seconds, 100 µs to 10 s.
+const BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Installs the process-wide recorder once; later calls reuse it. `None`
+/// when another recorder was installed first (metrics are then not served).
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), BUCKETS);
+            match builder.and_then(|b| b.install_recorder()) {
+                Ok(handle) => {
+                    describe();
+                    Some(handle)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics recorder not installed");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+fn describe() {
+    ::metrics::describe_gauge!(
+        "scanlogin_open_sockets",
+        "Browser WebSockets open on this node"
+    );
+    ::metrics::describe_counter!("scanlogin_scenes_created_total", "Scenes created");
+    ::metrics::describe_counter!(
+        "scanlogin_scenes_ended_total",
+        "Scenes that reached a final state, by outcome"
+    );
+    ::metrics::describe_histogram!(
+        "scanlogin_confirm_to_push_seconds",
+        "From a confirm request's arrival to the hand-off of `confirmed` to the bus"
+    );
+    ::metrics::describe_counter!(
+        "scanlogin_wechat_calls_total",
+        "Calls to WeChat by API and outcome (ok or errcode)"
+    );
+    ::metrics::describe_histogram!(
+        "scanlogin_wechat_call_seconds",
+        "Latency of calls to WeChat by API"
+    );
+    ::metrics::describe_counter!(
+        "scanlogin_http_requests_total",
+        "HTTP requests by route template, method and status"
+    );
+    ::metrics::describe_histogram!(
+        "scanlogin_http_request_seconds",
+        "HTTP request latency by route template"
+    );
+}
+
+/// The text exposition, with the open-socket gauge set to `open_sockets`.
+pub fn render(handle: &PrometheusHandle, open_sockets: i64) -> String {
+    ::metrics::gauge!("scanlogin_open_sockets").set(open_sockets as f64);
+    handle.run_upkeep();
+    handle.render()
+}
+
+/// A scene was created.
+pub fn scene_created() {
+    ::metrics::counter!("scanlogin_scenes_created_total").increment(1);
+}
+
+/// A scene reached a final state.
+pub fn scene_ended(outcome: State) {
+    ::metrics::counter!("scanlogin_scenes_ended_total", "outcome" => outcome.as_str()).increment(1);
+}
+
+/// A confirm was handed to the bus `seconds` after the request arrived.
+pub fn confirm_to_push(seconds: f64) {
+    ::metrics::histogram!("scanlogin_confirm_to_push_seconds").record(seconds);
+}
+
+/// One call to WeChat.
+pub fn wechat_call(api: &'static str, outcome: &str, seconds: f64) {
+    ::metrics::counter!("scanlogin_wechat_calls_total", "api" => api, "outcome" => outcome.to_owned()).increment(1);
+    ::metrics::histogram!("scanlogin_wechat_call_seconds", "api" => api).record(seconds);
+}
+
+/// One HTTP request.
+pub fn http_request(route: String, method: &str, status: u16, seconds: f64) {
+    ::metrics::counter!("scanlogin_http_requests_total", "route" => route.clone(), "method" => method.to_owned(),
+        "status" => status.to_string())
+    .increment(1);
+    ::metrics::histogram!("scanlogin_http_request_seconds", "route" => route).record(seconds);
+}
