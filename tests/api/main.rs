@@ -1,1 +1,2 @@
 //! Integration tests: real server on a random port.
+mod process;
