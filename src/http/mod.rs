@@ -51,24 +51,24 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(
                 web::scope("/api/v1/scenes")
                     .wrap(cors)
-                    .route("", web::post().to(browser::create_scene))
-                    .route("/{scene_id}/qrcode", web::get().to(browser::qrcode))
-                    .route("/{scene_id}/events", web::get().to(browser::events))
-                    .route("/{scene_id}/ws", web::get().to(socket::socket)),
+                    .service(web::resource("").post(browser::create_scene))
+                    .service(web::resource("/{scene_id}/qrcode").get(browser::qrcode))
+                    .service(web::resource("/{scene_id}/events").get(browser::events))
+                    .service(web::resource("/{scene_id}/ws").get(socket::socket)),
             )
             .service(
                 web::scope("/api/v1/mp")
-                    .route("/scan", web::post().to(miniprogram::scan))
-                    .route("/confirm", web::post().to(miniprogram::confirm))
-                    .route("/cancel", web::post().to(miniprogram::cancel)),
+                    .service(web::resource("/scan").post(miniprogram::scan))
+                    .service(web::resource("/confirm").post(miniprogram::confirm))
+                    .service(web::resource("/cancel").post(miniprogram::cancel)),
             )
-            .route("/api/v1/tickets/redeem", web::post().to(site::redeem))
-            .route("/healthz", web::get().to(ops::healthz))
-            .route("/readyz", web::get().to(ops::readyz))
-            .route("/metrics", web::get().to(ops::metrics))
+            .service(web::resource("/api/v1/tickets/redeem").post(site::redeem))
+            .service(web::resource("/healthz").get(ops::healthz))
+            .service(web::resource("/readyz").get(ops::readyz))
+            .service(web::resource("/metrics").get(ops::metrics))
             .configure(web_assets::configure);
         if has_demo {
-            cfg.route("/demo/redeem", web::post().to(demo::redeem));
+            cfg.service(web::resource("/demo/redeem").post(demo::redeem));
         }
         if let Some(sim) = simulator {
             cfg.app_data(web::Data::new(sim))
