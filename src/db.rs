@@ -50,3 +50,22 @@ pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> 
         });
     Database::connect(opts).await
 }
+
+/// Key of the advisory lock that serialises migrations between nodes.
+const MIGRATION_LOCK: i64 = 0x5ca9_1091;
+
+/// Applies pending migrations. On PostgreSQL they run in one transaction
+/// holding an advisory lock, so nodes starting together on a fresh database
+/// take turns instead of racing to create the same tables.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), DbErr> {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{ConnectionTrait, DatabaseBackend, TransactionTrait};
+    if db.get_database_backend() != DatabaseBackend::Postgres {
+        return Migrator::up(db, None).await;
+    }
+    let txn = db.begin().await?;
+    txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        .await?;
+    Migrator::up(&txn, None).await?;
+    txn.commit().await
+}

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use migration::{Migrator, MigratorTrait};
 use scanlogin::{Application, Settings, telemetry};
 
 #[derive(Parser)]
@@ -42,7 +41,7 @@ async fn main() -> ExitCode {
         Command::Migrate => {
             telemetry::init(&settings.log);
             match scanlogin::db::connect(&settings.database).await {
-                Ok(db) => match Migrator::up(&db, None).await {
+                Ok(db) => match scanlogin::db::migrate(&db).await {
                     Ok(()) => {
                         println!("migrations applied");
                         ExitCode::SUCCESS

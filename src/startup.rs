@@ -9,8 +9,8 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, middleware};
 use anyhow::Context;
-use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
+use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -19,7 +19,7 @@ use url::Url;
 use crate::config::{Settings, WechatMode};
 use crate::keys::ServerKey;
 use crate::login::{FlowEvent, FlowObserver, Login};
-use crate::push::{Bus, LocalBus, Registry};
+use crate::push::{Bus, LocalBus, Registry, pg_bus};
 use crate::ratelimit::RateLimit;
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -48,7 +48,7 @@ impl Application {
             .await
             .context("cannot open the database")?;
         if settings.database.migrate_on_start {
-            Migrator::up(&db, None).await.context("migrations failed")?;
+            crate::db::migrate(&db).await.context("migrations failed")?;
         }
         let key = match &settings.server.secret_key {
             Some(k) => ServerKey::from_secret(k),
@@ -90,7 +90,19 @@ impl Application {
             Some(wechat_observer),
         ));
         let registry = Arc::new(Registry::default());
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(registry.clone()));
+        let shutdown = CancellationToken::new();
+        let mut background = Vec::new();
+        let bus: Arc<dyn Bus> = if crate::db::is_sqlite(settings.database.url.expose_secret()) {
+            Arc::new(LocalBus::new(registry.clone()))
+        } else {
+            let url = settings.database.url.expose_secret().to_owned();
+            background.push(pg_bus::spawn_listener(
+                url,
+                registry.clone(),
+                shutdown.clone(),
+            ));
+            Arc::new(pg_bus::PgBus::new(db.clone()))
+        };
         let flow_observer: FlowObserver = Arc::new(|event| match event {
             FlowEvent::Created => metrics::scene_created(),
             FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),
@@ -104,7 +116,6 @@ impl Application {
             bus,
             Some(flow_observer),
         ));
-        let shutdown = CancellationToken::new();
         let state = AppState {
             settings: settings.clone(),
             login,
@@ -130,7 +141,7 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         let server = server.run();
-        let background = vec![tokio::spawn(sweeper(state.clone()))];
+        background.push(tokio::spawn(sweeper(state.clone())));
         info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
         Ok(Self {
             addr,

@@ -20,14 +20,51 @@ const ASSETS: &[Asset] = &[
         content_type: "text/javascript; charset=utf-8",
         body: include_str!("../../web/scanlogin.js"),
     },
+    Asset {
+        path: "/scanlogin.d.ts",
+        content_type: "text/plain; charset=utf-8",
+        body: include_str!("../../web/scanlogin.d.ts"),
+    },
 ];
 
-/// Pages served only in simulator mode.
-const SIMULATOR_ASSETS: &[Asset] = &[Asset {
-    path: "/sim/phone",
-    content_type: "text/html; charset=utf-8",
-    body: include_str!("../../web/phone.html"),
-}];
+/// Served only in simulator mode: the simulated phone, the reference
+/// mini-program logic it runs, and the pretend avatars it offers.
+const SIMULATOR_ASSETS: &[Asset] = &[
+    Asset {
+        path: "/sim/phone",
+        content_type: "text/html; charset=utf-8",
+        body: include_str!("../../web/phone.html"),
+    },
+    Asset {
+        path: "/sim/miniprogram/logic.js",
+        content_type: "text/javascript; charset=utf-8",
+        body: include_str!("../../web/miniprogram/pages/scanlogin/logic.js"),
+    },
+    avatar(
+        "/sim/avatars/1.svg",
+        include_str!("../../web/avatars/1.svg"),
+    ),
+    avatar(
+        "/sim/avatars/2.svg",
+        include_str!("../../web/avatars/2.svg"),
+    ),
+    avatar(
+        "/sim/avatars/3.svg",
+        include_str!("../../web/avatars/3.svg"),
+    ),
+    avatar(
+        "/sim/avatars/4.svg",
+        include_str!("../../web/avatars/4.svg"),
+    ),
+];
+
+const fn avatar(path: &'static str, body: &'static str) -> Asset {
+    Asset {
+        path,
+        content_type: "image/svg+xml",
+        body,
+    }
+}
 
 /// Registers one GET route per asset.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -2,6 +2,7 @@
 //! and long-polls) and the bus that carries "scene X changed" between nodes.
 
 pub mod bus;
+pub mod pg_bus;
 pub mod registry;
 
 pub use bus::{Bus, LocalBus};
