@@ -11,7 +11,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A hub process on a free loopback port with its own data folder.
 struct Hub {
@@ -21,7 +22,10 @@ struct Hub {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 impl Hub {
@@ -33,9 +37,15 @@ impl Hub {
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
             .env("SCANLOGIN__SERVER__BIND", format!("127.0.0.1:{port}"))
             .env("SCANLOGIN__SERVER__PUBLIC_URL", &base)
-            .env("SCANLOGIN__DATABASE__URL", format!("sqlite://{}", dir.join("hub.db").display()))
+            .env(
+                "SCANLOGIN__DATABASE__URL",
+                format!("sqlite://{}", dir.join("hub.db").display()),
+            )
             .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
-            .env("SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS", format!("[\"{base}\"]"))
+            .env(
+                "SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS",
+                format!("[\"{base}\"]"),
+            )
             .env_remove("RUST_LOG")
             .stdout(log)
             .stderr(Stdio::null());
@@ -43,7 +53,11 @@ impl Hub {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("start scanlogin");
-        Hub { child, port, dir: dir.to_owned() }
+        Hub {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -65,7 +79,11 @@ impl Hub {
     }
 
     fn sigterm(&self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("kill");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 
@@ -90,7 +108,12 @@ impl Drop for Hub {
 }
 
 async fn post(url: String, body: Value) -> (u16, Value) {
-    let res = reqwest::Client::new().post(url).json(&body).send().await.expect("post");
+    let res = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
     let status = res.status().as_u16();
     (status, res.json().await.unwrap_or(Value::Null))
 }
@@ -103,21 +126,32 @@ async fn sim_code(hub: &Hub, user: &str) -> String {
 
 async fn ws_auth(hub: &Hub, scene: &str, token: &str) -> Ws {
     let url = format!("ws://127.0.0.1:{}/api/v1/scenes/{scene}/ws", hub.port);
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url))
-        .await
-        .expect("ws connect in time")
-        .expect("ws connect");
-    ws.send(Message::text(json!({"type": "auth", "browser_token": token}).to_string())).await.expect("auth");
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("ws connect in time")
+    .expect("ws connect");
+    ws.send(Message::text(
+        json!({"type": "auth", "browser_token": token}).to_string(),
+    ))
+    .await
+    .expect("auth");
     ws
 }
 
 /// The next text frame as JSON, or the close code.
 async fn next(ws: &mut Ws) -> Result<Value, u16> {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("frame within 10 s");
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("frame within 10 s");
         match msg {
             Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).expect("json frame")),
-            Some(Ok(Message::Close(frame))) => return Err(frame.map(|f| u16::from(f.code)).unwrap_or(1005)),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+            }
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return Err(1006),
         }
@@ -127,7 +161,10 @@ async fn next(ws: &mut Ws) -> Result<Value, u16> {
 async fn create_scene(hub: &Hub) -> (String, String) {
     let (status, body) = post(hub.url("/api/v1/scenes"), json!({"client_id": "demo"})).await;
     assert_eq!(status, 201, "{body}");
-    (body["scene_id"].as_str().expect("id").to_owned(), body["browser_token"].as_str().expect("token").to_owned())
+    (
+        body["scene_id"].as_str().expect("id").to_owned(),
+        body["browser_token"].as_str().expect("token").to_owned(),
+    )
 }
 
 fn recv_notify(sock: &UnixDatagram, want: &str) -> Vec<String> {
@@ -152,7 +189,8 @@ async fn systemd_sees_ready_then_stopping_and_exit_is_clean() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
-    sock.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
     let extra = [
         ("NOTIFY_SOCKET", sock_path.display().to_string()),
         ("WATCHDOG_USEC", "400000".to_owned()),
@@ -163,11 +201,17 @@ async fn systemd_sees_ready_then_stopping_and_exit_is_clean() {
     // READY comes only once the listener answers and migrations ran.
     hub.wait_ready().await;
     let watchdog = recv_notify(&sock, "WATCHDOG=1");
-    assert!(watchdog.iter().any(|m| m.contains("WATCHDOG=1")), "{watchdog:?}");
+    assert!(
+        watchdog.iter().any(|m| m.contains("WATCHDOG=1")),
+        "{watchdog:?}"
+    );
     hub.sigterm();
     let after = recv_notify(&sock, "STOPPING=1");
     assert_eq!(hub.wait_exit(), 0, "exit code after SIGTERM");
-    assert!(!before.iter().any(|m| m.contains("STOPPING")), "STOPPING before the signal: {before:?}");
+    assert!(
+        !before.iter().any(|m| m.contains("STOPPING")),
+        "STOPPING before the signal: {before:?}"
+    );
     assert!(after.iter().any(|m| m.contains("STOPPING=1")));
 }
 
@@ -181,18 +225,30 @@ async fn restart_mid_login_loses_nothing() {
     let mut ws = ws_auth(&hub, &scene, &token).await;
     assert_eq!(next(&mut ws).await.expect("state")["state"], "waiting");
     let code = sim_code(&hub, "carol").await;
-    let (status, scan) = post(hub.url("/api/v1/mp/scan"), json!({"scene_id": scene, "code": code})).await;
+    let (status, scan) = post(
+        hub.url("/api/v1/mp/scan"),
+        json!({"scene_id": scene, "code": code}),
+    )
+    .await;
     assert_eq!(status, 200, "{scan}");
     assert_eq!(next(&mut ws).await.expect("state")["state"], "scanned");
 
     hub.sigterm();
-    assert_eq!(next(&mut ws).await, Err(1012), "sockets close with 1012 on shutdown");
+    assert_eq!(
+        next(&mut ws).await,
+        Err(1012),
+        "sockets close with 1012 on shutdown"
+    );
     assert_eq!(hub.wait_exit(), 0);
 
     let hub = Hub::start(&hub.dir.clone(), port, &[], Stdio::null());
     hub.wait_ready().await;
     let mut ws = ws_auth(&hub, &scene, &token).await;
-    assert_eq!(next(&mut ws).await.expect("state")["state"], "scanned", "state survived the restart");
+    assert_eq!(
+        next(&mut ws).await.expect("state")["state"],
+        "scanned",
+        "state survived the restart"
+    );
     let mp_token = scan["mp_token"].as_str().expect("mp_token");
     let (status, body) = post(
         hub.url("/api/v1/mp/confirm"),
@@ -203,7 +259,11 @@ async fn restart_mid_login_loses_nothing() {
     let event = next(&mut ws).await.expect("confirmed");
     assert_eq!(event["state"], "confirmed");
     assert_eq!(event["user"]["nickname"], "Carol");
-    assert!(event["ticket"].as_str().is_some_and(|t| t.starts_with(&scene)));
+    assert!(
+        event["ticket"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&scene))
+    );
     assert_eq!(next(&mut ws).await, Err(1000));
 }
 
@@ -217,15 +277,25 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
 /// One complete login through the simulator; returns every secret it saw.
 async fn full_login(hub: &Hub, user: &str) -> Vec<String> {
     let (scene, token) = create_scene(hub).await;
-    let img = reqwest::get(hub.url(&format!("/api/v1/scenes/{scene}/qrcode"))).await.expect("qrcode");
+    let img = reqwest::get(hub.url(&format!("/api/v1/scenes/{scene}/qrcode")))
+        .await
+        .expect("qrcode");
     assert_eq!(img.headers()["content-type"], "image/png");
     let mut ws = ws_auth(hub, &scene, &token).await;
     assert_eq!(next(&mut ws).await.expect("state")["state"], "waiting");
     let code = sim_code(hub, user).await;
-    let (_, scan) = post(hub.url("/api/v1/mp/scan"), json!({"scene_id": scene, "code": code})).await;
+    let (_, scan) = post(
+        hub.url("/api/v1/mp/scan"),
+        json!({"scene_id": scene, "code": code}),
+    )
+    .await;
     let mp_token = scan["mp_token"].as_str().expect("mp_token").to_owned();
     assert_eq!(next(&mut ws).await.expect("scanned")["state"], "scanned");
-    let (status, _) = post(hub.url("/api/v1/mp/confirm"), json!({"scene_id": scene, "mp_token": mp_token})).await;
+    let (status, _) = post(
+        hub.url("/api/v1/mp/confirm"),
+        json!({"scene_id": scene, "mp_token": mp_token}),
+    )
+    .await;
     assert_eq!(status, 200);
     let event = next(&mut ws).await.expect("confirmed");
     let ticket = event["ticket"].as_str().expect("ticket").to_owned();
@@ -245,18 +315,42 @@ async fn metrics_move_after_a_login() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hub = Hub::start(dir.path(), free_port(), &[], Stdio::null());
     hub.wait_ready().await;
-    let scrape = || async { reqwest::get(hub.url("/metrics")).await.expect("metrics").text().await.expect("text") };
+    let scrape = || async {
+        reqwest::get(hub.url("/metrics"))
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    };
     let before = scrape().await;
     full_login(&hub, "dave").await;
     let after = scrape().await;
-    let moved = |name: &str, labels: &[&str]| metric(&after, name, labels) - metric(&before, name, labels);
+    let moved =
+        |name: &str, labels: &[&str]| metric(&after, name, labels) - metric(&before, name, labels);
     assert_eq!(moved("scanlogin_scenes_created_total", &[]), 1.0, "{after}");
-    assert_eq!(moved("scanlogin_scenes_ended_total", &["outcome=\"confirmed\""]), 1.0);
+    assert_eq!(
+        moved("scanlogin_scenes_ended_total", &["outcome=\"confirmed\""]),
+        1.0
+    );
     assert_eq!(moved("scanlogin_confirm_to_push_seconds_count", &[]), 1.0);
-    assert!(moved("scanlogin_wechat_calls_total", &["api=\"jscode2session\"", "outcome=\"ok\""]) >= 1.0);
-    assert!(moved("scanlogin_wechat_calls_total", &["api=\"getwxacodeunlimit\"", "outcome=\"ok\""]) >= 1.0);
     assert!(
-        moved("scanlogin_http_requests_total", &["route=\"/api/v1/mp/confirm\"", "status=\"200\""]) >= 1.0,
+        moved(
+            "scanlogin_wechat_calls_total",
+            &["api=\"jscode2session\"", "outcome=\"ok\""]
+        ) >= 1.0
+    );
+    assert!(
+        moved(
+            "scanlogin_wechat_calls_total",
+            &["api=\"getwxacodeunlimit\"", "outcome=\"ok\""]
+        ) >= 1.0
+    );
+    assert!(
+        moved(
+            "scanlogin_http_requests_total",
+            &["route=\"/api/v1/mp/confirm\"", "status=\"200\""]
+        ) >= 1.0,
         "{after}"
     );
     assert!(after.contains("scanlogin_open_sockets"), "{after}");
@@ -268,7 +362,10 @@ async fn debug_logs_carry_no_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log_path = dir.path().join("out.log");
     let log = std::fs::File::create(&log_path).expect("log file");
-    let extra = [("SCANLOGIN__LOG__LEVEL", "debug".to_owned()), ("SCANLOGIN__LOG__FORMAT", "json".to_owned())];
+    let extra = [
+        ("SCANLOGIN__LOG__LEVEL", "debug".to_owned()),
+        ("SCANLOGIN__LOG__FORMAT", "json".to_owned()),
+    ];
     let mut hub = Hub::start(dir.path(), free_port(), &extra, Stdio::from(log));
     hub.wait_ready().await;
     let mut secrets = full_login(&hub, "erin").await;
@@ -281,14 +378,32 @@ async fn debug_logs_carry_no_secret() {
         .await
         .expect("redeem");
     assert_eq!(res.status(), 401);
-    secrets.extend(["wrong-secret-value-123".to_owned(), "forged-ticket-value-456".to_owned()]);
-    secrets.extend(["demo-app-secret".to_owned(), "demo-client-secret".to_owned()]);
-    let db = sea_orm::Database::connect(format!("sqlite://{}?mode=ro", dir.path().join("hub.db").display()))
-        .await
-        .expect("open db");
+    secrets.extend([
+        "wrong-secret-value-123".to_owned(),
+        "forged-ticket-value-456".to_owned(),
+    ]);
+    secrets.extend([
+        "demo-app-secret".to_owned(),
+        "demo-client-secret".to_owned(),
+    ]);
+    let db = sea_orm::Database::connect(format!(
+        "sqlite://{}?mode=ro",
+        dir.path().join("hub.db").display()
+    ))
+    .await
+    .expect("open db");
     use sea_orm::ConnectionTrait;
-    for sql in ["SELECT session_key AS v FROM code_exchanges", "SELECT access_token AS v FROM wechat_tokens"] {
-        let rows = db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql)).await.expect("query");
+    for sql in [
+        "SELECT session_key AS v FROM code_exchanges",
+        "SELECT access_token AS v FROM wechat_tokens",
+    ] {
+        let rows = db
+            .query_all_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                sql,
+            ))
+            .await
+            .expect("query");
         for row in rows {
             secrets.push(row.try_get::<String>("", "v").expect("value"));
         }
@@ -296,10 +411,23 @@ async fn debug_logs_carry_no_secret() {
     hub.sigterm();
     assert_eq!(hub.wait_exit(), 0);
     let out = std::fs::read_to_string(&log_path).expect("log");
-    assert!(out.lines().count() > 10, "debug logging produced output:\n{out}");
-    assert!(out.contains("\"route\":\"/api/v1/mp/confirm\""), "request spans name the route template");
+    assert!(
+        out.lines().count() > 10,
+        "debug logging produced output:\n{out}"
+    );
+    assert!(
+        out.contains("\"route\":\"/api/v1/mp/confirm\""),
+        "request spans name the route template"
+    );
     for secret in &secrets {
-        assert!(secret.len() >= 12, "secret too short to search for: {secret}");
-        assert!(!out.contains(secret.as_str()), "log leaks a secret starting {:?}", &secret[..6]);
+        assert!(
+            secret.len() >= 12,
+            "secret too short to search for: {secret}"
+        );
+        assert!(
+            !out.contains(secret.as_str()),
+            "log leaks a secret starting {:?}",
+            &secret[..6]
+        );
     }
 }
