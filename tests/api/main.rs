@@ -1,2 +1,16 @@
-//! Integration tests: real server on a random port.
+//! Integration tests: each test runs a real hub on 127.0.0.1 port 0 with its
+//! own database, secret key and fake WeChat (see `helpers.rs`).
+
+mod bad_input;
+mod cluster;
+mod concurrency;
+mod decrypt;
+mod fake_wechat;
+mod flow;
+mod helpers;
+mod postgres;
 mod process;
+mod simulator;
+mod socket;
+mod tickets;
+mod wechat_errors;

@@ -1,0 +1,53 @@
+//! The same flows on PostgreSQL, when `SCANLOGIN_TEST_POSTGRES_URL` names a
+//! server (e.g. `postgres://postgres@127.0.0.1:5432/test`); each test gets a
+//! fresh database `t_<uuid>`, dropped afterwards.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::concurrency::double_confirm_has_one_winner;
+use crate::flow::assert_redeems;
+use crate::helpers::{
+    Ending, POSTGRES_ENV, TestApp, TestDb, assert_problem, ok_json, spawn_app_with,
+};
+
+async fn spawn_pg() -> Option<TestApp> {
+    if std::env::var_os(POSTGRES_ENV).is_none() {
+        println!("skipped: {POSTGRES_ENV} not set");
+        return None;
+    }
+    Some(spawn_app_with(|cfg| cfg.db = TestDb::Postgres).await)
+}
+
+#[tokio::test]
+async fn happy_path_on_postgres() {
+    let Some(app) = spawn_pg().await else { return };
+    assert!(app.db_url.starts_with("postgres"), "{}", app.db_url);
+    let scene = app.create_scene().await;
+    let mut ws = app.ws_connect(&scene).await;
+    assert_eq!(ws.next_event().await["state"], "waiting");
+    let mp_token = app.scanned(&scene.id, &app.login_code("o_pg")).await;
+    assert_eq!(ws.next_event().await["state"], "scanned");
+    let res = app
+        .confirm(&json!({"scene_id": scene.id, "mp_token": mp_token,
+            "profile": {"nickname": "Pg"}}))
+        .await;
+    ok_json(res).await;
+    let event = ws.next_event().await;
+    assert_eq!(event["state"], "confirmed");
+    assert_eq!(event["user"]["nickname"], "Pg");
+    assert_eq!(
+        ws.close_code(Duration::from_secs(5)).await,
+        Ending::Closed(1000)
+    );
+    let ticket = event["ticket"].as_str().expect("ticket");
+    assert_redeems(&app, &scene, ticket, "o_pg").await;
+    assert_problem(app.redeem(ticket).await, 400, "invalid_ticket").await;
+}
+
+#[tokio::test]
+async fn parallel_double_confirm_on_postgres() {
+    let Some(app) = spawn_pg().await else { return };
+    double_confirm_has_one_winner(&app).await;
+}
