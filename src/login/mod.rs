@@ -14,7 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::{AppSettings, ClientSettings, Settings};
 use crate::error::ApiError;
 use crate::keys::{ServerKey, now_ms, random_token, secrets_equal, token_hash, token_matches};
-use crate::locks::KeyedLocks;
+use crate::locks::{KeyGuard, KeyedLocks};
 use crate::push::Bus;
 use crate::scene::codes::SceneCodes;
 use crate::scene::store::Confirmation;
@@ -126,7 +126,8 @@ pub struct Login {
     exchanges: CodeExchanges,
     key: ServerKey,
     bus: Arc<dyn Bus>,
-    code_locks: KeyedLocks,
+    image_locks: KeyedLocks,
+    code_calls: KeyedLocks,
     observer: Option<FlowObserver>,
 }
 
@@ -162,7 +163,8 @@ impl Login {
             wechat,
             key,
             bus,
-            code_locks: KeyedLocks::default(),
+            image_locks: KeyedLocks::default(),
+            code_calls: KeyedLocks::default(),
             observer,
         }
     }
@@ -244,7 +246,7 @@ impl Login {
         if let Some(img) = self.codes.get(id.as_str()).await? {
             return Ok(img);
         }
-        let _one_at_a_time = self.code_locks.lock(id.as_str()).await;
+        let _one_at_a_time = self.image_locks.lock(id.as_str()).await;
         if let Some(img) = self.codes.get(id.as_str()).await? {
             return Ok(img);
         }
@@ -330,14 +332,38 @@ impl Login {
         }
     }
 
+    /// Serialises every call that carries the same code, so a retry sent
+    /// while the first call is still running waits for it and then gets the
+    /// same answer instead of racing it.
+    async fn hold_code(
+        &self,
+        auth: &MpAuth,
+        app_id: Option<&str>,
+    ) -> Result<Option<KeyGuard>, ApiError> {
+        let MpAuth::Code(code) = auth else {
+            return Ok(None);
+        };
+        let app = self.app(app_id)?;
+        if code.is_empty() || code.len() > 256 {
+            return Err(ApiError::InvalidRequest(
+                "code must be 1-256 characters".into(),
+            ));
+        }
+        Ok(Some(
+            self.code_calls
+                .lock(&CodeExchanges::code_hash(&app.app_id, code))
+                .await,
+        ))
+    }
+
     /// Who the phone is, from its token or by exchanging its code. Also says
-    /// which earlier call this code already made (for same-answer retries).
+    /// what this code already did on this scene (for same-answer retries).
     async fn resolve(
         &self,
         row: &entity::scenes::Model,
         app_id: Option<&str>,
         auth: &MpAuth,
-    ) -> Result<(Binding, Option<(String, String)>), ApiError> {
+    ) -> Result<(Binding, Option<String>), ApiError> {
         match auth {
             MpAuth::Token(token) => {
                 let valid = row
@@ -360,23 +386,14 @@ impl Login {
             }
             MpAuth::Code(code) => {
                 let app = self.app(app_id)?;
-                if code.is_empty() || code.len() > 256 {
-                    return Err(ApiError::InvalidRequest(
-                        "code must be 1-256 characters".into(),
-                    ));
-                }
-                let ex = self.exchanges.exchange(&app.app_id, code).await?;
+                let ex = self.exchanges.exchange(&app.app_id, code, &row.id).await?;
                 let binding = Binding {
                     app_id: ex.app_id,
                     openid: ex.openid,
                     unionid: ex.unionid,
                     session_key: ex.session_key.expose_secret().to_owned(),
                 };
-                let used = ex.used_for.filter(|(scene, _)| *scene == row.id);
-                Ok((
-                    binding,
-                    used.map(|(s, o)| (ex.code_hash, format!("{s}:{o}"))),
-                ))
+                Ok((binding, ex.outcome))
             }
         }
     }
@@ -389,10 +406,10 @@ impl Login {
             .ok_or(ApiError::SceneNotFound)
     }
 
-    async fn note_code_use(&self, auth: &MpAuth, app_id: &str, scene_id: &str, outcome: &str) {
+    async fn note_code_use(&self, auth: &MpAuth, app_id: &str, outcome: &str) {
         if let MpAuth::Code(code) = auth {
             let hash = CodeExchanges::code_hash(app_id, code);
-            if let Err(e) = self.exchanges.record_use(&hash, scene_id, outcome).await {
+            if let Err(e) = self.exchanges.record_use(&hash, outcome).await {
                 warn!(error = %e, "could not note a code's use");
             }
         }
@@ -405,11 +422,12 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<ScanAnswer, ApiError> {
+        let auth = MpAuth::Code(code.to_owned());
+        let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
         let span = info_span!("scan", scene_id = %row.id);
         async {
             let client = self.client(&row.client_id)?;
-            let auth = MpAuth::Code(code.to_owned());
             let (b, _) = self.resolve(&row, app_id, &auth).await?;
             let mp_token = self.mp_token(&row.id, &b.app_id, &b.openid);
             let now = now_ms();
@@ -429,7 +447,7 @@ impl Login {
                 let fresh = self.load(&row.id).await?;
                 return Err(self.refusal(&fresh, &b));
             }
-            self.note_code_use(&auth, &b.app_id, &row.id, "scan").await;
+            self.note_code_use(&auth, &b.app_id, "scan").await;
             Ok(ScanAnswer {
                 mp_token,
                 state: State::Scanned,
@@ -458,14 +476,14 @@ impl Login {
         input: ConfirmInput,
     ) -> Result<(State, String), ApiError> {
         let arrived = std::time::Instant::now();
+        let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
         let span = info_span!("confirm", scene_id = %row.id);
         async {
             let (b, used) = self.resolve(&row, app_id, &auth).await?;
             let bound_here = row.app_id.as_deref() == Some(&b.app_id)
                 && row.openid.as_deref() == Some(&b.openid);
-            if let (Some((_, what)), Some(user_id)) = (&used, &row.user_id)
-                && what.ends_with(":confirm")
+            if let (Some("confirm"), Some(user_id)) = (used.as_deref(), &row.user_id)
                 && bound_here
                 && row.state == State::Confirmed.as_str()
             {
@@ -512,8 +530,7 @@ impl Login {
             txn.commit().await?;
             info!(user_id, "scene confirmed");
             self.observe(FlowEvent::Ended(State::Confirmed));
-            self.note_code_use(&auth, &b.app_id, &row.id, "confirm")
-                .await;
+            self.note_code_use(&auth, &b.app_id, "confirm").await;
             self.publish(SceneView {
                 scene_id: row.id.clone(),
                 state: State::Confirmed,
@@ -628,13 +645,14 @@ impl Login {
         auth: MpAuth,
         app_id: Option<&str>,
     ) -> Result<State, ApiError> {
+        let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
         let span = info_span!("cancel", scene_id = %row.id);
         async {
             let (b, used) = self.resolve(&row, app_id, &auth).await?;
             let bound_here = row.app_id.as_deref() == Some(&b.app_id)
                 && row.openid.as_deref() == Some(&b.openid);
-            if used.is_some_and(|(_, w)| w.ends_with(":cancel"))
+            if used.as_deref() == Some("cancel")
                 && bound_here
                 && row.state == State::Cancelled.as_str()
             {
@@ -651,8 +669,7 @@ impl Login {
             }
             info!("scene cancelled");
             self.observe(FlowEvent::Ended(State::Cancelled));
-            self.note_code_use(&auth, &b.app_id, &row.id, "cancel")
-                .await;
+            self.note_code_use(&auth, &b.app_id, "cancel").await;
             self.publish(SceneView {
                 scene_id: row.id.clone(),
                 state: State::Cancelled,

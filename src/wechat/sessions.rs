@@ -25,8 +25,8 @@ pub struct Exchange {
     pub openid: String,
     pub unionid: Option<String>,
     pub session_key: SecretString,
-    /// What this code already did: `(scene_id, outcome)`.
-    pub used_for: Option<(String, String)>,
+    /// What this code already did on its scene (`scan`, `confirm`, `cancel`).
+    pub outcome: Option<String>,
 }
 
 /// Exchanges codes at most once.
@@ -54,11 +54,21 @@ impl CodeExchanges {
         hex::encode(sha.finalize())
     }
 
-    /// The session behind `code`, asking WeChat only the first time.
-    pub async fn exchange(&self, app_id: &str, code: &str) -> Result<Exchange, ExchangeError> {
+    /// The session behind `code`, asking WeChat only the first time. A code
+    /// belongs to the first scene it is presented with: presented again for
+    /// another scene it is refused, as WeChat would refuse a spent code.
+    pub async fn exchange(
+        &self,
+        app_id: &str,
+        code: &str,
+        scene_id: &str,
+    ) -> Result<Exchange, ExchangeError> {
         let hash = Self::code_hash(app_id, code);
         let _guard = self.locks.lock(&hash).await;
-        if let Some(found) = self.remembered(&hash).await? {
+        if let Some((found, first_scene)) = self.remembered(&hash).await? {
+            if first_scene != scene_id {
+                return Err(ExchangeError::UsedElsewhere);
+            }
             return Ok(found);
         }
         let WxSession {
@@ -75,7 +85,7 @@ impl CodeExchanges {
             session_key: Set(session_key.expose_secret().to_owned()),
             created_at: Set(now),
             expires_at: Set(now + REMEMBER_MS),
-            scene_id: Set(None),
+            scene_id: Set(Some(scene_id.to_owned())),
             outcome: Set(None),
         };
         // A stale row of the same hash (older than 5 minutes) is replaced.
@@ -89,34 +99,32 @@ impl CodeExchanges {
             openid,
             unionid,
             session_key,
-            used_for: None,
+            outcome: None,
         })
     }
 
-    async fn remembered(&self, hash: &str) -> Result<Option<Exchange>, DbErr> {
+    async fn remembered(&self, hash: &str) -> Result<Option<(Exchange, String)>, DbErr> {
         let row = code_exchanges::Entity::find_by_id(hash.to_owned())
             .filter(code_exchanges::Column::ExpiresAt.gt(now_ms()))
             .one(&self.db)
             .await?;
-        Ok(row.map(|m| Exchange {
-            code_hash: m.code_hash,
-            app_id: m.app_id,
-            openid: m.openid,
-            unionid: m.unionid,
-            session_key: SecretString::from(m.session_key),
-            used_for: m.scene_id.zip(m.outcome),
+        Ok(row.map(|m| {
+            let first_scene = m.scene_id.unwrap_or_default();
+            let exchange = Exchange {
+                code_hash: m.code_hash,
+                app_id: m.app_id,
+                openid: m.openid,
+                unionid: m.unionid,
+                session_key: SecretString::from(m.session_key),
+                outcome: m.outcome,
+            };
+            (exchange, first_scene)
         }))
     }
 
-    /// Notes that the code did `outcome` on `scene_id` (first use wins).
-    pub async fn record_use(
-        &self,
-        code_hash: &str,
-        scene_id: &str,
-        outcome: &str,
-    ) -> Result<(), DbErr> {
+    /// Notes that the code did `outcome` on its scene (first use wins).
+    pub async fn record_use(&self, code_hash: &str, outcome: &str) -> Result<(), DbErr> {
         code_exchanges::Entity::update_many()
-            .col_expr(code_exchanges::Column::SceneId, scene_id.into())
             .col_expr(code_exchanges::Column::Outcome, outcome.into())
             .filter(code_exchanges::Column::CodeHash.eq(code_hash))
             .filter(code_exchanges::Column::Outcome.is_null())
@@ -153,6 +161,8 @@ pub enum ExchangeError {
     Wechat(#[from] WechatError),
     #[error(transparent)]
     Db(#[from] DbErr),
+    #[error("this code was already used for another scene; call wx.login again")]
+    UsedElsewhere,
 }
 
 impl From<ExchangeError> for crate::error::ApiError {
@@ -160,6 +170,9 @@ impl From<ExchangeError> for crate::error::ApiError {
         match e {
             ExchangeError::Wechat(w) => w.into(),
             ExchangeError::Db(d) => d.into(),
+            ExchangeError::UsedElsewhere => {
+                Self::InvalidRequest(ExchangeError::UsedElsewhere.to_string())
+            }
         }
     }
 }

@@ -177,7 +177,6 @@ async fn confirm_retry_with_the_same_code_gives_the_same_answer() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a wx.login code already used on one scene is accepted again on another (src/login/mod.rs resolve)"]
 async fn a_code_used_on_one_scene_does_not_replay_on_another() {
     let app = spawn_app().await;
     let a = app.create_scene().await;
@@ -249,7 +248,6 @@ async fn concurrent_scans_with_one_code_exchange_it_once() {
 }
 
 #[tokio::test]
-#[ignore = "bug: a confirm retried with the same code while the first is in flight gets 409 scene_final (src/login/mod.rs confirm)"]
 async fn concurrent_confirm_retry_with_one_code_gets_the_same_answer() {
     let app = spawn_app().await;
     for round in 0..3 {
