@@ -1,0 +1,101 @@
+// scanlogin confirm page: opened by scanning the code a website shows
+// (getwxacodeunlimit with page "pages/scanlogin/index"; the scene id arrives
+// as query.scene). The logic lives in logic.js, tested with `node --test`.
+const logic = require('./logic.js');
+
+// Your hub's public URL. Add it to the mini-program's "request" domain list
+// (mp.weixin.qq.com → 开发管理 → 服务器域名). app.js may override it with
+// globalData.scanloginHub.
+const HUB = 'https://hub.example.com';
+
+function context() {
+  const app = typeof getApp === 'function' ? getApp() : null;
+  const hub = (app && app.globalData && app.globalData.scanloginHub) || HUB;
+  return { wx, hub };
+}
+
+Page({
+  data: {
+    step: 'loading', // loading | ask | sending | confirmed | cancelled | error
+    site: null, // { id, name, origin }
+    browser: null, // { ip, userAgent, label }
+    nickname: '',
+    avatarUrl: '', // a temporary file from chooseAvatar, or an https URL
+    error: '',
+    retryable: false,
+  },
+
+  onLoad(query) {
+    this.ctx = context();
+    this.sceneId = logic.sceneFromQuery(query);
+    return this.scan();
+  },
+
+  scan() {
+    this.setData({ step: 'loading', error: '' });
+    return logic.scan(this.ctx, this.sceneId).then(
+      (answer) => {
+        this.mpToken = answer.mpToken;
+        this.setData({ step: 'ask', site: answer.site, browser: answer.browser });
+      },
+      (err) => this.fail(err),
+    );
+  },
+
+  onChooseAvatar(e) {
+    this.setData({ avatarUrl: e.detail.avatarUrl });
+  },
+
+  onNickname(e) {
+    this.setData({ nickname: e.detail.value });
+  },
+
+  // chooseAvatar gives a local temporary file: upload it to your own storage
+  // and return its https URL here to show it on the website. Without that,
+  // only the nickname is sent (logic.js never sends a local path).
+  uploadAvatar(path) {
+    return Promise.resolve(path);
+  },
+
+  onConfirm() {
+    if (this.data.step !== 'ask') return undefined;
+    this.setData({ step: 'sending' });
+    return this.uploadAvatar(this.data.avatarUrl)
+      .then((avatarUrl) =>
+        logic.confirm(this.ctx, {
+          sceneId: this.sceneId,
+          mpToken: this.mpToken,
+          nickname: this.data.nickname,
+          avatarUrl,
+        }),
+      )
+      .then(
+        () => this.setData({ step: 'confirmed' }),
+        (err) => this.fail(err),
+      );
+  },
+
+  onCancel() {
+    if (this.data.step !== 'ask') return undefined;
+    this.setData({ step: 'sending' });
+    return logic.cancel(this.ctx, { sceneId: this.sceneId, mpToken: this.mpToken }).then(
+      () => this.setData({ step: 'cancelled' }),
+      (err) => this.fail(err),
+    );
+  },
+
+  onRetry() {
+    return this.mpToken && this.data.site ? this.setData({ step: 'ask', error: '' }) : this.scan();
+  },
+
+  onClose() {
+    wx.exitMiniProgram ? wx.exitMiniProgram() : wx.navigateBack();
+  },
+
+  fail(err) {
+    // A network hiccup or a busy WeChat can be retried; a taken, expired or
+    // answered code cannot.
+    const retryable = ['network', 'wechat_error', 'login_failed', 'rate_limited', 'unavailable', 'failed', 'invalid_request'];
+    this.setData({ step: 'error', error: logic.message(err), retryable: retryable.includes(err && err.code) });
+  },
+});

@@ -1,0 +1,250 @@
+/* The scanlogin confirm page's logic, as plain functions of a `wx` object.
+ *
+ * The mini-program page (index.js) `require`s it; `node --test` drives it with
+ * a fake `wx`; the hub's simulated phone (/sim/phone) loads the very same file
+ * as a script (global `ScanLoginMP`) with a `wx` made of fetch calls. So
+ * nothing here may touch `Page`, `getApp` or the DOM.
+ *
+ * ctx = { wx, hub: "https://hub.example.com", appId?: "wx...", timeout?: ms } */
+(function (root, factory) {
+  var api = factory();
+  if (typeof module === "object" && module.exports) module.exports = api;
+  else root.ScanLoginMP = api;
+})(this, function () {
+  "use strict";
+
+  var MESSAGES = {
+    "zh-CN": {
+      bad_scene: "无法识别这个二维码，请重新扫码。",
+      scene_not_found: "这个二维码无效，请在电脑上刷新后重新扫码。",
+      scene_expired: "二维码已过期，请在电脑上刷新二维码后重新扫码。",
+      scene_taken: "这个二维码已被其他微信用户扫描。",
+      scene_final: "这个登录请求已经处理过了。",
+      invalid_token: "登录凭证已失效，请重新扫码。",
+      wechat_error: "微信登录失败，请稍后重试。",
+      login_failed: "微信登录失败，请稍后重试。",
+      invalid_request: "提交的信息有误：",
+      rate_limited: "操作太频繁，请稍后再试。",
+      unavailable: "服务暂时不可用，请稍后重试。",
+      network: "网络连接失败，请检查网络后重试。",
+      failed: "登录失败，请重试。"
+    },
+    en: {
+      bad_scene: "This code is not a login code. Scan again.",
+      scene_not_found: "This code is not valid. Refresh it on the computer and scan again.",
+      scene_expired: "This code has expired. Refresh it on the computer and scan again.",
+      scene_taken: "Another WeChat user already scanned this code.",
+      scene_final: "This login request was already answered.",
+      invalid_token: "This confirmation is no longer valid. Scan again.",
+      wechat_error: "WeChat login failed. Try again in a moment.",
+      login_failed: "WeChat login failed. Try again in a moment.",
+      invalid_request: "Something you entered was not accepted: ",
+      rate_limited: "Too many tries. Wait a moment and try again.",
+      unavailable: "The service is unavailable right now. Try again later.",
+      network: "Could not reach the server. Check the network and try again.",
+      failed: "Login failed. Try again."
+    }
+  };
+
+  /** An error with a stable `code` (the hub's problem code, or network/login_failed/bad_scene). */
+  function ScanError(code, status, detail) {
+    var err = new Error(detail || code);
+    err.name = "ScanError";
+    err.code = code;
+    err.status = status || 0;
+    err.detail = detail || "";
+    return err;
+  }
+
+  /** The scene id from the page's `query` (`decodeURIComponent(query.scene)`), or null. */
+  function sceneFromQuery(query) {
+    var raw = query && query.scene;
+    if (typeof raw !== "string") return null;
+    var scene;
+    try {
+      scene = decodeURIComponent(raw);
+    } catch (e) {
+      return null;
+    }
+    scene = scene.trim().toLowerCase();
+    return /^[0-9a-f]{32}$/.test(scene) ? scene : null;
+  }
+
+  /** This mini-program's app id, when `wx` can tell; the hub defaults to its first app otherwise. */
+  function appIdOf(ctx) {
+    if (ctx.appId) return ctx.appId;
+    try {
+      return ctx.wx.getAccountInfoSync().miniProgram.appId || undefined;
+    } catch (e) {
+      return undefined;
+    }
+  }
+
+  /** POSTs JSON to the hub with wx.request; resolves the body of a 2xx, rejects a ScanError. */
+  function post(ctx, path, data) {
+    return new Promise(function (resolve, reject) {
+      ctx.wx.request({
+        url: String(ctx.hub).replace(/\/+$/, "") + path,
+        method: "POST",
+        data: data,
+        header: { "content-type": "application/json" },
+        timeout: ctx.timeout || 10000,
+        success: function (res) {
+          var body = res.data;
+          if (typeof body === "string") {
+            try {
+              body = JSON.parse(body);
+            } catch (e) {
+              body = {};
+            }
+          }
+          if (res.statusCode >= 200 && res.statusCode < 300) return resolve(body);
+          var problem = body && typeof body === "object" ? body : {};
+          reject(ScanError(problem.code || "failed", res.statusCode, problem.detail || problem.title));
+        },
+        fail: function (err) {
+          reject(ScanError("network", 0, err && err.errMsg));
+        }
+      });
+    });
+  }
+
+  /** wx.login as a promise of a one-time code. */
+  function login(wx) {
+    return new Promise(function (resolve, reject) {
+      wx.login({
+        timeout: 10000,
+        success: function (res) {
+          if (res && res.code) resolve(res.code);
+          else reject(ScanError("login_failed", 0, res && res.errMsg));
+        },
+        fail: function (err) {
+          reject(ScanError("login_failed", 0, err && err.errMsg));
+        }
+      });
+    });
+  }
+
+  /** Legacy wx.getUserInfo({withCredentials}) as a promise of the encrypted profile. */
+  function userInfo(wx) {
+    return new Promise(function (resolve, reject) {
+      wx.getUserInfo({
+        withCredentials: true,
+        lang: "zh_CN",
+        success: resolve,
+        fail: function (err) {
+          reject(ScanError("login_failed", 0, err && err.errMsg));
+        }
+      });
+    });
+  }
+
+  /** A short "Chrome · Windows" for a User-Agent string. */
+  function describeBrowser(ua) {
+    ua = String(ua || "");
+    var browser = /Edg(e|A|iOS)?\//.test(ua) ? "Edge"
+      : /OPR\//.test(ua) ? "Opera"
+      : /MicroMessenger\//.test(ua) ? "WeChat"
+      : /Firefox\/|FxiOS\//.test(ua) ? "Firefox"
+      : /Chrome\/|Chromium\/|CriOS\//.test(ua) ? "Chrome"
+      : /Safari\//.test(ua) ? "Safari"
+      : /curl\//.test(ua) ? "curl" : "";
+    var os = /Windows/.test(ua) ? "Windows"
+      : /iPhone|iPad|iPod/.test(ua) ? "iOS"
+      : /Mac OS X|Macintosh/.test(ua) ? "macOS"
+      : /Android/.test(ua) ? "Android"
+      : /CrOS/.test(ua) ? "ChromeOS"
+      : /Linux/.test(ua) ? "Linux" : "";
+    if (!browser && !os) return ua.slice(0, 48) || "?";
+    return [browser, os].filter(Boolean).join(" · ");
+  }
+
+  /** True for an avatar the hub and the browser can load: http(s), not a local temp file. */
+  function isRemoteUrl(url) {
+    return /^https?:\/\/[^/]/i.test(url || "") && !/^https?:\/\/(tmp|usr|store)\//i.test(url);
+  }
+
+  /**
+   * Scans: wx.login, then POST /api/v1/mp/scan. Resolves
+   * { mpToken, expiresAt, site: {id, name, origin}, browser: {ip, userAgent, label} }.
+   */
+  function scan(ctx, sceneId) {
+    if (!sceneId) return Promise.reject(ScanError("bad_scene"));
+    return login(ctx.wx)
+      .then(function (code) {
+        var body = { scene_id: sceneId, code: code };
+        var app = appIdOf(ctx);
+        if (app) body.app_id = app;
+        return post(ctx, "/api/v1/mp/scan", body);
+      })
+      .then(function (a) {
+        var client = a.client || {};
+        var browser = a.browser || {};
+        return {
+          mpToken: a.mp_token,
+          expiresAt: a.expires_at,
+          site: { id: client.id, name: client.name || client.id, origin: client.origin || "" },
+          browser: { ip: browser.ip || "", userAgent: browser.user_agent || "", label: describeBrowser(browser.user_agent) }
+        };
+      });
+  }
+
+  /**
+   * Confirms: POST /api/v1/mp/confirm with the person's nickname and avatar
+   * (o.nickname, o.avatarUrl) as `profile`, or with `legacy: true` the
+   * encrypted profile of wx.getUserInfo. Resolves {state, user_id}.
+   */
+  function confirm(ctx, o) {
+    var body = { scene_id: o.sceneId, mp_token: o.mpToken };
+    var app = appIdOf(ctx);
+    if (app) body.app_id = app;
+    var extra = Promise.resolve();
+    if (o.legacy) {
+      extra = userInfo(ctx.wx).then(function (info) {
+        body.encrypted_data = info.encryptedData;
+        body.iv = info.iv;
+        if (info.rawData && info.signature) {
+          body.raw_data = info.rawData;
+          body.signature = info.signature;
+        }
+      });
+    } else {
+      var profile = {};
+      var nickname = String(o.nickname || "").trim();
+      if (nickname) profile.nickname = nickname;
+      if (isRemoteUrl(o.avatarUrl)) profile.avatar_url = o.avatarUrl;
+      body.profile = profile;
+    }
+    return extra.then(function () {
+      return post(ctx, "/api/v1/mp/confirm", body);
+    });
+  }
+
+  /** Refuses: POST /api/v1/mp/cancel. Resolves {state: "cancelled"}. */
+  function cancel(ctx, o) {
+    var body = { scene_id: o.sceneId, mp_token: o.mpToken };
+    var app = appIdOf(ctx);
+    if (app) body.app_id = app;
+    return post(ctx, "/api/v1/mp/cancel", body);
+  }
+
+  /** A sentence for the person about `err`, in "zh-CN" (default) or "en". */
+  function message(err, lang) {
+    var m = MESSAGES[lang === "en" ? "en" : "zh-CN"];
+    var code = err && err.code;
+    if (code === "invalid_request") return m.invalid_request + (err.detail || "");
+    return m[code] || m.failed;
+  }
+
+  return {
+    ScanError: ScanError,
+    sceneFromQuery: sceneFromQuery,
+    describeBrowser: describeBrowser,
+    isRemoteUrl: isRemoteUrl,
+    login: login,
+    scan: scan,
+    confirm: confirm,
+    cancel: cancel,
+    message: message
+  };
+});

@@ -1,0 +1,304 @@
+// The reference mini-program page (web/miniprogram/pages/scanlogin) against a
+// real hub: logic.js and index.js run with a fake `wx` whose `request` is
+// fetch, whose `login` gets codes from the simulator (/sim/api/login) and
+// whose `getUserInfo` gets the legacy encrypted profile (/sim/api/userinfo).
+"use strict";
+
+const { test, describe, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const path = require("node:path");
+const h = require("./helpers.js");
+
+const PAGE_DIR = path.join(h.WEB, "miniprogram", "pages", "scanlogin");
+const logic = require(path.join(PAGE_DIR, "logic.js"));
+const APP_ID = "wxdemo0000000000"; // config.toml's app
+
+/** A fake `wx` for pretend WeChat user `user`, talking to `hub`. */
+function fakeWx(hub, user, { appId = APP_ID, profile = {} } = {}) {
+  const calls = [];
+  const post = async (p, body) => {
+    const r = await h.postJson(`${hub}${p}`, body);
+    if (r.status !== 200) throw new Error(JSON.stringify(r.data));
+    return r.data;
+  };
+  return {
+    calls,
+    getAccountInfoSync: () => ({ miniProgram: { appId, envVersion: "release" } }),
+    login(o) {
+      calls.push("login");
+      post("/sim/api/login", { user }).then(
+        (b) => o.success({ code: b.code, errMsg: "login:ok" }),
+        (e) => o.fail({ errMsg: `login:fail ${e.message}` }),
+      );
+    },
+    getUserInfo(o) {
+      calls.push("getUserInfo");
+      post("/sim/api/userinfo", { user, nickname: profile.nickname, avatar_url: profile.avatar_url }).then(
+        (b) => o.success({ encryptedData: b.encrypted_data, iv: b.iv, rawData: b.raw_data, signature: b.signature }),
+        (e) => o.fail({ errMsg: `getUserInfo:fail ${e.message}` }),
+      );
+    },
+    request(o) {
+      calls.push(`request ${o.method} ${new URL(o.url).pathname}`);
+      assert.equal(o.header["content-type"], "application/json");
+      fetch(o.url, {
+        method: o.method,
+        headers: o.header,
+        body: JSON.stringify(o.data),
+        signal: AbortSignal.timeout(o.timeout || 10000),
+      }).then(
+        async (res) => {
+          const text = await res.text();
+          let data = text;
+          try {
+            data = JSON.parse(text);
+          } catch {
+            /* wx.request leaves non-JSON as a string */
+          }
+          o.success({ statusCode: res.status, data, header: {} });
+        },
+        (e) => o.fail({ errMsg: `request:fail ${e.message}` }),
+      );
+    },
+    exitMiniProgram() {
+      calls.push("exitMiniProgram");
+    },
+  };
+}
+
+/** What the browser that made `scene` sees (long-poll, as the widget's fallback). */
+async function browserSees(hub, scene, after) {
+  const res = await fetch(`${scene.events_url}?after=${after}&wait=5`, {
+    headers: { Authorization: `Bearer ${scene.browser_token}` },
+    signal: AbortSignal.timeout(10000),
+  });
+  assert.equal(res.status, 200);
+  return res.json();
+}
+
+async function newScene(hub) {
+  const r = await h.postJson(`${hub.url}/api/v1/scenes`, { client_id: "demo" }, { "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36" });
+  assert.equal(r.status, 201, JSON.stringify(r.data));
+  return r.data;
+}
+
+/** Loads index.js with a fake `Page`; returns the page instance (setData merges into data). */
+function loadPage(wx, hubUrl) {
+  const file = require.resolve(path.join(PAGE_DIR, "index.js"));
+  delete require.cache[file];
+  let def;
+  global.Page = (d) => {
+    def = d;
+  };
+  global.wx = wx;
+  global.getApp = () => ({ globalData: { scanloginHub: hubUrl } });
+  try {
+    require(file);
+  } finally {
+    delete global.Page;
+  }
+  const page = Object.create(def);
+  page.data = JSON.parse(JSON.stringify(def.data));
+  page.setData = (patch) => Object.assign(page.data, patch);
+  return page;
+}
+
+describe("pure helpers", () => {
+  test("sceneFromQuery decodes query.scene and accepts only 32 hex characters", () => {
+    const id = "0123456789abcdef0123456789abcdef";
+    assert.equal(logic.sceneFromQuery({ scene: id }), id);
+    assert.equal(logic.sceneFromQuery({ scene: encodeURIComponent(id.toUpperCase()) }), id);
+    assert.equal(logic.sceneFromQuery({ scene: "%E4%BD%A0" }), null);
+    assert.equal(logic.sceneFromQuery({ scene: "%" }), null);
+    assert.equal(logic.sceneFromQuery({ scene: id + "0" }), null);
+    assert.equal(logic.sceneFromQuery({}), null);
+    assert.equal(logic.sceneFromQuery(undefined), null);
+  });
+
+  test("describeBrowser names browser and system", () => {
+    const ua = (s) => logic.describeBrowser(s);
+    assert.equal(ua("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"), "Chrome · Windows");
+    assert.equal(ua("Mozilla/5.0 (Windows NT 10.0) AppleWebKit/537.36 Chrome/131.0 Safari/537.36 Edg/131.0"), "Edge · Windows");
+    assert.equal(ua("Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 Version/17.0 Safari/605.1.15"), "Safari · macOS");
+    assert.equal(ua("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"), "Firefox · Linux");
+    assert.equal(ua("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile Safari/604.1"), "Safari · iOS");
+    assert.equal(ua("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36"), "Chrome · Android");
+    assert.equal(ua(""), "?");
+  });
+
+  test("isRemoteUrl keeps http(s) avatars and drops local temp files", () => {
+    assert.ok(logic.isRemoteUrl("https://cdn.example.com/a.png"));
+    assert.ok(!logic.isRemoteUrl("http://tmp/abc.jpg"));
+    assert.ok(!logic.isRemoteUrl("wxfile://tmp_abc.jpg"));
+    assert.ok(!logic.isRemoteUrl("javascript:alert(1)"));
+    assert.ok(!logic.isRemoteUrl(""));
+  });
+
+  test("message has a sentence for each failure, in zh-CN and en", () => {
+    for (const code of ["scene_expired", "scene_taken", "scene_final", "scene_not_found", "network", "wechat_error", "bad_scene"]) {
+      const zh = logic.message({ code });
+      const en = logic.message({ code }, "en");
+      assert.notEqual(zh, logic.message({ code: "something_else" }), code);
+      assert.match(en, /[.]$/, code);
+    }
+    assert.match(logic.message({ code: "scene_expired" }), /过期/);
+    assert.match(logic.message({ code: "scene_taken" }, "en"), /Another WeChat user/);
+    assert.equal(logic.message(undefined, "en"), "Login failed. Try again.");
+  });
+});
+
+describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").existsSync(h.HUB_BIN) ? false : `no hub binary at ${h.HUB_BIN}` }, () => {
+  let hub;
+  before(async () => {
+    hub = await h.startHub();
+  });
+  after(async () => {
+    if (hub) await hub.stop();
+  });
+
+  test("scan shows site, browser and IP; confirm with a profile logs the browser in", async () => {
+    const scene = await newScene(hub);
+    const wx = fakeWx(hub.url, "alice");
+    const ctx = { wx, hub: hub.url };
+    const scan = await logic.scan(ctx, logic.sceneFromQuery({ scene: encodeURIComponent(scene.scene_id) }));
+    assert.deepEqual(scan.site, { id: "demo", name: "Demo site", origin: "http://127.0.0.1:8080" });
+    assert.equal(scan.browser.ip, "127.0.0.1");
+    assert.equal(scan.browser.label, "Chrome · Windows");
+    assert.ok(scan.mpToken);
+    assert.equal((await browserSees(hub, scene, "waiting")).state, "scanned");
+
+    const avatar = `${hub.url}/sim/avatars/2.svg`;
+    const done = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "  Alice  ", avatarUrl: avatar });
+    assert.equal(done.state, "confirmed");
+    const ev = await browserSees(hub, scene, "scanned");
+    assert.equal(ev.state, "confirmed");
+    assert.deepEqual(ev.user, { nickname: "Alice", avatar_url: avatar });
+    const r = await h.redeem(hub.url, ev.ticket);
+    assert.equal(r.status, 200);
+    assert.equal(r.data.user.identities[0].app_id, APP_ID);
+    assert.deepEqual(wx.calls, ["login", "request POST /api/v1/mp/scan", "request POST /api/v1/mp/confirm"]);
+  });
+
+  test("a local temp avatar is not sent; the nickname is", async () => {
+    const scene = await newScene(hub);
+    const ctx = { wx: fakeWx(hub.url, "bob"), hub: hub.url };
+    const scan = await logic.scan(ctx, scene.scene_id);
+    await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "Bob", avatarUrl: "http://tmp/x.jpg" });
+    const ev = await browserSees(hub, scene, "scanned");
+    assert.deepEqual(ev.user, { nickname: "Bob", avatar_url: null });
+  });
+
+  test("legacy path: encrypted profile from wx.getUserInfo", async () => {
+    const scene = await newScene(hub);
+    const wx = fakeWx(hub.url, "carol", { profile: { nickname: "Carol 旧版", avatar_url: `${hub.url}/sim/avatars/3.svg` } });
+    const ctx = { wx, hub: hub.url };
+    const scan = await logic.scan(ctx, scene.scene_id);
+    await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, legacy: true });
+    assert.deepEqual(wx.calls, ["login", "request POST /api/v1/mp/scan", "getUserInfo", "request POST /api/v1/mp/confirm"]);
+    const ev = await browserSees(hub, scene, "scanned");
+    assert.equal(ev.user.nickname, "Carol 旧版");
+    assert.equal(ev.user.avatar_url, `${hub.url}/sim/avatars/3.svg`);
+  });
+
+  test("cancel: the browser is told; a later confirm is refused as already answered", async () => {
+    const scene = await newScene(hub);
+    const ctx = { wx: fakeWx(hub.url, "dan"), hub: hub.url };
+    const scan = await logic.scan(ctx, scene.scene_id);
+    assert.deepEqual(await logic.cancel(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken }), { state: "cancelled" });
+    assert.equal((await browserSees(hub, scene, "scanned")).state, "cancelled");
+    const err = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "Dan" }).catch((e) => e);
+    assert.equal(err.code, "scene_final");
+    assert.equal(err.status, 409);
+    assert.equal(logic.message(err, "en"), "This login request was already answered.");
+  });
+
+  test("another WeChat user's scan is refused as taken", async () => {
+    const scene = await newScene(hub);
+    await logic.scan({ wx: fakeWx(hub.url, "erin"), hub: hub.url }, scene.scene_id);
+    const err = await logic.scan({ wx: fakeWx(hub.url, "mallory"), hub: hub.url }, scene.scene_id).catch((e) => e);
+    assert.equal(err.code, "scene_taken");
+    assert.match(logic.message(err), /其他微信用户/);
+  });
+
+  test("unknown scene, bad scene, unreachable hub, failing wx.login", async () => {
+    const ctx = { wx: fakeWx(hub.url, "frank"), hub: hub.url };
+    let err = await logic.scan(ctx, "0123456789abcdef0123456789abcdef").catch((e) => e);
+    assert.equal(err.code, "scene_not_found");
+    err = await logic.scan(ctx, null).catch((e) => e);
+    assert.equal(err.code, "bad_scene");
+    const port = await h.freePort();
+    err = await logic.scan({ wx: fakeWx(`http://127.0.0.1:${port}`, "frank"), hub: `http://127.0.0.1:${port}` }, "0123456789abcdef0123456789abcdef").catch((e) => e);
+    assert.equal(err.code, "login_failed");
+    const offline = { wx: { ...fakeWx(hub.url, "frank") }, hub: `http://127.0.0.1:${port}` };
+    err = await logic.scan(offline, "0123456789abcdef0123456789abcdef").catch((e) => e);
+    assert.equal(err.code, "network");
+    assert.match(logic.message(err), /网络/);
+  });
+
+  test("index.js page: onLoad scans, fill-in, Confirm; errors become messages", async () => {
+    const scene = await newScene(hub);
+    const wx = fakeWx(hub.url, "grace");
+    const page = loadPage(wx, hub.url);
+    await page.onLoad({ scene: encodeURIComponent(scene.scene_id) });
+    assert.equal(page.data.step, "ask");
+    assert.equal(page.data.site.name, "Demo site");
+    assert.equal(page.data.browser.label, "Chrome · Windows");
+    page.onChooseAvatar({ detail: { avatarUrl: "http://tmp/avatar.jpg" } });
+    page.onNickname({ detail: { value: "Grace" } });
+    await page.onConfirm();
+    assert.equal(page.data.step, "confirmed");
+    const ev = await browserSees(hub, scene, "scanned");
+    assert.deepEqual(ev.user, { nickname: "Grace", avatar_url: null });
+
+    // The same code scanned again by someone else: taken, not retryable.
+    const other = loadPage(fakeWx(hub.url, "heidi"), hub.url);
+    await other.onLoad({ scene: scene.scene_id });
+    assert.equal(other.data.step, "error");
+    assert.equal(other.data.error, logic.message({ code: "scene_taken" }));
+    assert.equal(other.data.retryable, false);
+
+    // A code that is not ours.
+    const bad = loadPage(fakeWx(hub.url, "ivan"), hub.url);
+    await bad.onLoad({ scene: "not-a-scene" });
+    assert.equal(bad.data.error, logic.message({ code: "bad_scene" }));
+  });
+
+  test("index.js page: Cancel", async () => {
+    const scene = await newScene(hub);
+    const page = loadPage(fakeWx(hub.url, "judy"), hub.url);
+    await page.onLoad({ scene: scene.scene_id });
+    await page.onCancel();
+    assert.equal(page.data.step, "cancelled");
+    assert.equal((await browserSees(hub, scene, "scanned")).state, "cancelled");
+  });
+});
+
+describe("expiry against a hub with a 2 s TTL", { skip: require("node:fs").existsSync(h.HUB_BIN) ? false : "no hub binary" }, () => {
+  let hub;
+  before(async () => {
+    hub = await h.startHub({ ttl: 2 });
+  });
+  after(async () => {
+    if (hub) await hub.stop();
+  });
+
+  test("scanning an expired code says so", async () => {
+    const scene = await newScene(hub);
+    await h.sleep(2600);
+    const page = loadPage(fakeWx(hub.url, "kim"), hub.url);
+    await page.onLoad({ scene: scene.scene_id });
+    assert.equal(page.data.step, "error");
+    assert.equal(page.data.error, logic.message({ code: "scene_expired" }));
+    assert.equal(page.data.retryable, false);
+  });
+
+  test("confirming after the code expired says so", async () => {
+    const scene = await newScene(hub);
+    const ctx = { wx: fakeWx(hub.url, "lee"), hub: hub.url };
+    const scan = await logic.scan(ctx, scene.scene_id);
+    await h.sleep(2600);
+    const err = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "Lee" }).catch((e) => e);
+    assert.equal(err.code, "scene_expired");
+    assert.equal(err.status, 410);
+  });
+});
