@@ -2,6 +2,7 @@
 //! own database, secret key and fake WeChat (see `helpers.rs`).
 
 mod bad_input;
+mod browser;
 mod cluster;
 mod concurrency;
 mod decrypt;
