@@ -83,8 +83,17 @@ impl Default for TestConfig {
             burst: 10_000,
             apps: vec![(APP_ID.into(), APP_SECRET.into())],
             simulator: false,
-            db: TestDb::Sqlite,
+            db: default_db(),
         }
+    }
+}
+
+/// SQLite, unless `SCANLOGIN_TEST_DB=postgres` asks to run every test on
+/// PostgreSQL (with `SCANLOGIN_TEST_POSTGRES_URL` set).
+fn default_db() -> TestDb {
+    match std::env::var("SCANLOGIN_TEST_DB").as_deref() {
+        Ok("postgres") => TestDb::Postgres,
+        _ => TestDb::Sqlite,
     }
 }
 
@@ -105,29 +114,26 @@ pub struct TestApp {
 /// also when it panics.
 struct StopGuard {
     token: CancellationToken,
-    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pg_cleanup: Option<(String, String)>,
 }
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
         self.token.cancel();
-        let server = self.server.take();
         let Some((admin_url, name)) = self.pg_cleanup.take() else {
             return;
         };
-        // The database can only be dropped once the hub let go of it: wait for
-        // the hub on a thread of its own (Drop cannot await).
-        let rt = tokio::runtime::Handle::try_current().ok();
+        // Drop cannot await, and the test's runtime is busy running this drop:
+        // use a thread with a runtime of its own. FORCE ends the connections
+        // the stopping hub may still hold.
         let _ = std::thread::spawn(move || {
-            let own = tokio::runtime::Builder::new_current_thread()
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .expect("cleanup runtime");
-            if let (Some(rt), Some(server)) = (rt, server) {
-                let _ = rt.block_on(async { tokio::time::timeout(WAIT, server).await });
-            }
-            own.block_on(async {
+            else {
+                return;
+            };
+            rt.block_on(async {
                 let _ = tokio::time::timeout(WAIT, async {
                     if let Ok(db) = sea_orm::Database::connect(&admin_url).await {
                         let _ = db
@@ -180,7 +186,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
     let app = Application::build(settings).await.expect("hub builds");
     let port = app.port();
     let token = app.shutdown_token();
-    let server = tokio::spawn(app.run_until_stopped());
+    tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(40))
         .build()
@@ -191,11 +197,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         http,
         fake,
         db_url,
-        _stop: StopGuard {
-            token,
-            server: Some(server),
-            pg_cleanup,
-        },
+        _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,
     }
 }
