@@ -48,24 +48,24 @@
     ".scanlogin{box-sizing:border-box;width:240px;padding:16px;text-align:center;color:#1f2328;background:#fff;" +
     "border:1px solid #d8dee4;border-radius:12px;font:14px/1.5 system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif}" +
     ".scanlogin *{box-sizing:border-box}.scanlogin [hidden]{display:none!important}" +
-    ".scanlogin-code{position:relative;width:200px;height:200px;margin:0 auto}" +
-    ".scanlogin-qr{display:block;width:100%;height:100%}" +
-    ".scanlogin[data-busy] .scanlogin-qr{visibility:hidden}" +
-    ".scanlogin-spin{display:none;position:absolute;top:50%;left:50%;width:36px;height:36px;margin:-18px;" +
+    ".scanlogin .scanlogin-code{position:relative;width:200px;height:200px;margin:0 auto}" +
+    ".scanlogin .scanlogin-qr{display:block;width:100%;height:100%}" +
+    ".scanlogin[data-busy] .scanlogin-qr,.scanlogin[data-state=error] .scanlogin-qr{visibility:hidden}" +
+    ".scanlogin .scanlogin-spin{display:none;position:absolute;top:50%;left:50%;width:36px;height:36px;margin:-18px;" +
     "border:3px solid #d8dee4;border-top-color:#07c160;border-radius:50%;animation:scanlogin-spin .8s linear infinite}" +
     ".scanlogin[data-busy] .scanlogin-spin{display:block}" +
     "@keyframes scanlogin-spin{to{transform:rotate(360deg)}}" +
-    ".scanlogin-veil,.scanlogin-button{position:absolute;top:0;left:0;width:100%;height:100%;display:flex;" +
+    ".scanlogin .scanlogin-veil,.scanlogin .scanlogin-button{position:absolute;top:0;left:0;width:100%;height:100%;display:flex;" +
     "flex-direction:column;align-items:center;justify-content:center;gap:6px;background:rgba(255,255,255,.94)}" +
-    ".scanlogin-veil{display:none;color:#07c160;font-size:56px;line-height:1}" +
+    ".scanlogin .scanlogin-veil{display:none;color:#07c160;font-size:56px;line-height:1}" +
     ".scanlogin[data-state=scanned] .scanlogin-veil{display:flex}" +
-    ".scanlogin-button{margin:0;padding:0;border:0;border-radius:4px;cursor:pointer;color:#1f2328;font:inherit;font-weight:600}" +
-    ".scanlogin-button:hover{background:rgba(246,248,250,.96)}" +
-    ".scanlogin-button:focus-visible{outline:3px solid #0969da;outline-offset:2px}" +
-    ".scanlogin-button span{font-size:36px;line-height:1;color:#07c160}" +
-    ".scanlogin-status{margin:12px 0 0;min-height:1.5em;font-weight:500}" +
-    ".scanlogin-note{margin:4px 0 0;color:#656d76;font-size:12px}" +
-    ".scanlogin-face{display:block;width:80px;height:80px;margin:8px auto 0;border-radius:50%;object-fit:cover;" +
+    ".scanlogin .scanlogin-button{margin:0;padding:0;border:0;border-radius:4px;cursor:pointer;color:#1f2328;font:inherit;font-weight:600}" +
+    ".scanlogin .scanlogin-button:hover{background:rgba(246,248,250,.96)}" +
+    ".scanlogin .scanlogin-button:focus-visible{outline:3px solid #0969da;outline-offset:2px}" +
+    ".scanlogin .scanlogin-button span{font-size:36px;line-height:1;color:#07c160}" +
+    ".scanlogin .scanlogin-status{margin:12px 0 0;min-height:1.5em;color:#1f2328;font-size:14px;font-weight:500}" +
+    ".scanlogin .scanlogin-note{margin:4px 0 0;color:#656d76;font-size:12px}" +
+    ".scanlogin .scanlogin-face{display:block;width:80px;height:80px;margin:8px auto 0;border-radius:50%;object-fit:cover;" +
     "background:#07c160;color:#fff;font-size:36px;line-height:80px}";
 
   var script = document.currentScript;
@@ -287,6 +287,7 @@
       }, 8000);
       sock.onopen = function () {
         opened = socketWorked = true;
+        socketFailures = 0;
         clearTimeout(openTimer);
         sock.send(JSON.stringify({ type: "auth", browser_token: scene.token }));
       };
@@ -301,7 +302,9 @@
         if (!live(my)) return;
         if (e.code === 4410) return event({ scene_id: scene.id, state: "expired" }, my);
         if (e.code === 4401 || e.code === 4404) return fail();
-        if (!opened && !socketWorked && ++socketFailures >= 2) usePoll = true;
+        // Never opened: blocked, or the hub is down. Long-poll after 2 such
+        // failures (4 when sockets worked before): it also works when the hub is back.
+        if (!opened && ++socketFailures >= (socketWorked ? 4 : 2)) usePoll = true;
         retry(my);
       };
     }

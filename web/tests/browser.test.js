@@ -203,6 +203,45 @@ describe("widget in Chromium", { skip: missing || false }, () => {
     }
   });
 
+  test("spinner while loading; a failed request shows an error with a keyboard retry", T, async () => {
+    const w = await h.world();
+    const context = await browser.newContext({ viewport: { width: 420, height: 400 }, deviceScaleFactor: 1 });
+    const page = await context.newPage();
+    page.setDefaultTimeout(15000);
+    let release;
+    const held = new Promise((r) => {
+      release = r;
+    });
+    // The first POST /api/v1/scenes hangs until the spinner is seen, then fails.
+    let failed = false;
+    await page.route("**/api/v1/scenes", async (route) => {
+      if (failed || route.request().method() !== "POST") return route.continue();
+      failed = true;
+      await Promise.race([held, h.sleep(10000)]);
+      return route.abort("connectionrefused");
+    });
+    try {
+      await page.goto(`${w.site.origin}/?lang=en`);
+      await page.locator(".scanlogin-spin").waitFor({ state: "visible" });
+      assert.equal(await status(page).textContent(), "Loading the login code…");
+      await h.shot(widget(page), "widget-en-0-loading");
+      release();
+      await stateIs(page, "error");
+      assert.equal(await status(page).textContent(), "Could not load the code — click to try again");
+      assert.ok(!(await page.locator(".scanlogin-spin").isVisible()));
+      await h.shot(widget(page), "widget-en-0-error");
+      await page.keyboard.press("Tab");
+      await page.keyboard.press("Space");
+      await codeShown(page);
+      await stateIs(page, "waiting");
+      const states = (await page.evaluate(() => window.states)).map((x) => x[0]);
+      assert.deepEqual(states, ["loading", "error", "loading", "waiting"]);
+    } finally {
+      await context.close();
+      await w.close();
+    }
+  });
+
   test("cancel on the phone; a click gets a new code", T, async () => {
     const w = await h.world();
     const { page, context, seen } = await openSite(w, { lang: "en" });
@@ -308,7 +347,7 @@ describe("widget in Chromium", { skip: missing || false }, () => {
 
   test("demo page + simulated phone (inline panel, driven by clicks)", T, async () => {
     const w = await h.world();
-    const context = await browser.newContext({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1 });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: 1 });
     const page = await context.newPage();
     page.setDefaultTimeout(15000);
     try {
@@ -320,7 +359,7 @@ describe("widget in Chromium", { skip: missing || false }, () => {
       assert.equal(await link.getAttribute("target"), "_blank");
       await h.shot(page, "demo-1-waiting");
 
-      await page.getByRole("button", { name: "Show the phone beside this page" }).click();
+      await page.getByRole("button", { name: "Show the phone on this page" }).click();
       const phone = page.frameLocator('iframe[title="Simulated phone"]');
       await phone.getByRole("button", { name: "Bob" }).click();
       assert.equal(await phone.locator("#user").inputValue(), "bob");
@@ -345,6 +384,7 @@ describe("widget in Chromium", { skip: missing || false }, () => {
       assert.equal(answer.user.identities.length, 1);
       assert.match(await page.locator("#who").textContent(), /Hi, Bobby/);
       await page.waitForFunction(() => document.querySelector("img.scanlogin-face").naturalWidth > 0);
+      await page.evaluate(() => window.scrollTo(0, 0));
       await h.shot(page, "demo-4-logged-in");
     } finally {
       await context.close();
