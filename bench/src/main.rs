@@ -373,6 +373,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "hub_cores_busy": (cpu.as_secs_f64() / wall.as_secs_f64() * 100.0).round() / 100.0,
         "tool_cpu_us_per_login": per(me_cpu, ok),
         "flow": Summary::of(&done.latency),
+        "steps": STEPS.iter().zip(&done.steps).map(|(name, h)| json!({"step": name, "latency": Summary::of(h)})).collect::<Vec<_>>(),
         "errors": done.errors.count(),
         "error_samples": done.errors.samples(),
     });
@@ -405,7 +406,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             "baseline_10k_browsers_1s": {
                 "requests_per_sec": browsers,
                 "hub_cores_needed": (browsers * per_req / 1e6 * 100.0).round() / 100.0,
-                "mean_delay_ms": 500.0 + Summary::of(&done.latency).mean_us / 1000.0,
+                "mean_delay_ms": (500.0 + Summary::of(&done.latency).mean_us / 1000.0).round(),
             },
         });
         failed |= errors.count() + done.errors.count() > 0;
@@ -555,6 +556,8 @@ async fn waiting_browser(
 /// Latencies and errors of a set of workers.
 struct Done {
     latency: Histogram<u64>,
+    /// Per step of a login (empty for polls).
+    steps: Vec<Histogram<u64>>,
     errors: Errors,
 }
 
@@ -570,6 +573,7 @@ async fn logins(hub: &Hub, codes: Vec<String>, workers: usize) -> Done {
         let (hub, codes, next, errors) = (hub.clone(), codes.clone(), next.clone(), errors.clone());
         set.spawn(async move {
             let mut h = histogram();
+            let mut steps: Vec<_> = STEPS.iter().map(|_| histogram()).collect();
             loop {
                 let j = next.fetch_add(1, Ordering::Relaxed);
                 if j >= codes.len() || Instant::now() > deadline {
@@ -577,33 +581,67 @@ async fn logins(hub: &Hub, codes: Vec<String>, workers: usize) -> Done {
                 }
                 let t = Instant::now();
                 match tokio::time::timeout(STEP_TIMEOUT, login(&hub, &codes[j])).await {
-                    Ok(Ok(())) => record(&mut h, t.elapsed()),
+                    Ok(Ok(laps)) => {
+                        record(&mut h, t.elapsed());
+                        for (s, d) in steps.iter_mut().zip(laps) {
+                            record(s, d);
+                        }
+                    }
                     Ok(Err(e)) => errors.add("login", &e),
                     Err(_) => errors.add("login", &anyhow::anyhow!("flow timed out")),
                 }
             }
-            h
+            (h, steps)
         });
     }
     let mut latency = histogram();
+    let mut steps: Vec<_> = STEPS.iter().map(|_| histogram()).collect();
     while let Some(joined) = set.join_next().await {
         match joined {
-            Ok(h) => {
+            Ok((h, s)) => {
                 let _ = latency.add(&h);
+                for (all, one) in steps.iter_mut().zip(&s) {
+                    let _ = all.add(one);
+                }
             }
             Err(e) => errors.add("login worker", &e.into()),
         }
     }
     let errors = Arc::try_unwrap(errors).unwrap_or_default();
-    Done { latency, errors }
+    Done {
+        latency,
+        steps,
+        errors,
+    }
 }
 
-/// One complete login: scene, socket, confirm, pushed ticket, redeem.
-async fn login(hub: &Hub, code: &str) -> anyhow::Result<()> {
+/// The steps of a complete login, in order, as named in the report.
+const STEPS: [&str; 5] = [
+    "create scene",
+    "socket open+auth+waiting",
+    "confirm (HTTP answer)",
+    "then confirmed pushed",
+    "redeem",
+];
+
+/// One complete login: scene, socket, confirm, pushed ticket, redeem;
+/// returns how long each step took.
+async fn login(hub: &Hub, code: &str) -> anyhow::Result<[Duration; 5]> {
+    let mut t = Instant::now();
+    let mut lap = || {
+        let now = Instant::now();
+        let d = now - t;
+        t = now;
+        d
+    };
     let scene = hub.create_scene().await?;
+    let created = lap();
     let mut ws = browser::open(&scene).await?;
+    let opened = lap();
     hub.confirm(&scene.scene_id, code, "bench").await?;
+    let confirmed = lap();
     let event = browser::next_event(&mut ws, Instant::now() + STEP_TIMEOUT).await?;
+    let pushed = lap();
     if event["state"] != "confirmed" {
         bail!("expected confirmed, heard {event}");
     }
@@ -611,8 +649,9 @@ async fn login(hub: &Hub, code: &str) -> anyhow::Result<()> {
         .as_str()
         .context("confirmed without a ticket")?;
     hub.redeem(ticket).await?;
+    let redeemed = lap();
     tokio::spawn(browser::drain(ws, Duration::from_secs(2)));
-    Ok(())
+    Ok([created, opened, confirmed, pushed, redeemed])
 }
 
 /// `count` short polls over `scenes` with `workers` workers.
@@ -651,7 +690,11 @@ async fn polls(hub: &Hub, scenes: Arc<Vec<Scene>>, count: usize, workers: usize)
         }
     }
     let errors = Arc::try_unwrap(errors).unwrap_or_default();
-    Done { latency, errors }
+    Done {
+        latency,
+        steps: Vec::new(),
+        errors,
+    }
 }
 
 /// Each target, its measured value and whether it is met.
@@ -740,6 +783,13 @@ fn table(out: &Value) -> String {
     t += "\n";
     t += &row("complete login flow", &l["flow"]);
     t += "\n";
+    for step in l["steps"].as_array().into_iter().flatten() {
+        t += &row(
+            &format!(" - {}", step["step"].as_str().unwrap_or("")),
+            &step["latency"],
+        );
+        t += "\n";
+    }
     if out["poll"].is_object() {
         t += &row("short poll", &out["poll"]["latency"]);
         t += "\n";

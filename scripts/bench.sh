@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Benchmark of issue 4: builds (release), starts the hub (release build,
+# SQLite in a temp dir, built-in WeChat simulator, loopback only), runs
+# scanlogin-bench with the standard sizes and stops everything on exit.
+#
+#   scripts/bench.sh                 # one run, standard sizes
+#   RUNS=3 scripts/bench.sh          # three runs, a fresh hub and database each
+#   N=2000 F=2000 scripts/bench.sh   # smaller
+#
+# Knobs (environment): N waiting browsers (10000), R confirms/s (1000),
+# D seconds of confirms (10), K login workers (32), F logins (20000),
+# POLLS short polls for the polling baseline (20000, 0 skips), IDLE seconds
+# of idle watch (25), RUNS (1), PORT (18181), HUB_WORKERS (0 = one per core),
+# DB_MAX_CONNECTIONS (config.toml's value when unset), BUILD (1; 0 skips the
+# build), OUT (JSON lines, target/bench/results.jsonl), LABEL (free text),
+# HUB_BIN / BENCH_BIN (prebuilt binaries, e.g. a patched hub).
+# Results: the table on stderr, one JSON line per run appended to $OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N=${N:-10000} R=${R:-1000} D=${D:-10} K=${K:-32} F=${F:-20000}
+POLLS=${POLLS:-20000} IDLE=${IDLE:-25} RUNS=${RUNS:-1} PORT=${PORT:-18181}
+HUB_WORKERS=${HUB_WORKERS:-0} BUILD=${BUILD:-1} LABEL=${LABEL:-}
+target_dir=${CARGO_TARGET_DIR:-target}
+OUT=${OUT:-$target_dir/bench/results.jsonl}
+HUB_BIN=${HUB_BIN:-$target_dir/release/scanlogin}
+BENCH_BIN=${BENCH_BIN:-$target_dir/release/scanlogin-bench}
+
+# Each waiting browser is one socket in the hub and one in the tool.
+if [ "$(ulimit -n)" -lt 20000 ]; then
+    ulimit -n 20000 || echo "bench.sh: cannot raise ulimit -n to 20000; N may fail" >&2
+fi
+
+if [ "$BUILD" = 1 ]; then
+    cargo build --release -p scanlogin -p scanlogin-bench
+fi
+mkdir -p "$(dirname "$OUT")"
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/scanlogin-bench.XXXXXX")
+hub_pid=""
+stop_hub() {
+    if [ -n "$hub_pid" ] && kill -0 "$hub_pid" 2>/dev/null; then
+        kill -TERM "$hub_pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do
+            kill -0 "$hub_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$hub_pid" 2>/dev/null || true
+        wait "$hub_pid" 2>/dev/null || true
+    fi
+    hub_pid=""
+}
+cleanup() {
+    stop_hub
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+start_hub() {
+    local dir=$1
+    mkdir -p "$dir"
+    local env=(
+        SCANLOGIN__SERVER__BIND="127.0.0.1:$PORT"
+        SCANLOGIN__SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
+        SCANLOGIN__SERVER__SECRET_KEY_FILE="$dir/secret.key"
+        SCANLOGIN__SERVER__WORKERS="$HUB_WORKERS"
+        SCANLOGIN__DATABASE__URL="sqlite://$dir/db.sqlite"
+        SCANLOGIN__WECHAT__MODE=simulator
+        SCANLOGIN__SCENE__TTL_SECS=3600
+        SCANLOGIN__RATE_LIMIT__SCENES_PER_MINUTE=100000000
+        SCANLOGIN__RATE_LIMIT__BURST=1000000
+        SCANLOGIN__LOG__LEVEL=warn
+    )
+    if [ -n "${DB_MAX_CONNECTIONS:-}" ]; then
+        env+=(SCANLOGIN__DATABASE__MAX_CONNECTIONS="$DB_MAX_CONNECTIONS")
+    fi
+    env "${env[@]}" RUST_LOG=warn "$HUB_BIN" --config config.toml serve >"$dir/hub.log" 2>&1 &
+    hub_pid=$!
+    for _ in $(seq 1 300); do
+        if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
+            return 0
+        fi
+        kill -0 "$hub_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench.sh: the hub did not come up; its log:" >&2
+    cat "$dir/hub.log" >&2
+    return 1
+}
+
+echo "bench.sh: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+status=0
+for run in $(seq 1 "$RUNS"); do
+    start_hub "$tmp/run$run"
+    echo "bench.sh: run $run/$RUNS, hub pid $hub_pid on 127.0.0.1:$PORT" >&2
+    "$BENCH_BIN" --hub "http://127.0.0.1:$PORT/" --pid "$hub_pid" \
+        --waiting "$N" --rate "$R" --secs "$D" --workers "$K" --logins "$F" \
+        --polls "$POLLS" --idle-secs "$IDLE" \
+        --label "${LABEL:+$LABEL }run $run/$RUNS load $(cut -d' ' -f1 /proc/loadavg)" \
+        | tee -a "$OUT" || status=$?
+    stop_hub
+    if [ -s "$tmp/run$run/hub.log" ]; then
+        echo "bench.sh: hub log of run $run (warnings and errors):" >&2
+        tail -n 20 "$tmp/run$run/hub.log" >&2
+    fi
+done
+echo "bench.sh: results appended to $OUT" >&2
+exit "$status"
