@@ -253,6 +253,17 @@ async fn rate_limit_is_429_with_retry_after() {
         .expect("seconds");
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_problem(res, 429, "rate_limited").await;
+    // A made-up X-Forwarded-For does not buy a new allowance.
+    let res = app
+        .http
+        .post(app.url("/api/v1/scenes"))
+        .header("Origin", ORIGIN)
+        .header("X-Forwarded-For", "198.51.100.7")
+        .json(&json!({"client_id": CLIENT_ID}))
+        .send()
+        .await
+        .expect("create");
+    assert_problem(res, 429, "rate_limited").await;
     // The other endpoints are not limited by it.
     assert_eq!(
         app.http

@@ -372,3 +372,20 @@ async fn bad_profile_values_are_refused() {
         assert_eq!(app.state_of(&scene).await, "scanned");
     }
 }
+
+#[tokio::test]
+async fn rescan_keeps_the_newest_session_key() {
+    let app = spawn_app().await;
+    // First scan with one key, then the same person scans again after a new
+    // wx.login (WeChat gave a new key): data made with the new key decrypts.
+    let (scene, mp_token) =
+        scanned_with(&app, "o_alice", Some("u_alice"), &fx("other_session_key")).await;
+    let code = unique("code");
+    app.fake
+        .add_code(&code, "o_alice", Some("u_alice"), &fx("session_key"));
+    let again = ok_json(app.scan(&scene.id, &code).await).await;
+    assert_eq!(again["mp_token"], mp_token.as_str());
+    let res = confirm_encrypted(&app, &scene, &mp_token, &fx("user"), &fx("iv")).await;
+    ok_json(res).await;
+    assert_eq!(redeemed_user(&app, &scene).await["nickname"], "Alice");
+}

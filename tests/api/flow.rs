@@ -409,3 +409,117 @@ async fn same_person_twice_is_the_same_user() {
     }
     assert_eq!(ids[0], ids[1]);
 }
+
+#[tokio::test]
+async fn phone_is_shown_the_real_browser_and_secrets_are_not_cached() {
+    let app = spawn_app().await;
+    // X-Forwarded-For from an untrusted peer is not believed.
+    let res = app
+        .http
+        .post(app.url("/api/v1/scenes"))
+        .header("Origin", ORIGIN)
+        .header("User-Agent", "TestBrowser/1.0 (scanlogin tests)")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .json(&json!({"client_id": CLIENT_ID}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(res.status(), 201);
+    let cache = res.headers()["cache-control"].to_str().expect("ascii");
+    assert!(cache.contains("no-store"), "{cache}");
+    let body: Value = res.json().await.expect("JSON");
+    let scene = Scene {
+        id: body["scene_id"].as_str().expect("id").to_owned(),
+        browser_token: body["browser_token"].as_str().expect("token").to_owned(),
+        body,
+    };
+    let res = app.events(&scene, None, 0).await;
+    let cache = res.headers()["cache-control"].to_str().expect("ascii");
+    assert!(cache.contains("no-store"), "{cache}");
+    let scan = ok_json(app.scan(&scene.id, &app.login_code("o_viewer")).await).await;
+    assert_eq!(
+        scan["browser"],
+        json!({"ip": "127.0.0.1", "user_agent": "TestBrowser/1.0 (scanlogin tests)"})
+    );
+    // The phone never sees the browser's secret.
+    assert!(!scan.to_string().contains(&scene.browser_token));
+}
+
+#[tokio::test]
+async fn final_states_never_change() {
+    let app = spawn_app().await;
+    // confirmed
+    let scene = app.create_scene().await;
+    let code = app.login_code("o_final");
+    let mp_token = app.scanned(&scene.id, &code).await;
+    ok_json(app.confirm_token(&scene.id, &mp_token).await).await;
+    let res = app.scan(&scene.id, &app.login_code("o_final")).await;
+    crate::helpers::assert_problem(res, 409, "scene_final").await;
+    let res = app
+        .cancel(&json!({"scene_id": scene.id, "mp_token": mp_token}))
+        .await;
+    crate::helpers::assert_problem(res, 409, "scene_final").await;
+    let code = app.login_code("o_final");
+    let res = app
+        .cancel(&json!({"scene_id": scene.id, "code": code}))
+        .await;
+    crate::helpers::assert_problem(res, 409, "scene_final").await;
+    let res = app.scan(&scene.id, &app.login_code("o_someone")).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(app.state_of(&scene).await, "confirmed");
+
+    // cancelled (single step, with a code)
+    let scene = app.create_scene().await;
+    let code = app.login_code("o_final");
+    let res = app
+        .cancel(&json!({"scene_id": scene.id, "code": code}))
+        .await;
+    assert_eq!(ok_json(res).await["state"], "cancelled");
+    let code = app.login_code("o_final");
+    let res = app
+        .confirm(&json!({"scene_id": scene.id, "code": code}))
+        .await;
+    crate::helpers::assert_problem(res, 409, "scene_final").await;
+    let res = app.scan(&scene.id, &app.login_code("o_final")).await;
+    crate::helpers::assert_problem(res, 409, "scene_final").await;
+    assert_eq!(app.state_of(&scene).await, "cancelled");
+    let event = ok_json(app.events(&scene, None, 0).await).await;
+    assert!(event.get("ticket").is_none(), "{event}");
+}
+
+#[tokio::test]
+async fn scenes_of_another_client_redeem_only_there() {
+    let app = spawn_app().await;
+    let res = app
+        .post_scene(
+            &json!({"client_id": crate::helpers::OTHER_CLIENT_ID}),
+            Some(crate::helpers::OTHER_ORIGIN),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.expect("JSON");
+    let scene = Scene {
+        id: body["scene_id"].as_str().expect("id").to_owned(),
+        browser_token: body["browser_token"].as_str().expect("token").to_owned(),
+        body,
+    };
+    let scan = ok_json(app.scan(&scene.id, &app.login_code("o_o")).await).await;
+    assert_eq!(scan["client"]["id"], crate::helpers::OTHER_CLIENT_ID);
+    assert_eq!(scan["client"]["name"], "Other site");
+    assert_eq!(scan["client"]["origin"], crate::helpers::OTHER_ORIGIN);
+    let mp_token = scan["mp_token"].as_str().expect("mp_token");
+    ok_json(app.confirm_token(&scene.id, mp_token).await).await;
+    let event = ok_json(app.events(&scene, None, 0).await).await;
+    let ticket = event["ticket"].as_str().expect("ticket");
+    crate::helpers::assert_problem(app.redeem(ticket).await, 400, "invalid_ticket").await;
+    let body = ok_json(
+        app.redeem_as(
+            crate::helpers::OTHER_CLIENT_ID,
+            crate::helpers::OTHER_CLIENT_SECRET,
+            ticket,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(body["client_id"], crate::helpers::OTHER_CLIENT_ID);
+}

@@ -71,6 +71,8 @@ pub struct TestConfig {
     pub apps: Vec<(String, String)>,
     /// Use the hub's built-in simulator instead of the fake.
     pub simulator: bool,
+    /// `housekeeping.interval_secs` (retention is its minimum, one hour).
+    pub housekeeping_secs: u64,
     pub db: TestDb,
 }
 
@@ -83,6 +85,7 @@ impl Default for TestConfig {
             burst: 10_000,
             apps: vec![(APP_ID.into(), APP_SECRET.into())],
             simulator: false,
+            housekeeping_secs: 60,
             db: default_db(),
         }
     }
@@ -238,6 +241,10 @@ sweep_interval_ms = 100
 scenes_per_minute = {per_minute}
 burst = {burst}
 
+[housekeeping]
+retention_secs = 3600
+interval_secs = {housekeeping}
+
 {apps}
 [[clients]]
 client_id = "{CLIENT_ID}"
@@ -256,6 +263,7 @@ allowed_origins = ["{OTHER_ORIGIN}"]
         ttl = cfg.ttl_secs,
         per_minute = cfg.scenes_per_minute,
         burst = cfg.burst,
+        housekeeping = cfg.housekeeping_secs,
     )
 }
 
@@ -557,6 +565,22 @@ impl Ws {
                 other => panic!("expected an event, got {other:?}"),
             }
         }
+    }
+
+    /// Waits for a ping from the server (events are not expected meanwhile).
+    pub async fn next_ping(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        for _ in 0..16 {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .expect("no ping in time");
+            match msg {
+                Some(Ok(Message::Ping(_))) => return,
+                Some(Ok(Message::Pong(_))) => continue,
+                other => panic!("expected a ping, got {other:?}"),
+            }
+        }
+        panic!("too many frames before a ping");
     }
 
     /// Reads until the server closes; returns the close code. Events that

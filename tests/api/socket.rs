@@ -315,3 +315,18 @@ async fn oversized_frame_ends_the_socket_not_the_hub() {
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "waiting");
 }
+
+#[tokio::test]
+async fn server_pings_every_twenty_seconds_and_the_socket_lives_on() {
+    let app = spawn_app().await;
+    let scene = app.create_scene().await;
+    let mut ws = app.ws_connect(&scene).await;
+    assert_eq!(ws.next_event().await["state"], "waiting");
+    let started = std::time::Instant::now();
+    ws.next_ping(Duration::from_secs(25)).await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(18), "{took:?}");
+    // Answered (tungstenite pongs by itself): the socket still carries events.
+    app.scanned(&scene.id, &app.login_code("o_ping")).await;
+    assert_eq!(ws.next_event().await["state"], "scanned");
+}
