@@ -319,3 +319,57 @@ async fn access_token_is_shared_across_scenes() {
     assert_eq!(app.fake.calls(Api::CodeImage), 3);
     assert_eq!(app.fake.calls(Api::StableToken), 1);
 }
+
+/// Shared with the PostgreSQL tests: the same new person confirming two
+/// scenes at once (two tabs, or two apps joined by a unionid) is one user.
+pub async fn first_logins_at_once_make_one_user(app: &TestApp, second_app: Option<&str>) {
+    for round in 0..4 {
+        let (a, b) = (app.create_scene().await, app.create_scene().await);
+        let openid = crate::helpers::unique("o_twin");
+        let unionid = second_app.map(|_| crate::helpers::unique("u_twin"));
+        let (code_a, code_b) = (
+            crate::helpers::unique("code"),
+            crate::helpers::unique("code"),
+        );
+        let key = crate::helpers::session_key();
+        app.fake
+            .add_code(&code_a, &openid, unionid.as_deref(), &key);
+        let openid_b = match second_app {
+            Some(_) => format!("{openid}-b"),
+            None => openid.clone(),
+        };
+        app.fake
+            .add_code(&code_b, &openid_b, unionid.as_deref(), &key);
+        let body_a = json!({"scene_id": a.id, "code": code_a});
+        let mut body_b = json!({"scene_id": b.id, "code": code_b});
+        if let Some(app_b) = second_app {
+            body_b["app_id"] = json!(app_b);
+        }
+        let (ra, rb) = tokio::join!(app.confirm(&body_a), app.confirm(&body_b));
+        let (ra, rb) = (ok_json(ra).await, ok_json(rb).await);
+        assert_eq!(ra["user_id"], rb["user_id"], "round {round}");
+        for scene in [&a, &b] {
+            let event = ok_json(app.events(scene, None, 0).await).await;
+            let body = ok_json(app.redeem(event["ticket"].as_str().expect("ticket")).await).await;
+            assert_eq!(body["user"]["id"], ra["user_id"], "round {round}");
+            let n = body["user"]["identities"].as_array().map_or(0, Vec::len);
+            assert!(n >= 1, "round {round}: a user without identity: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn same_new_person_on_two_scenes_at_once_is_one_user() {
+    let app = spawn_app().await;
+    first_logins_at_once_make_one_user(&app, None).await;
+}
+
+#[tokio::test]
+async fn same_new_unionid_in_two_apps_at_once_is_one_user() {
+    let app = crate::helpers::spawn_app_with(|cfg| {
+        cfg.apps
+            .push(("wxtest0000000002".into(), "second-app-secret".into()))
+    })
+    .await;
+    first_logins_at_once_make_one_user(&app, Some("wxtest0000000002")).await;
+}
