@@ -222,16 +222,19 @@
         cache: "no-store"
       })
         .then(function (res) {
-          if (!res.ok) throw new Error("scanlogin: POST /api/v1/scenes answered " + res.status);
-          return res.json();
+          if (res.ok) return res.json();
+          // Tell the site's developer why (e.g. origin_not_allowed); the answer holds no secret.
+          return res.json().catch(function () { return {}; }).then(function (problem) {
+            var why = problem.detail || problem.code || "HTTP " + res.status;
+            if (window.console) console.warn("scanlogin: no login code: " + why);
+            throw new Error(why);
+          });
         })
         .then(function (b) {
           if (my !== gen) return;
           scene = { id: b.scene_id, token: b.browser_token, ws: b.ws_url, events: b.events_url, state: "waiting" };
           // The hub pushes "expired"; this timer covers a hub that cannot be reached then.
-          expiryTimer = setTimeout(function () {
-            event({ scene_id: scene.id, state: "expired" }, my);
-          }, (b.expires_in + 3) * 1000);
+          expiryTimer = setTimeout(event, (b.expires_in + 3) * 1000, { scene_id: b.scene_id, state: "expired" }, my);
           qr.src = b.qrcode_url;
           setState("waiting");
           connect(my);
@@ -244,7 +247,7 @@
     /** Applies a state event of the current scene; older or repeated states are ignored. */
     function event(ev, my) {
       if (my !== gen || !scene || !ev || ev.scene_id !== scene.id) return;
-      if (!(ev.state in RANK) || RANK[ev.state] <= RANK[scene.state]) return;
+      if (typeof RANK[ev.state] !== "number" || RANK[ev.state] <= RANK[scene.state]) return;
       scene.state = ev.state;
       if (RANK[ev.state] === 2) stop();
       if (ev.state !== "confirmed") return setState(ev.state);
