@@ -373,3 +373,20 @@ async fn same_new_unionid_in_two_apps_at_once_is_one_user() {
     .await;
     first_logins_at_once_make_one_user(&app, Some("wxtest0000000002")).await;
 }
+
+#[tokio::test]
+async fn eight_confirms_at_once_have_one_winner() {
+    let app = spawn_app().await;
+    let scene = app.create_scene().await;
+    let mp_token = app.scanned(&scene.id, &app.login_code("o_crowd")).await;
+    let answers = tokio::time::timeout(
+        Duration::from_secs(20),
+        futures_util::future::join_all((0..8).map(|_| app.confirm_token(&scene.id, &mp_token))),
+    )
+    .await
+    .expect("all answered");
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 409, 409, 409, 409, 409, 409, 409]);
+    assert_eq!(ticket_rows(&app, &scene.id).await, 1);
+}

@@ -293,10 +293,30 @@ async fn shutdown_closes_sockets_with_1012() {
     let scene = app.create_scene().await;
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "waiting");
+    let poll = {
+        let http = app.http.clone();
+        let url = app.url(&format!(
+            "/api/v1/scenes/{}/events?after=waiting&wait=30",
+            scene.id
+        ));
+        let token = scene.browser_token.clone();
+        tokio::spawn(async move { http.get(url).bearer_auth(token).send().await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stopped = std::time::Instant::now();
     app.stop();
     let (events, ending) = ws.closing(Duration::from_secs(10)).await;
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(ending, Ending::Closed(1012));
+    // A waiting long-poll is let go at once too (with the current state).
+    let res = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .expect("the poll ends at shutdown")
+        .expect("task");
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    if let Ok(res) = res {
+        assert_eq!(ok_json(res).await["state"], "waiting");
+    }
 }
 
 #[tokio::test]
