@@ -76,17 +76,20 @@ pub fn configure_simulator(cfg: &mut web::ServiceConfig) {
     register(cfg, SIMULATOR_ASSETS);
 }
 
+/// One resource per asset, answering GET and HEAD (other methods get 405).
 fn register(cfg: &mut web::ServiceConfig, assets: &'static [Asset]) {
     for asset in assets {
-        cfg.route(
-            asset.path,
-            web::get().to(move || async move {
-                HttpResponse::Ok()
-                    .content_type(asset.content_type)
-                    .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-                    .insert_header(("X-Content-Type-Options", "nosniff"))
-                    .body(asset.body)
-            }),
+        let serve = move || async move {
+            HttpResponse::Ok()
+                .content_type(asset.content_type)
+                .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+                .insert_header(("X-Content-Type-Options", "nosniff"))
+                .body(asset.body)
+        };
+        cfg.service(
+            web::resource(asset.path)
+                .route(web::get().to(serve))
+                .route(web::head().to(serve)),
         );
     }
 }
