@@ -26,6 +26,8 @@ pub struct Model {
     pub nickname: Option<String>,
     pub avatar_url: Option<String>,
     pub finished_at: Option<i64>,
+    /// `Origin` of the page that asked for the scene, when a browser did.
+    pub origin: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

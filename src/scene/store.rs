@@ -26,6 +26,8 @@ pub struct NewScene {
     pub browser_token_hash: String,
     pub browser_ip: String,
     pub browser_user_agent: String,
+    /// `Origin` of the page that asked, when a browser did.
+    pub origin: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -86,6 +88,7 @@ impl SceneStore {
             nickname: Set(None),
             avatar_url: Set(None),
             finished_at: Set(None),
+            origin: Set(s.origin),
         };
         scenes::Entity::insert(row)
             .exec_without_returning(&self.db)
