@@ -10,6 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+/// The client whose demo page the hub serves at `/`.
+pub const DEMO_CLIENT: &str = "demo";
+
 /// Prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "SCANLOGIN__";
 
@@ -284,10 +287,11 @@ impl Settings {
             overlay(&mut root, &path, &value)
                 .map_err(|e| ConfigError(vec![format!("{name}: {e}")]))?;
         }
-        let settings: Settings = serde_path_to_error::deserialize(root).map_err(|e| {
+        let mut settings: Settings = serde_path_to_error::deserialize(root).map_err(|e| {
             let key = e.path().to_string();
             ConfigError(vec![format!("{key}: {}", e.into_inner().message())])
         })?;
+        settings.let_demo_use_own_origin();
         let problems = settings.problems();
         if problems.is_empty() {
             Ok(settings)
@@ -408,6 +412,17 @@ impl Settings {
             );
         }
         out
+    }
+
+    /// The demo page is served by the hub itself, so the `demo` client always
+    /// allows the hub's own origin (wherever `public_url` points).
+    fn let_demo_use_own_origin(&mut self) {
+        let own = self.server.public_url.origin().ascii_serialization();
+        if let Some(demo) = self.clients.iter_mut().find(|c| c.client_id == DEMO_CLIENT)
+            && !demo.allows_origin(&own)
+        {
+            demo.allowed_origins.push(own);
+        }
     }
 
     /// The app used when a request names none: the first configured.
@@ -582,6 +597,30 @@ mod tests {
             .to_string();
         assert!(err.contains("clients[1].client_id: duplicate"), "{err}");
         assert!(err.contains("clients[1].allowed_origins"), "{err}");
+    }
+
+    #[test]
+    fn the_demo_client_allows_the_hubs_own_origin() {
+        let s = Settings::from_sources(
+            BASE,
+            env(&[("SCANLOGIN__SERVER__PUBLIC_URL", "http://127.0.0.1:18080")]),
+        )
+        .expect("valid");
+        assert!(
+            s.client("demo")
+                .expect("demo")
+                .allows_origin("http://127.0.0.1:18080")
+        );
+        assert!(
+            s.client("demo")
+                .expect("demo")
+                .allows_origin("http://127.0.0.1:8080")
+        );
+        assert!(
+            !s.client("demo")
+                .expect("demo")
+                .allows_origin("http://127.0.0.1:18081")
+        );
     }
 
     #[test]

@@ -9,8 +9,7 @@ use serde::Deserialize;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The client the demo page logs in to.
-pub const DEMO_CLIENT: &str = "demo";
+pub use crate::config::DEMO_CLIENT;
 
 #[derive(Deserialize)]
 pub struct DemoRedeem {
