@@ -219,6 +219,7 @@ impl Login {
                 browser_token_hash: token_hash(&browser_token),
                 browser_ip: browser.ip,
                 browser_user_agent: browser.user_agent.chars().take(512).collect(),
+                origin: origin.map(str::to_owned),
                 created_at: now,
                 expires_at,
             })
@@ -455,7 +456,10 @@ impl Login {
                 client: ClientView {
                     id: client.client_id.clone(),
                     name: client.name.clone(),
-                    origin: client.allowed_origins.first().cloned(),
+                    origin: row
+                        .origin
+                        .clone()
+                        .or_else(|| client.allowed_origins.first().cloned()),
                 },
                 browser: BrowserView {
                     ip: row.browser_ip.clone(),

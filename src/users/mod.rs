@@ -68,9 +68,12 @@ impl UserStore {
             }
             None => None,
         };
-        let user_id = match (by_identity, by_union) {
-            (_, Some(u)) => u.id,
-            (Some(i), None) => i.user_id,
+        // `fresh`: a user row this call created for a person with no unionid.
+        // Two first logins of such a person may race (PostgreSQL runs them
+        // side by side); the identity's primary key decides the winner.
+        let (mut user_id, fresh) = match (by_identity, by_union) {
+            (_, Some(u)) => (u.id, false),
+            (Some(i), None) => (i.user_id, false),
             (None, None) => {
                 let id = uuid::Uuid::new_v4().to_string();
                 let row = users::ActiveModel {
@@ -81,7 +84,8 @@ impl UserStore {
                     created_at: Set(now),
                     updated_at: Set(now),
                 };
-                // A concurrent first login of the same person may have won.
+                // With a unionid, a concurrent first login may have won: the
+                // unique unionid picks one user for both.
                 users::Entity::insert(row)
                     .on_conflict(
                         OnConflict::column(users::Column::Unionid)
@@ -91,13 +95,15 @@ impl UserStore {
                     .exec_without_returning(conn)
                     .await?;
                 match p.unionid {
-                    Some(u) => users::Entity::find()
-                        .filter(users::Column::Unionid.eq(u))
-                        .one(conn)
-                        .await?
-                        .map(|m| m.id)
-                        .ok_or_else(|| DbErr::RecordNotFound("user by unionid".into()))?,
-                    None => id,
+                    Some(u) => {
+                        let winner = users::Entity::find()
+                            .filter(users::Column::Unionid.eq(u))
+                            .one(conn)
+                            .await?
+                            .ok_or_else(|| DbErr::RecordNotFound("user by unionid".into()))?;
+                        (winner.id, false)
+                    }
+                    None => (id, true),
                 }
             }
         };
@@ -107,14 +113,31 @@ impl UserStore {
             user_id: Set(user_id.clone()),
             created_at: Set(now),
         };
+        let key = [identities::Column::AppId, identities::Column::Openid];
+        let on_conflict = if fresh {
+            OnConflict::columns(key).do_nothing().to_owned()
+        } else {
+            // Joining by unionid moves the identity to the unionid's user.
+            OnConflict::columns(key)
+                .update_column(identities::Column::UserId)
+                .to_owned()
+        };
         identities::Entity::insert(identity)
-            .on_conflict(
-                OnConflict::columns([identities::Column::AppId, identities::Column::Openid])
-                    .update_column(identities::Column::UserId)
-                    .to_owned(),
-            )
+            .on_conflict(on_conflict)
             .exec_without_returning(conn)
             .await?;
+        if fresh {
+            let owner = identities::Entity::find_by_id((p.app_id.to_owned(), p.openid.to_owned()))
+                .one(conn)
+                .await?
+                .ok_or_else(|| DbErr::RecordNotFound("identity".into()))?;
+            if owner.user_id != user_id {
+                users::Entity::delete_by_id(user_id.clone())
+                    .exec(conn)
+                    .await?;
+                user_id = owner.user_id;
+            }
+        }
         let mut update = users::Entity::update_many()
             .col_expr(users::Column::UpdatedAt, now.into())
             .filter(users::Column::Id.eq(user_id.as_str()));

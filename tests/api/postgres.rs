@@ -53,7 +53,6 @@ async fn parallel_double_confirm_on_postgres() {
 }
 
 #[tokio::test]
-#[ignore = "bug: on PostgreSQL two concurrent first logins of one openid make two users, one left without identity (src/users/mod.rs UserStore::record)"]
 async fn same_new_person_on_two_scenes_at_once_on_postgres() {
     let Some(app) = spawn_pg().await else { return };
     crate::concurrency::first_logins_at_once_make_one_user(&app, None).await;
