@@ -523,3 +523,38 @@ async fn scenes_of_another_client_redeem_only_there() {
     .await;
     assert_eq!(body["client_id"], crate::helpers::OTHER_CLIENT_ID);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_the_browsers() {
+    let app = spawn_app_with(|cfg| {
+        cfg.trusted_proxies = vec!["127.0.0.1".into()];
+        cfg.scenes_per_minute = 1;
+        cfg.burst = 1;
+    })
+    .await;
+    let create = |forwarded: &'static str| {
+        app.http
+            .post(app.url("/api/v1/scenes"))
+            .header("Origin", ORIGIN)
+            .header("X-Forwarded-For", forwarded)
+            .json(&json!({"client_id": CLIENT_ID}))
+            .send()
+    };
+    // The proxy (127.0.0.1, trusted) appends what it saw; a client-made
+    // entry to its left is not the browser's address.
+    let res = create("198.51.100.1, 203.0.113.20").await.expect("create");
+    assert_eq!(res.status(), 201);
+    let body: Value = res.json().await.expect("JSON");
+    let scene_id = body["scene_id"].as_str().expect("id").to_owned();
+    let scan = ok_json(app.scan(&scene_id, &app.login_code("o_proxied")).await).await;
+    assert_eq!(scan["browser"]["ip"], "203.0.113.20");
+    // The rate limit counts per forwarded address: that browser is spent,
+    // another one behind the same proxy is not.
+    crate::helpers::assert_problem(
+        create("203.0.113.20").await.expect("create"),
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(create("203.0.113.21").await.expect("create").status(), 201);
+}

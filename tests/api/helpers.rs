@@ -73,6 +73,8 @@ pub struct TestConfig {
     pub simulator: bool,
     /// `housekeeping.interval_secs` (retention is its minimum, one hour).
     pub housekeeping_secs: u64,
+    /// Proxies whose `X-Forwarded-For` the hub believes.
+    pub trusted_proxies: Vec<String>,
     pub db: TestDb,
 }
 
@@ -86,6 +88,7 @@ impl Default for TestConfig {
             apps: vec![(APP_ID.into(), APP_SECRET.into())],
             simulator: false,
             housekeeping_secs: 60,
+            trusted_proxies: Vec::new(),
             db: default_db(),
         }
     }
@@ -221,6 +224,7 @@ public_url = "{PUBLIC_URL}"
 secret_key = "{key}"
 workers = 2
 shutdown_timeout_secs = 1
+trusted_proxies = {proxies:?}
 
 [database]
 url = "{db_url}"
@@ -264,6 +268,7 @@ allowed_origins = ["{OTHER_ORIGIN}"]
         per_minute = cfg.scenes_per_minute,
         burst = cfg.burst,
         housekeeping = cfg.housekeeping_secs,
+        proxies = cfg.trusted_proxies,
     )
 }
 
