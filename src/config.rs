@@ -140,7 +140,7 @@ impl Default for SceneSettings {
     fn default() -> Self {
         Self {
             ttl_secs: 300,
-            sweep_interval_ms: 1_000,
+            sweep_interval_ms: 500,
         }
     }
 }
@@ -307,9 +307,9 @@ impl Settings {
         if !matches!(self.server.public_url.scheme(), "http" | "https") {
             out.push("server.public_url: must be an http or https URL".into());
         }
-        if !(2..=3600).contains(&self.scene.ttl_secs) {
+        if !(1..=86_400).contains(&self.scene.ttl_secs) {
             out.push(format!(
-                "scene.ttl_secs: {} is out of range 2..=3600",
+                "scene.ttl_secs: {} is out of range 1..=86400",
                 self.scene.ttl_secs
             ));
         }
@@ -388,10 +388,8 @@ impl Settings {
                     client.client_id
                 ));
             }
-            if client.client_secret.expose_secret().len() < 16 {
-                out.push(format!(
-                    "clients[{i}].client_secret: must be at least 16 characters"
-                ));
+            if client.client_secret.expose_secret().is_empty() {
+                out.push(format!("clients[{i}].client_secret: must not be empty"));
             }
             for origin in &client.allowed_origins {
                 if let Err(why) = check_origin(origin) {
@@ -410,6 +408,13 @@ impl Settings {
                 "server.public_url: plain http in live mode; browsers and WeChat expect https"
                     .into(),
             );
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            if (1..16).contains(&client.client_secret.expose_secret().len()) {
+                out.push(format!(
+                    "clients[{i}].client_secret: shorter than 16 characters; use a long random secret"
+                ));
+            }
         }
         out
     }
@@ -465,7 +470,7 @@ fn check_origin(origin: &str) -> Result<(), &'static str> {
     if url.path() != "/"
         || url.query().is_some()
         || url.fragment().is_some()
-        || origin.ends_with('/')
+        || origin.trim_end_matches('/').len() + 1 < origin.len()
     {
         return Err("must be scheme://host[:port] without a path");
     }
