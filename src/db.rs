@@ -16,10 +16,17 @@ pub fn is_sqlite(url: &str) -> bool {
 /// Connects, creating a SQLite file and its folder when needed.
 pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
     let mut url = s.url.expose_secret().to_owned();
+    let mut max_connections = s.max_connections;
+    let mut in_memory = false;
     if is_sqlite(&url) {
         let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
         let path = path.split('?').next().unwrap_or("");
-        if !path.is_empty() && path != ":memory:" {
+        // Every connection to `:memory:` is a database of its own: keep one,
+        // for the whole life of the hub.
+        in_memory = path.is_empty() || path == ":memory:" || url.contains("mode=memory");
+        if in_memory {
+            max_connections = 1;
+        } else {
             if let Some(dir) = std::path::Path::new(path)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
@@ -37,7 +44,10 @@ pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> 
         }
     }
     let mut opts = ConnectOptions::new(url);
-    opts.max_connections(s.max_connections)
+    if in_memory {
+        opts.idle_timeout(None).max_lifetime(None);
+    }
+    opts.max_connections(max_connections)
         .min_connections(1)
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
