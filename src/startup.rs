@@ -134,6 +134,13 @@ impl Application {
                 .wrap(middleware::from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure(app_state.clone()))
         })
+        .on_connect(|conn, _ext| {
+            // Small frames (a push right after `waiting`, the close after
+            // `confirmed`) must not wait for the peer's delayed ACK (Nagle).
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .listen(listener)?
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
         .shutdown_signal(async move { stop.cancelled().await });

@@ -534,7 +534,9 @@ impl Login {
             txn.commit().await?;
             info!(user_id, "scene confirmed");
             self.observe(FlowEvent::Ended(State::Confirmed));
-            self.note_code_use(&auth, &b.app_id, "confirm").await;
+            // Tell the browser first: noting the code's use is one more write
+            // the person should not wait for (the code's lock, held until this
+            // call returns, still keeps a retry from racing it).
             self.publish(SceneView {
                 scene_id: row.id.clone(),
                 state: State::Confirmed,
@@ -546,6 +548,7 @@ impl Login {
             })
             .await;
             self.observe(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
+            self.note_code_use(&auth, &b.app_id, "confirm").await;
             Ok((State::Confirmed, user_id))
         }
         .instrument(span)
