@@ -52,6 +52,9 @@ pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> 
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
+        // A broken SQLite connection shows on the next statement anyway; a
+        // ping per acquire is one more worker-thread round trip per query.
+        .test_before_acquire(false)
         .map_sqlx_sqlite_opts(|o| {
             o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
