@@ -114,7 +114,9 @@ async fn run(
     };
     // 2. Listen before reading the state, so no change falls in between.
     let mut sub = state.registry.subscribe(&scene_id);
-    let mut shown = match state.login.browser_view(&scene_id, &token).await {
+    // Boxed: the database futures are large and would otherwise stay
+    // inlined in every idle session's task for its whole life.
+    let mut shown = match Box::pin(state.login.browser_view(&scene_id, &token)).await {
         Ok(view) => view,
         Err(ApiError::SceneNotFound) => {
             let _ = session
@@ -195,7 +197,7 @@ async fn run(
                 if session.ping(b"").await.is_err() { break None; }
                 // A push this socket missed (full queue, bus hiccup) is caught
                 // up from the database, which holds the truth.
-                if let Ok(view) = state.login.browser_view_unchecked(&scene_id).await
+                if let Ok(view) = Box::pin(state.login.browser_view_unchecked(&scene_id)).await
                     && view.state != shown.state
                 {
                     shown = view;
