@@ -8,7 +8,7 @@
 #   N=2000 F=2000 scripts/bench.sh   # smaller
 #
 # Knobs (environment): N waiting browsers (10000), R confirms/s (1000),
-# D seconds of confirms (10), K login workers (32), F logins (20000),
+# D seconds of confirms (10), K login workers (32), F logins (10000),
 # POLLS short polls for the polling baseline (20000, 0 skips), IDLE seconds
 # of idle watch (25), RUNS (1), PORT (18181), HUB_WORKERS (0 = one per core),
 # DB_MAX_CONNECTIONS (config.toml's value when unset), BUILD (1; 0 skips the
@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-N=${N:-10000} R=${R:-1000} D=${D:-10} K=${K:-32} F=${F:-20000}
+N=${N:-10000} R=${R:-1000} D=${D:-10} K=${K:-32} F=${F:-10000}
 POLLS=${POLLS:-20000} IDLE=${IDLE:-25} RUNS=${RUNS:-1} PORT=${PORT:-18181}
 HUB_WORKERS=${HUB_WORKERS:-0} BUILD=${BUILD:-1} LABEL=${LABEL:-}
 target_dir=${CARGO_TARGET_DIR:-target}

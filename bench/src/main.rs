@@ -232,7 +232,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     sleep(Duration::from_secs(2)).await;
     let rss_open = hub_proc.rss_kib()?;
     let open_n = open_ok.len().max(1) as f64;
-    let mem = json!({
+    let mut mem = json!({
         "rss_before_kib": rss0,
         "rss_after_scenes_kib": rss_scenes,
         "rss_waiting_kib": rss_open,
@@ -243,6 +243,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "errors": setup_errors.count(),
         "error_samples": setup_errors.samples(),
     });
+    if open_ok.is_empty() {
+        for k in [
+            "bytes_per_waiting_browser",
+            "bytes_per_scene_row",
+            "bytes_per_socket",
+        ] {
+            mem[k] = Value::Null;
+        }
+    }
     failed |= setup_errors.count() > 0 || open_ok.len() < n;
     out["memory"] = mem;
 
@@ -373,7 +382,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "hub_cores_busy": (cpu.as_secs_f64() / wall.as_secs_f64() * 100.0).round() / 100.0,
         "tool_cpu_us_per_login": per(me_cpu, ok),
         "flow": Summary::of(&done.latency),
-        "steps": STEPS.iter().zip(&done.steps).map(|(name, h)| json!({"step": name, "latency": Summary::of(h)})).collect::<Vec<_>>(),
+        "steps": step_summaries(&done.steps),
         "errors": done.errors.count(),
         "error_samples": done.errors.samples(),
     });
@@ -417,6 +426,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     eprint!("{}", table(&out));
     println!("{out}");
     Ok(failed)
+}
+
+/// Each login step's latency summary, named.
+fn step_summaries(steps: &[Histogram<u64>]) -> Vec<Value> {
+    STEPS
+        .iter()
+        .zip(steps)
+        .map(|(name, h)| json!({"step": name, "latency": Summary::of(h)}))
+        .collect()
 }
 
 /// Microseconds of `cpu` per item, one decimal.
