@@ -60,14 +60,9 @@ impl Node {
 }
 
 async fn post(url: String, body: Value) -> Value {
-    let res = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .expect("post");
-    assert!(res.status().is_success(), "{}", res.status());
-    res.json().await.expect("json")
+    let (status, answer) = crate::process::post(url, body).await;
+    assert!((200..300).contains(&status), "{status}: {answer}");
+    answer
 }
 
 async fn next_state(

@@ -139,15 +139,7 @@ async fn login_over_long_poll() {
     );
 
     // A poll waiting for a change from `waiting` is answered by the scan.
-    let poll = {
-        let http = app.http.clone();
-        let url = app.url(&format!(
-            "/api/v1/scenes/{}/events?after=waiting&wait=10",
-            scene.id
-        ));
-        let token = scene.browser_token.clone();
-        tokio::spawn(async move { http.get(url).bearer_auth(token).send().await })
-    };
+    let poll = app.spawn_long_poll(&scene, "waiting", 10);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         !poll.is_finished(),
@@ -165,15 +157,7 @@ async fn login_over_long_poll() {
         json!({"type": "state", "scene_id": scene.id, "state": "scanned"})
     );
 
-    let poll = {
-        let http = app.http.clone();
-        let url = app.url(&format!(
-            "/api/v1/scenes/{}/events?after=scanned&wait=10",
-            scene.id
-        ));
-        let token = scene.browser_token.clone();
-        tokio::spawn(async move { http.get(url).bearer_auth(token).send().await })
-    };
+    let poll = app.spawn_long_poll(&scene, "scanned", 10);
     tokio::time::sleep(Duration::from_millis(200)).await;
     ok_json(app.confirm_token(&scene.id, &mp_token).await).await;
     let res = tokio::time::timeout(Duration::from_secs(5), poll)

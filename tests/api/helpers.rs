@@ -472,6 +472,23 @@ impl TestApp {
             .expect("GET events")
     }
 
+    /// A long-poll for a change from `after`, running in the background.
+    pub fn spawn_long_poll(
+        &self,
+        scene: &Scene,
+        after: &str,
+        wait: u64,
+    ) -> tokio::task::JoinHandle<reqwest::Result<Response>> {
+        let request = self
+            .http
+            .get(self.url(&format!(
+                "/api/v1/scenes/{}/events?after={after}&wait={wait}",
+                scene.id
+            )))
+            .bearer_auth(&scene.browser_token);
+        tokio::spawn(request.send())
+    }
+
     /// The scene's current state as its browser is told (no waiting).
     pub async fn state_of(&self, scene: &Scene) -> String {
         let body = ok_json(self.events(scene, None, 0).await).await;

@@ -107,7 +107,8 @@ impl Drop for Hub {
     }
 }
 
-async fn post(url: String, body: Value) -> (u16, Value) {
+/// POSTs JSON; the status and the JSON answer (null when there is none).
+pub(crate) async fn post(url: String, body: Value) -> (u16, Value) {
     let res = reqwest::Client::new()
         .post(url)
         .json(&body)

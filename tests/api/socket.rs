@@ -16,15 +16,7 @@ async fn expiry_is_pushed_then_the_socket_closes() {
     let expires_in = scene.body["expires_in"].as_i64().expect("expires_in");
     assert!((1..=2).contains(&expires_in), "{}", scene.body);
     // A long-poll waiting on `waiting` is answered by the expiry.
-    let poll = {
-        let http = app.http.clone();
-        let url = app.url(&format!(
-            "/api/v1/scenes/{}/events?after=waiting&wait=10",
-            scene.id
-        ));
-        let token = scene.browser_token.clone();
-        tokio::spawn(async move { http.get(url).bearer_auth(token).send().await })
-    };
+    let poll = app.spawn_long_poll(&scene, "waiting", 10);
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "waiting");
     let (events, ending) = ws.closing(Duration::from_secs(6)).await;
@@ -293,15 +285,7 @@ async fn shutdown_closes_sockets_with_1012() {
     let scene = app.create_scene().await;
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "waiting");
-    let poll = {
-        let http = app.http.clone();
-        let url = app.url(&format!(
-            "/api/v1/scenes/{}/events?after=waiting&wait=30",
-            scene.id
-        ));
-        let token = scene.browser_token.clone();
-        tokio::spawn(async move { http.get(url).bearer_auth(token).send().await })
-    };
+    let poll = app.spawn_long_poll(&scene, "waiting", 30);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let stopped = std::time::Instant::now();
     app.stop();
