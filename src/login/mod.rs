@@ -235,29 +235,25 @@ impl Login {
 
     /// The scene's code image; WeChat is asked once per scene.
     pub async fn qrcode(&self, scene_id: &str) -> Result<CodeImage, ApiError> {
-        let id = parse_scene(scene_id)?;
-        let row = self
-            .scenes
-            .get(id.as_str())
-            .await?
-            .ok_or(ApiError::SceneNotFound)?;
+        let row = self.load(scene_id).await?;
+        let id = row.id.as_str();
         if SceneView::of(&row, now_ms()).state == State::Expired {
             return Err(ApiError::SceneExpired);
         }
-        if let Some(img) = self.codes.get(id.as_str()).await? {
+        if let Some(img) = self.codes.get(id).await? {
             return Ok(img);
         }
-        let _one_at_a_time = self.image_locks.lock(id.as_str()).await;
-        if let Some(img) = self.codes.get(id.as_str()).await? {
+        let _one_at_a_time = self.image_locks.lock(id).await;
+        if let Some(img) = self.codes.get(id).await? {
             return Ok(img);
         }
         let app = self.app(None)?;
         let img = self
             .wechat
-            .code_image(&app.app_id, id.as_str())
+            .code_image(&app.app_id, id)
             .instrument(info_span!("wechat_code", scene_id = %id))
             .await?;
-        self.codes.put(id.as_str(), &img, now_ms()).await?;
+        self.codes.put(id, &img, now_ms()).await?;
         Ok(img)
     }
 
@@ -267,12 +263,7 @@ impl Login {
         scene_id: &str,
         browser_token: &str,
     ) -> Result<SceneView, ApiError> {
-        let id = parse_scene(scene_id)?;
-        let row = self
-            .scenes
-            .get(id.as_str())
-            .await?
-            .ok_or(ApiError::SceneNotFound)?;
+        let row = self.load(scene_id).await?;
         if !token_matches(browser_token, &row.browser_token_hash) {
             return Err(ApiError::InvalidToken(
                 "browser_token does not match this scene",

@@ -135,23 +135,18 @@ impl CodeExchanges {
 
     /// Deletes exchanges that expired before `cutoff`, at most `limit` rows.
     pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
-        purge_batch(&self.db, cutoff, limit).await
+        let ids = sea_orm::sea_query::Query::select()
+            .column(code_exchanges::Column::CodeHash)
+            .from(code_exchanges::Entity)
+            .and_where(code_exchanges::Column::ExpiresAt.lt(cutoff))
+            .limit(limit)
+            .to_owned();
+        let res = code_exchanges::Entity::delete_many()
+            .filter(code_exchanges::Column::CodeHash.in_subquery(ids))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
     }
-}
-
-async fn purge_batch(db: &DatabaseConnection, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
-    use sea_orm::sea_query::Query;
-    let ids = Query::select()
-        .column(code_exchanges::Column::CodeHash)
-        .from(code_exchanges::Entity)
-        .and_where(code_exchanges::Column::ExpiresAt.lt(cutoff))
-        .limit(limit)
-        .to_owned();
-    let res = code_exchanges::Entity::delete_many()
-        .filter(code_exchanges::Column::CodeHash.in_subquery(ids))
-        .exec(db)
-        .await?;
-    Ok(res.rows_affected)
 }
 
 /// Why an exchange failed.
