@@ -6,13 +6,19 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::{App, HttpServer, middleware};
+use actix_http::{HttpService, Request, h1};
+use actix_service::{
+    IntoServiceFactory, ServiceFactoryExt as _, fn_factory, fn_service, map_config,
+};
+use actix_web::dev::{AppConfig, Server};
+use actix_web::{App, middleware};
 use anyhow::Context;
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 use url::Url;
 
@@ -124,30 +130,10 @@ impl Application {
             shutdown: shutdown.clone(),
             simulator,
             open_sockets: Arc::new(AtomicI64::new(0)),
+            sockets: TaskTracker::new(),
             metrics: metrics_handle,
         };
-        let app_state = state.clone();
-        let stop = shutdown.clone();
-        let mut server = HttpServer::new(move || {
-            App::new()
-                .wrap(crate::http::problem_bodies())
-                .wrap(middleware::from_fn(crate::http::observe::observe))
-                .configure(crate::http::configure(app_state.clone()))
-        })
-        .on_connect(|conn, _ext| {
-            // Small frames (a push right after `waiting`, the close after
-            // `confirmed`) must not wait for the peer's delayed ACK (Nagle).
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .listen(listener)?
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .shutdown_signal(async move { stop.cancelled().await });
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
-        let server = server.run();
+        let server = serve(listener, addr, &state)?;
         background.push(tokio::spawn(sweeper(state.clone())));
         info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
         Ok(Self {
@@ -190,6 +176,67 @@ impl Application {
         info!("scanlogin stopped");
         result
     }
+}
+
+/// The HTTP server on `listener`: actix-web's app for requests, and
+/// WebSocket upgrades taken out of the HTTP/1 dispatcher (actix-http's
+/// upgrade hook, which actix-web's `HttpServer` does not expose) so an open
+/// socket keeps no HTTP buffers (`http::socket`). Timeouts are actix-web's
+/// defaults.
+fn serve(listener: TcpListener, addr: SocketAddr, state: &AppState) -> std::io::Result<Server> {
+    let settings = &state.settings;
+    let stop = state.shutdown.clone();
+    let sockets = state.sockets.clone();
+    let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
+    let state = state.clone();
+    let mut builder = Server::build()
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .shutdown_signal(async move {
+            stop.cancelled().await;
+            // Each session sees the same token and sends 1012; the workers
+            // (whose threads run the sessions) stop once they have.
+            sockets.close();
+            let _ = tokio::time::timeout(grace, sockets.wait()).await;
+        })
+        .listen("scanlogin", listener, move || {
+            let app_state = state.clone();
+            let app = App::new()
+                .wrap(crate::http::problem_bodies())
+                .wrap(middleware::from_fn(crate::http::observe::observe))
+                .configure(crate::http::configure(app_state))
+                .into_factory()
+                .map_err(|err| err.error_response());
+            let upgrade_state = state.clone();
+            let upgrade = fn_factory(move || {
+                let state = upgrade_state.clone();
+                async move {
+                    Ok::<_, std::convert::Infallible>(fn_service(
+                        move |(req, framed): (
+                            Request,
+                            actix_codec::Framed<TcpStream, h1::Codec>,
+                        )| {
+                            crate::http::socket::upgrade(state.clone(), req, framed)
+                        },
+                    ))
+                }
+            });
+            HttpService::build()
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                // Small frames (a push right after `waiting`, the close after
+                // `confirmed`) must not wait for the peer's delayed ACK.
+                .tcp_nodelay(true)
+                .local_addr(addr)
+                .upgrade(upgrade)
+                // Nothing here reads the config's host or address (links are
+                // built from `server.public_url`).
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
+    if settings.server.workers > 0 {
+        builder = builder.workers(settings.server.workers);
+    }
+    Ok(builder.run())
 }
 
 /// Marks overdue scenes expired (pushing `expired`) and, every

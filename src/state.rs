@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::login::Login;
@@ -21,6 +22,9 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     pub simulator: Option<Arc<Simulator>>,
     pub open_sockets: Arc<AtomicI64>,
+    /// The WebSocket sessions, which outlive their HTTP connection; shutdown
+    /// waits for them to send their close frames.
+    pub sockets: TaskTracker,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 

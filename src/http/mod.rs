@@ -10,6 +10,7 @@ pub mod ops;
 pub mod site;
 pub mod socket;
 pub mod web_assets;
+pub mod ws_conn;
 
 use actix_cors::Cors;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
@@ -54,7 +55,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(web::resource("").post(browser::create_scene))
                     .service(web::resource("/{scene_id}/qrcode").get(browser::qrcode))
                     .service(web::resource("/{scene_id}/events").get(browser::events))
-                    .service(web::resource("/{scene_id}/ws").get(socket::socket)),
+                    .service(web::resource("/{scene_id}/ws").get(socket::plain_request)),
             )
             .service(
                 web::scope("/api/v1/mp")

@@ -1,25 +1,40 @@
-//! `GET /api/v1/scenes/{scene_id}/ws`: the thin handler checks the `Origin`,
-//! upgrades and spawns the session; the session authenticates with its first
-//! frame, sends the current state, then each change, pings every 20 s and
-//! ends with a close code of SPEC.md.
+//! `GET /api/v1/scenes/{scene_id}/ws`. The upgrade is taken out of the
+//! HTTP/1 dispatcher (actix-http's upgrade hook, wired in `startup.rs`):
+//! [`upgrade`] checks the path, the handshake and the `Origin`, answers 101
+//! and hands the bare stream to a session task, so a waiting browser keeps no
+//! HTTP buffers. The session authenticates with its first frame, sends the
+//! current state, then each change, pings every 20 s and ends with a close
+//! code of SPEC.md.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use actix_codec::Framed;
+use actix_http::body::BodySize;
+use actix_http::h1::{self, Message};
+use actix_http::header::{self, HeaderMap};
+use actix_http::{ConnectionType, Method, Request, Response, ws};
+use actix_web::ResponseError;
+use actix_web::body::MessageBody;
+use actix_web::http::StatusCode;
+use futures_util::SinkExt;
 use serde::Deserialize;
-use tracing::debug;
+use tokio::net::TcpStream;
+use tracing::{Instrument, debug};
+use ws::{CloseCode, CloseReason};
 
-use super::browser::origin;
+use super::ws_conn::{Incoming, WsConn};
 use crate::error::ApiError;
 use crate::scene::{SceneView, State};
 use crate::state::AppState;
+use crate::telemetry::metrics;
 
 const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 const MAX_FRAME: usize = 4 * 1024;
+/// The route, as metrics and logs name it.
+const ROUTE: &str = "/api/v1/scenes/{scene_id}/ws";
 
 /// Close codes of SPEC.md.
 pub mod close {
@@ -35,30 +50,116 @@ struct AuthFrame {
     browser_token: String,
 }
 
-/// The upgrade handler.
-pub async fn socket(
-    req: HttpRequest,
-    body: web::Payload,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let scene_id = path.into_inner();
-    let client = state.login.scene_client(&scene_id).await?;
-    match (client, origin(&req)) {
+/// The socket path without an upgrade (no `Upgrade: websocket`): a plain
+/// request gets a problem, not a socket.
+pub async fn plain_request() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::InvalidRequest(
+        "a WebSocket upgrade request is required".into(),
+    ))
+}
+
+/// actix-http's upgrade service: every request carrying
+/// `Upgrade: websocket` (and any `CONNECT`) lands here instead of the app.
+pub async fn upgrade(
+    state: AppState,
+    req: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let (route, checked) = match scene_of(req.method(), req.path()) {
+        Ok(scene_id) => (ROUTE, handshake(&state, scene_id, &req).await),
+        Err(e) => ("unmatched", Err(e)),
+    };
+    let span = tracing::info_span!("request", method, route, status = tracing::field::Empty);
+    let status = match checked {
+        Ok(scene_id) => {
+            let res = ws::handshake_response(req.head()).finish().drop_body();
+            framed
+                .send(Message::Item((res, BodySize::None)))
+                .instrument(span.clone())
+                .await?;
+            let parts = framed.into_parts();
+            // Whatever the browser sent behind its request head is kept;
+            // the 8 KiB buffers of the HTTP connection are not.
+            let conn = WsConn::new(parts.io, &parts.read_buf, MAX_FRAME);
+            let session = state.clone();
+            state
+                .sockets
+                .spawn(run(Arc::new(session), scene_id, conn).instrument(span.clone()));
+            StatusCode::SWITCHING_PROTOCOLS
+        }
+        Err(e) => {
+            let status = e.status_code();
+            write_problem(&mut framed, &e)
+                .instrument(span.clone())
+                .await?;
+            status
+        }
+    };
+    span.record("status", status.as_u16());
+    span.in_scope(|| tracing::info!("request"));
+    metrics::http_request(
+        route.to_owned(),
+        &method,
+        status.as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    Ok(())
+}
+
+/// The scene id in `/api/v1/scenes/{scene_id}/ws`, or the problem a
+/// request to any other path (or method) gets.
+fn scene_of<'a>(method: &Method, path: &'a str) -> Result<&'a str, ApiError> {
+    let scene_id = path
+        .strip_prefix("/api/v1/scenes/")
+        .and_then(|rest| rest.strip_suffix("/ws"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+        .ok_or_else(ApiError::not_found)?;
+    if method != Method::GET {
+        return Err(ApiError::BadRequestStatus {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            detail: "method not allowed on this path".into(),
+        });
+    }
+    Ok(scene_id)
+}
+
+/// The WebSocket handshake headers, then the `Origin` against the scene's
+/// client (or, for an unknown scene, against every client).
+async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<String, ApiError> {
+    ws::verify_handshake(req.head()).map_err(|e| {
+        ApiError::InvalidRequest(format!("a WebSocket upgrade request is required: {e}"))
+    })?;
+    let origin = origin(req.head().headers());
+    match (state.login.scene_client(scene_id).await?, origin) {
         (Some(c), o) => state.login.check_origin(c, o)?,
         (None, Some(o)) if !state.settings.any_client_allows(o) => {
             return Err(ApiError::OriginNotAllowed(o.to_owned()));
         }
         _ => {}
     }
-    let (res, session, stream) = actix_ws::handle(&req, body)
-        .map_err(|_| ApiError::InvalidRequest("a WebSocket upgrade request is required".into()))?;
-    let stream = stream
-        .max_frame_size(MAX_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_FRAME);
-    actix_web::rt::spawn(run(state.into_inner(), scene_id, session, stream));
-    Ok(res)
+    Ok(scene_id.to_owned())
+}
+
+fn origin(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+}
+
+/// Answers a refused upgrade with its problem document and closes.
+async fn write_problem(
+    framed: &mut Framed<TcpStream, h1::Codec>,
+    err: &ApiError,
+) -> Result<(), std::io::Error> {
+    let (head, body) = err.error_response().into_parts();
+    let body = body.try_into_bytes().unwrap_or_default();
+    let mut res: Response<()> = head.into();
+    res.head_mut().set_connection_type(ConnectionType::Close);
+    framed
+        .send(Message::Item((res, BodySize::Sized(body.len() as u64))))
+        .await?;
+    framed.send(Message::Chunk(Some(body))).await?;
+    framed.send(Message::Chunk(None)).await
 }
 
 fn reason(code: u16, text: &str) -> Option<CloseReason> {
@@ -75,86 +176,80 @@ fn normal(text: &str) -> Option<CloseReason> {
     })
 }
 
-async fn send(session: &mut Session, state: &AppState, view: &SceneView) -> bool {
-    session
-        .text(state.login.browser_event(view).to_string())
+async fn send(conn: &mut WsConn, state: &AppState, view: &SceneView) -> bool {
+    conn.text(state.login.browser_event(view).to_string())
         .await
         .is_ok()
 }
 
-async fn run(
-    state: Arc<AppState>,
-    scene_id: String,
-    mut session: Session,
-    mut stream: actix_ws::AggregatedMessageStream,
-) {
+/// The first frame must authenticate, within 10 s; the browser token, or
+/// the reason to close.
+async fn authenticate(conn: &mut WsConn) -> Result<String, Option<CloseReason>> {
+    match tokio::time::timeout(AUTH_TIMEOUT, conn.recv()).await {
+        Ok(Some(Ok(Incoming::Text(text)))) => match serde_json::from_slice::<AuthFrame>(&text) {
+            Ok(f) if f.kind == "auth" => Ok(f.browser_token),
+            _ => Err(reason(
+                close::BAD_TOKEN,
+                "first frame must be {\"type\":\"auth\",...}",
+            )),
+        },
+        Ok(Some(Err(e))) => {
+            debug!(error = %e, "socket protocol error before auth");
+            Err(Some(CloseReason {
+                code: e.close_code(),
+                description: None,
+            }))
+        }
+        Ok(None) => Err(None),
+        _ => Err(reason(close::BAD_TOKEN, "no auth frame within 10 s")),
+    }
+}
+
+async fn run(state: Arc<AppState>, scene_id: String, mut conn: WsConn) {
     let _open = state.open_socket();
-    // 1. The first frame must authenticate, within 10 s.
-    let token = match tokio::time::timeout(AUTH_TIMEOUT, stream.recv()).await {
-        Ok(Some(Ok(AggregatedMessage::Text(text)))) => {
-            match serde_json::from_str::<AuthFrame>(&text) {
-                Ok(f) if f.kind == "auth" => f.browser_token,
-                _ => {
-                    let _ = session
-                        .close(reason(
-                            close::BAD_TOKEN,
-                            "first frame must be {\"type\":\"auth\",...}",
-                        ))
-                        .await;
-                    return;
-                }
-            }
-        }
-        _ => {
-            let _ = session
-                .close(reason(close::BAD_TOKEN, "no auth frame within 10 s"))
-                .await;
-            return;
-        }
+    let token = match authenticate(&mut conn).await {
+        Ok(token) => token,
+        Err(Some(why)) => return conn.close(Some(why)).await,
+        Err(None) => return,
     };
-    // 2. Listen before reading the state, so no change falls in between.
+    // Listen before reading the state, so no change falls in between.
     let mut sub = state.registry.subscribe(&scene_id);
     // Boxed: the database futures are large and would otherwise stay
     // inlined in every idle session's task for its whole life.
     let mut shown = match Box::pin(state.login.browser_view(&scene_id, &token)).await {
         Ok(view) => view,
         Err(ApiError::SceneNotFound) => {
-            let _ = session
+            return conn
                 .close(reason(close::UNKNOWN_SCENE, "unknown scene"))
                 .await;
-            return;
         }
         Err(ApiError::InvalidToken(_)) => {
-            let _ = session
+            return conn
                 .close(reason(close::BAD_TOKEN, "bad browser token"))
                 .await;
-            return;
         }
         Err(e) => {
             tracing::warn!(error = %e, "socket could not read its scene");
-            let _ = session
+            return conn
                 .close(Some(CloseReason {
                     code: CloseCode::Again,
                     description: None,
                 }))
                 .await;
-            return;
         }
     };
     drop(token);
     if shown.state == State::Expired {
-        let _ = send(&mut session, &state, &shown).await;
-        let _ = session.close(reason(close::EXPIRED, "scene expired")).await;
-        return;
+        let _ = send(&mut conn, &state, &shown).await;
+        return conn.close(reason(close::EXPIRED, "scene expired")).await;
     }
-    if !send(&mut session, &state, &shown).await {
+    if !send(&mut conn, &state, &shown).await {
         return;
     }
     if shown.state.is_final() {
-        let _ = session.close(normal(shown.state.as_str())).await;
-        return;
+        return conn.close(normal(shown.state.as_str())).await;
     }
-    // 3. Forward changes until a final state, silence, the browser leaves or shutdown.
+    // Forward changes until a final state, silence, the browser leaves or shutdown.
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
@@ -169,45 +264,45 @@ async fn run(
                     continue;
                 }
                 shown = (*view).clone();
-                if !send(&mut session, &state, &shown).await {
+                if !send(&mut conn, &state, &shown).await {
                     break None;
                 }
                 if shown.state.is_final() {
                     break normal(shown.state.as_str());
                 }
             }
-            msg = stream.recv() => match msg {
-                Some(Ok(AggregatedMessage::Ping(bytes))) => {
+            msg = conn.recv() => match msg {
+                Some(Ok(Incoming::Ping(bytes))) => {
                     last_heard = Instant::now();
-                    if session.pong(&bytes).await.is_err() { break None; }
+                    if conn.send(ws::Message::Pong(bytes)).await.is_err() { break None; }
                 }
-                Some(Ok(AggregatedMessage::Pong(_) | AggregatedMessage::Text(_) | AggregatedMessage::Binary(_))) => {
+                Some(Ok(Incoming::Pong | Incoming::Text(_) | Incoming::Binary(_))) => {
                     last_heard = Instant::now();
                 }
-                Some(Ok(AggregatedMessage::Close(_))) | None => break normal("bye"),
+                Some(Ok(Incoming::Close)) | None => break normal("bye"),
                 Some(Err(e)) => {
                     debug!(error = %e, "socket protocol error");
-                    break Some(CloseReason { code: CloseCode::Protocol, description: None });
+                    break Some(CloseReason { code: e.close_code(), description: None });
                 }
             },
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
                     break Some(CloseReason { code: CloseCode::Away, description: Some("no answer for 60 s".into()) });
                 }
-                if session.ping(b"").await.is_err() { break None; }
+                if conn.send(ws::Message::Ping(bytes::Bytes::new())).await.is_err() { break None; }
                 // A push this socket missed (full queue, bus hiccup) is caught
                 // up from the database, which holds the truth.
                 if let Ok(view) = Box::pin(state.login.browser_view_unchecked(&scene_id)).await
                     && view.state != shown.state
                 {
                     shown = view;
-                    if !send(&mut session, &state, &shown).await { break None; }
+                    if !send(&mut conn, &state, &shown).await { break None; }
                     if shown.state.is_final() { break normal(shown.state.as_str()); }
                 }
             }
         }
     };
     if let Some(reason) = end {
-        let _ = session.close(Some(reason)).await;
+        conn.close(Some(reason)).await;
     }
 }
