@@ -131,7 +131,7 @@ pub async fn events(
     let mut view = state.login.browser_view(&path, token).await?;
     if after == Some(view.state) && !view.state.is_final() && !wait.is_zero() {
         tokio::select! {
-            _ = sub.rx.recv() => {}
+            _ = sub.recv() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = state.shutdown.cancelled() => {}
         }

@@ -25,6 +25,7 @@ use ws::{CloseCode, CloseReason};
 
 use super::ws_conn::{Incoming, WsConn};
 use crate::error::ApiError;
+use crate::push::Subscription;
 use crate::scene::{SceneView, State};
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -205,104 +206,117 @@ async fn authenticate(conn: &mut WsConn) -> Result<String, Option<CloseReason>> 
     }
 }
 
-async fn run(state: Arc<AppState>, scene_id: String, mut conn: WsConn) {
-    let _open = state.open_socket();
-    let token = match authenticate(&mut conn).await {
-        Ok(token) => token,
-        Err(Some(why)) => return conn.close(Some(why)).await,
-        Err(None) => return,
-    };
+/// Authenticates, subscribes and sends the current state; the state shown
+/// when the session goes on to wait, or how it ends.
+async fn start(
+    state: &AppState,
+    scene_id: &str,
+    conn: &mut WsConn,
+) -> Result<(Subscription, State), Option<CloseReason>> {
+    let token = authenticate(conn).await?;
     // Listen before reading the state, so no change falls in between.
-    let mut sub = state.registry.subscribe(&scene_id);
-    // Boxed: the database futures are large and would otherwise stay
-    // inlined in every idle session's task for its whole life.
-    let mut shown = match Box::pin(state.login.browser_view(&scene_id, &token)).await {
+    let sub = state.registry.subscribe(scene_id);
+    let view = match state.login.browser_view(scene_id, &token).await {
         Ok(view) => view,
-        Err(ApiError::SceneNotFound) => {
-            return conn
-                .close(reason(close::UNKNOWN_SCENE, "unknown scene"))
-                .await;
-        }
+        Err(ApiError::SceneNotFound) => return Err(reason(close::UNKNOWN_SCENE, "unknown scene")),
         Err(ApiError::InvalidToken(_)) => {
-            return conn
-                .close(reason(close::BAD_TOKEN, "bad browser token"))
-                .await;
+            return Err(reason(close::BAD_TOKEN, "bad browser token"));
         }
         Err(e) => {
             tracing::warn!(error = %e, "socket could not read its scene");
-            return conn
-                .close(Some(CloseReason {
-                    code: CloseCode::Again,
-                    description: None,
-                }))
-                .await;
+            return Err(Some(CloseReason {
+                code: CloseCode::Again,
+                description: None,
+            }));
         }
     };
     drop(token);
-    if shown.state == State::Expired {
-        let _ = send(&mut conn, &state, &shown).await;
-        return conn.close(reason(close::EXPIRED, "scene expired")).await;
+    if view.state == State::Expired {
+        let _ = send(conn, state, &view).await;
+        return Err(reason(close::EXPIRED, "scene expired"));
     }
-    if !send(&mut conn, &state, &shown).await {
-        return;
+    if !send(conn, state, &view).await {
+        return Err(None);
     }
-    if shown.state.is_final() {
-        return conn.close(normal(shown.state.as_str())).await;
+    if view.state.is_final() {
+        return Err(normal(view.state.as_str()));
     }
-    // Forward changes until a final state, silence, the browser leaves or shutdown.
+    Ok((sub, view.state))
+}
+
+/// A session. Everything but the wait itself is boxed: those futures are
+/// large and would otherwise sit inline in every idle session's task for its
+/// whole life (docs/benchmarks.md).
+async fn run(state: Arc<AppState>, scene_id: String, mut conn: WsConn) {
+    let _open = state.open_socket();
+    let end = match Box::pin(start(&state, &scene_id, &mut conn)).await {
+        Ok((sub, shown)) => wait(&state, &scene_id, &mut conn, sub, shown).await,
+        Err(end) => end,
+    };
+    if let Some(reason) = end {
+        Box::pin(conn.close(Some(reason))).await;
+    }
+}
+
+/// Forwards changes until a final state, silence, the browser leaves or
+/// shutdown; the close to send, if any.
+async fn wait(
+    state: &AppState,
+    scene_id: &str,
+    conn: &mut WsConn,
+    mut sub: Subscription,
+    mut shown: State,
+) -> Option<CloseReason> {
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     let mut last_heard = Instant::now();
-    let end = loop {
-        tokio::select! {
+    loop {
+        let view = tokio::select! {
             _ = state.shutdown.cancelled() => {
-                break Some(CloseReason { code: CloseCode::Restart, description: Some("hub restarting".into()) });
+                return Some(CloseReason { code: CloseCode::Restart, description: Some("hub restarting".into()) });
             }
-            event = sub.rx.recv() => {
-                let Some(view) = event else { break normal("closing") };
-                if view.state == shown.state || view.state.rank() < shown.state.rank() {
+            view = sub.recv() => {
+                if view.state.rank() <= shown.rank() {
                     continue;
                 }
-                shown = (*view).clone();
-                if !send(&mut conn, &state, &shown).await {
-                    break None;
-                }
-                if shown.state.is_final() {
-                    break normal(shown.state.as_str());
-                }
+                view
             }
-            msg = conn.recv() => match msg {
-                Some(Ok(Incoming::Ping(bytes))) => {
-                    last_heard = Instant::now();
-                    if conn.send(ws::Message::Pong(bytes)).await.is_err() { break None; }
+            msg = conn.recv() => {
+                match msg {
+                    Some(Ok(Incoming::Ping(bytes))) => {
+                        last_heard = Instant::now();
+                        if Box::pin(conn.send(ws::Message::Pong(bytes))).await.is_err() { return None; }
+                    }
+                    Some(Ok(Incoming::Pong | Incoming::Text(_) | Incoming::Binary(_))) => {
+                        last_heard = Instant::now();
+                    }
+                    Some(Ok(Incoming::Close)) | None => return normal("bye"),
+                    Some(Err(e)) => {
+                        debug!(error = %e, "socket protocol error");
+                        return Some(CloseReason { code: e.close_code(), description: None });
+                    }
                 }
-                Some(Ok(Incoming::Pong | Incoming::Text(_) | Incoming::Binary(_))) => {
-                    last_heard = Instant::now();
-                }
-                Some(Ok(Incoming::Close)) | None => break normal("bye"),
-                Some(Err(e)) => {
-                    debug!(error = %e, "socket protocol error");
-                    break Some(CloseReason { code: e.close_code(), description: None });
-                }
-            },
+                continue;
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > SILENCE_LIMIT {
-                    break Some(CloseReason { code: CloseCode::Away, description: Some("no answer for 60 s".into()) });
+                    return Some(CloseReason { code: CloseCode::Away, description: Some("no answer for 60 s".into()) });
                 }
-                if conn.send(ws::Message::Ping(bytes::Bytes::new())).await.is_err() { break None; }
-                // A push this socket missed (full queue, bus hiccup) is caught
-                // up from the database, which holds the truth.
-                if let Ok(view) = Box::pin(state.login.browser_view_unchecked(&scene_id)).await
-                    && view.state != shown.state
-                {
-                    shown = view;
-                    if !send(&mut conn, &state, &shown).await { break None; }
-                    if shown.state.is_final() { break normal(shown.state.as_str()); }
+                if Box::pin(conn.send(ws::Message::Ping(bytes::Bytes::new()))).await.is_err() { return None; }
+                // A push this socket missed (a bus hiccup) is caught up from
+                // the database, which holds the truth.
+                match Box::pin(state.login.browser_view_unchecked(scene_id)).await {
+                    Ok(view) if view.state != shown => Arc::new(view),
+                    _ => continue,
                 }
             }
+        };
+        if !Box::pin(send(conn, state, &view)).await {
+            return None;
         }
-    };
-    if let Some(reason) = end {
-        conn.close(Some(reason)).await;
+        shown = view.state;
+        if shown.is_final() {
+            return normal(shown.as_str());
+        }
     }
 }

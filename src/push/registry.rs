@@ -1,21 +1,48 @@
-//! Local listeners by scene: `DashMap<scene_id, listeners>`. A subscription
-//! unregisters itself on drop; dispatch clones senders out of the map and
-//! uses `try_send` on bounded channels, so one slow browser never blocks
-//! another and no map guard is held across an await.
+//! Local listeners by scene: `DashMap<scene_id, listeners>`. Each listener
+//! has a one-slot mailbox that keeps the furthest state pushed to it and a
+//! `Notify`: dispatch never waits and never fails, one slow browser never
+//! holds up another, and a listener that has not read yet still gets the
+//! latest state (states only move forward, SPEC.md). No map guard is held
+//! across an await. A mailbox is a few dozen bytes, where a channel's
+//! buffers were about 800 per waiting browser.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 use crate::scene::SceneView;
 
-/// Events a listener may have queued before it counts as too slow; it then
-/// misses pushes but re-reads the state from the database when it catches up.
-const QUEUE: usize = 4;
+#[derive(Default)]
+struct Mailbox {
+    latest: Mutex<Option<Arc<SceneView>>>,
+    notify: Notify,
+}
 
-type Listeners = Vec<(u64, mpsc::Sender<Arc<SceneView>>)>;
+impl Mailbox {
+    /// Keeps `view` unless a further state is already waiting.
+    fn put(&self, view: &Arc<SceneView>) {
+        let mut slot = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot
+            .as_ref()
+            .is_none_or(|held| held.state.rank() <= view.state.rank())
+        {
+            *slot = Some(view.clone());
+        }
+        drop(slot);
+        self.notify.notify_one();
+    }
+
+    fn take(&self) -> Option<Arc<SceneView>> {
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+}
+
+type Listeners = Vec<(u64, Arc<Mailbox>)>;
 
 /// This node's listeners.
 #[derive(Default)]
@@ -26,23 +53,36 @@ pub struct Registry {
 
 /// One listener's end; dropping it unregisters.
 pub struct Subscription {
-    pub rx: mpsc::Receiver<Arc<SceneView>>,
+    mailbox: Arc<Mailbox>,
     registry: Arc<Registry>,
     scene_id: String,
     id: u64,
 }
 
+impl Subscription {
+    /// The next state pushed since the last call (the furthest one when
+    /// several came). Cancel-safe: a view stays in the mailbox until taken.
+    pub async fn recv(&mut self) -> Arc<SceneView> {
+        loop {
+            if let Some(view) = self.mailbox.take() {
+                return view;
+            }
+            self.mailbox.notify.notified().await;
+        }
+    }
+}
+
 impl Registry {
     /// Starts listening to `scene_id`.
     pub fn subscribe(self: &Arc<Self>, scene_id: &str) -> Subscription {
-        let (tx, rx) = mpsc::channel(QUEUE);
+        let mailbox = Arc::new(Mailbox::default());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.map
             .entry(scene_id.to_owned())
             .or_default()
-            .push((id, tx));
+            .push((id, mailbox.clone()));
         Subscription {
-            rx,
+            mailbox,
             registry: self.clone(),
             scene_id: scene_id.to_owned(),
             id,
@@ -50,17 +90,16 @@ impl Registry {
     }
 
     /// Hands `view` to every local listener of its scene; returns how many
-    /// took it.
+    /// there were.
     pub fn dispatch(&self, view: SceneView) -> usize {
-        let senders: Vec<mpsc::Sender<Arc<SceneView>>> = match self.map.get(&view.scene_id) {
-            Some(list) => list.iter().map(|(_, tx)| tx.clone()).collect(),
-            None => return 0,
+        let Some(list) = self.map.get(&view.scene_id) else {
+            return 0;
         };
         let view = Arc::new(view);
-        senders
-            .iter()
-            .filter(|tx| tx.try_send(view.clone()).is_ok())
-            .count()
+        for (_, mailbox) in list.iter() {
+            mailbox.put(&view);
+        }
+        list.len()
     }
 
     /// Listeners on this node.
@@ -106,7 +145,7 @@ mod tests {
         let b = reg.subscribe("s1");
         assert_eq!(reg.listeners(), 2);
         assert_eq!(reg.dispatch(view("s1", State::Scanned)), 2);
-        assert_eq!(a.rx.recv().await.map(|v| v.state), Some(State::Scanned));
+        assert_eq!(a.recv().await.state, State::Scanned);
         drop(b);
         assert_eq!(reg.listeners(), 1);
         drop(a);
@@ -115,18 +154,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_full_listener_does_not_block_others() {
+    async fn a_listener_that_has_not_read_gets_the_furthest_state() {
         let reg = Arc::new(Registry::default());
-        let _slow = reg.subscribe("s");
+        let mut slow = reg.subscribe("s");
         let mut fast = reg.subscribe("s");
-        for _ in 0..QUEUE {
-            reg.dispatch(view("s", State::Scanned));
-            fast.rx.recv().await;
+        for state in [State::Scanned, State::Confirmed] {
+            assert_eq!(reg.dispatch(view("s", state)), 2);
+            assert_eq!(fast.recv().await.state, state);
         }
-        assert_eq!(
-            reg.dispatch(view("s", State::Confirmed)),
-            1,
-            "only the fast one had room"
-        );
+        // A late, older state does not replace the further one.
+        reg.dispatch(view("s", State::Scanned));
+        assert_eq!(slow.recv().await.state, State::Confirmed);
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), slow.recv()).await;
+        assert!(waited.is_err(), "nothing more was pushed");
     }
 }
