@@ -3,10 +3,10 @@
 //! user.
 
 use entity::{identities, users};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    QueryFilter,
 };
 use serde::Serialize;
 
@@ -209,31 +209,49 @@ impl UserStore {
         Ok(())
     }
 
-    /// The user with their identities.
+    /// The user with their identities (one statement: the user joined with
+    /// their identities, oldest first).
     pub async fn profile(&self, user_id: &str) -> Result<Option<UserProfile>, DbErr> {
-        let Some(u) = users::Entity::find_by_id(user_id.to_owned())
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let ids = identities::Entity::find()
-            .filter(identities::Column::UserId.eq(user_id))
-            .order_by_asc(identities::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
-        Ok(Some(UserProfile {
-            id: u.id,
-            unionid: u.unionid,
-            nickname: u.nickname,
-            avatar_url: u.avatar_url,
-            identities: ids
-                .into_iter()
-                .map(|i| IdentityView {
-                    app_id: i.app_id,
-                    openid: i.openid,
-                })
-                .collect(),
-        }))
+        use identities::Column as I;
+        use users::Column as U;
+        let query = Query::select()
+            .columns([
+                (users::Entity, U::Id),
+                (users::Entity, U::Unionid),
+                (users::Entity, U::Nickname),
+                (users::Entity, U::AvatarUrl),
+            ])
+            .columns([
+                (identities::Entity, I::AppId),
+                (identities::Entity, I::Openid),
+            ])
+            .from(users::Entity)
+            .left_join(
+                identities::Entity,
+                Expr::col((identities::Entity, I::UserId)).equals((users::Entity, U::Id)),
+            )
+            .and_where(Expr::col((users::Entity, U::Id)).eq(user_id))
+            .order_by((identities::Entity, I::CreatedAt), Order::Asc)
+            .to_owned();
+        let rows = self.db.query_all(&query).await?;
+        let mut profile: Option<UserProfile> = None;
+        for row in rows {
+            let p = match &mut profile {
+                Some(p) => p,
+                None => profile.insert(UserProfile {
+                    id: row.try_get_by_index(0)?,
+                    unionid: row.try_get_by_index(1)?,
+                    nickname: row.try_get_by_index(2)?,
+                    avatar_url: row.try_get_by_index(3)?,
+                    identities: Vec::new(),
+                }),
+            };
+            let app_id: Option<String> = row.try_get_by_index(4)?;
+            let openid: Option<String> = row.try_get_by_index(5)?;
+            if let (Some(app_id), Some(openid)) = (app_id, openid) {
+                p.identities.push(IdentityView { app_id, openid });
+            }
+        }
+        Ok(profile)
     }
 }
