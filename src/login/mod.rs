@@ -155,7 +155,7 @@ impl Login {
         Self {
             scenes: SceneStore::new(db.clone()),
             codes: SceneCodes::new(db.clone()),
-            users: UserStore::new(db.clone()),
+            users: UserStore,
             tickets: TicketStore::new(db.clone()),
             exchanges: CodeExchanges::new(db.clone(), wechat.clone()),
             settings,
@@ -706,10 +706,8 @@ impl Login {
             .redeem(&self.key, ticket, &client.client_id, now_ms())
             .await?
             .ok_or(ApiError::InvalidTicket)?;
-        let user = self
-            .users
-            .profile(&redeemed.user_id)
-            .await?
+        let user = redeemed
+            .user
             .ok_or_else(|| ApiError::Internal("ticket's user is missing".into()))?;
         info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
         Ok(RedeemAnswer {

@@ -3,10 +3,9 @@
 //! user.
 
 use entity::{identities, users};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Order, Query, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryResult,
 };
 use serde::Serialize;
 
@@ -36,17 +35,13 @@ pub struct IdentityView {
     pub openid: String,
 }
 
-/// Reads and records users.
-#[derive(Clone)]
-pub struct UserStore {
-    db: DatabaseConnection,
-}
+/// Records users, always inside the caller's transaction (a confirm's), so
+/// it holds no connection of its own; profiles are read joined onto other
+/// queries ([`join_profile`]).
+#[derive(Clone, Default)]
+pub struct UserStore;
 
 impl UserStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
-    }
-
     /// A new user id, for a person who may turn out to be seen for the first time.
     pub fn new_id() -> String {
         uuid::Uuid::new_v4().to_string()
@@ -208,50 +203,55 @@ impl UserStore {
         update.exec(conn).await?;
         Ok(())
     }
+}
 
-    /// The user with their identities (one statement: the user joined with
-    /// their identities, oldest first).
-    pub async fn profile(&self, user_id: &str) -> Result<Option<UserProfile>, DbErr> {
-        use identities::Column as I;
-        use users::Column as U;
-        let query = Query::select()
-            .columns([
-                (users::Entity, U::Id),
-                (users::Entity, U::Unionid),
-                (users::Entity, U::Nickname),
-                (users::Entity, U::AvatarUrl),
-            ])
-            .columns([
-                (identities::Entity, I::AppId),
-                (identities::Entity, I::Openid),
-            ])
-            .from(users::Entity)
-            .left_join(
-                identities::Entity,
-                Expr::col((identities::Entity, I::UserId)).equals((users::Entity, U::Id)),
-            )
-            .and_where(Expr::col((users::Entity, U::Id)).eq(user_id))
-            .order_by((identities::Entity, I::CreatedAt), Order::Asc)
-            .to_owned();
-        let rows = self.db.query_all(&query).await?;
-        let mut profile: Option<UserProfile> = None;
-        for row in rows {
-            let p = match &mut profile {
-                Some(p) => p,
-                None => profile.insert(UserProfile {
-                    id: row.try_get_by_index(0)?,
-                    unionid: row.try_get_by_index(1)?,
-                    nickname: row.try_get_by_index(2)?,
-                    avatar_url: row.try_get_by_index(3)?,
-                    identities: Vec::new(),
-                }),
-            };
-            let app_id: Option<String> = row.try_get_by_index(4)?;
-            let openid: Option<String> = row.try_get_by_index(5)?;
-            if let (Some(app_id), Some(openid)) = (app_id, openid) {
-                p.identities.push(IdentityView { app_id, openid });
-            }
+/// Adds to `query` the profile of the user `user_id` names (an expression
+/// over the query's own tables): the user's columns and, one row each, their
+/// identities, oldest first. [`read_profile`] reads them back.
+pub fn join_profile(query: &mut SelectStatement, user_id: Expr) {
+    use identities::Column as I;
+    use users::Column as U;
+    query
+        .columns([
+            (users::Entity, U::Id),
+            (users::Entity, U::Unionid),
+            (users::Entity, U::Nickname),
+            (users::Entity, U::AvatarUrl),
+        ])
+        .columns([
+            (identities::Entity, I::AppId),
+            (identities::Entity, I::Openid),
+        ])
+        .left_join(users::Entity, Expr::col((users::Entity, U::Id)).eq(user_id))
+        .left_join(
+            identities::Entity,
+            Expr::col((identities::Entity, I::UserId)).equals((users::Entity, U::Id)),
+        )
+        .order_by((identities::Entity, I::CreatedAt), Order::Asc);
+}
+
+/// The profile in the rows of a query that [`join_profile`] extended, whose
+/// profile columns start at index `first`; `None` when the user is missing.
+pub fn read_profile(rows: &[QueryResult], first: usize) -> Result<Option<UserProfile>, DbErr> {
+    let Some(head) = rows.first() else {
+        return Ok(None);
+    };
+    let Some(id) = head.try_get_by_index::<Option<String>>(first)? else {
+        return Ok(None);
+    };
+    let mut profile = UserProfile {
+        id,
+        unionid: head.try_get_by_index(first + 1)?,
+        nickname: head.try_get_by_index(first + 2)?,
+        avatar_url: head.try_get_by_index(first + 3)?,
+        identities: Vec::with_capacity(rows.len()),
+    };
+    for row in rows {
+        let app_id: Option<String> = row.try_get_by_index(first + 4)?;
+        let openid: Option<String> = row.try_get_by_index(first + 5)?;
+        if let (Some(app_id), Some(openid)) = (app_id, openid) {
+            profile.identities.push(IdentityView { app_id, openid });
         }
-        Ok(profile)
     }
+    Ok(Some(profile))
 }
