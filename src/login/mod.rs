@@ -155,7 +155,7 @@ impl Login {
         Self {
             scenes: SceneStore::new(db.clone()),
             codes: SceneCodes::new(db.clone()),
-            users: UserStore::new(db.clone()),
+            users: UserStore,
             tickets: TicketStore::new(db.clone()),
             exchanges: CodeExchanges::new(db.clone(), wechat.clone()),
             settings,
@@ -493,23 +493,6 @@ impl Login {
                 return Err(self.refusal(&row, &b));
             }
             let (nickname, avatar_url) = self.profile(&b, input)?;
-            let now = now_ms();
-            let txn = self.db.begin().await?;
-            let confirmation = Confirmation {
-                nickname: nickname.as_deref(),
-                avatar_url: avatar_url.as_deref(),
-            };
-            // The scene row is written first: on SQLite this takes the write
-            // lock before any read, so racing confirms queue instead of failing.
-            if !self
-                .scenes
-                .confirm(&txn, &row.id, &b, allow_waiting, &confirmation, now)
-                .await?
-            {
-                txn.rollback().await?;
-                let fresh = self.load(&row.id).await?;
-                return Err(self.refusal(&fresh, &b));
-            }
             let person = Person {
                 app_id: &b.app_id,
                 openid: &b.openid,
@@ -517,8 +500,33 @@ impl Login {
                 nickname: nickname.as_deref(),
                 avatar_url: avatar_url.as_deref(),
             };
-            let user_id = self.users.record(&txn, &person, now).await?;
-            self.scenes.set_user(&txn, &row.id, &user_id).await?;
+            let new_user = UserStore::new_id();
+            let now = now_ms();
+            let txn = self.db.begin().await?;
+            let confirmation = Confirmation {
+                nickname: nickname.as_deref(),
+                avatar_url: avatar_url.as_deref(),
+                user_id: UserStore::existing_or(&person, &new_user),
+            };
+            // The scene row is written first: on SQLite this takes the write
+            // lock before any read, so racing confirms queue instead of failing.
+            // The same UPDATE looks up who the person already is.
+            let Some(found) = self
+                .scenes
+                .confirm(&txn, &row.id, &b, allow_waiting, confirmation, now)
+                .await?
+            else {
+                txn.rollback().await?;
+                let fresh = self.load(&row.id).await?;
+                return Err(self.refusal(&fresh, &b));
+            };
+            let user_id = self
+                .users
+                .record(&txn, &person, &found, &new_user, now)
+                .await?;
+            if user_id != found {
+                self.scenes.set_user(&txn, &row.id, &user_id).await?;
+            }
             self.tickets
                 .issue(&txn, &row.id, &row.client_id, &user_id, now)
                 .await?;
@@ -698,10 +706,8 @@ impl Login {
             .redeem(&self.key, ticket, &client.client_id, now_ms())
             .await?
             .ok_or(ApiError::InvalidTicket)?;
-        let user = self
-            .users
-            .profile(&redeemed.user_id)
-            .await?
+        let user = redeemed
+            .user
             .ok_or_else(|| ApiError::Internal("ticket's user is missing".into()))?;
         info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
         Ok(RedeemAnswer {

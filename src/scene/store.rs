@@ -36,6 +36,9 @@ pub struct NewScene {
 pub struct Confirmation<'a> {
     pub nickname: Option<&'a str>,
     pub avatar_url: Option<&'a str>,
+    /// The scene's user: an expression the users store gives, evaluated by
+    /// the same UPDATE (see `UserStore::existing_or`).
+    pub user_id: Expr,
 }
 
 /// Reads and transitions scenes.
@@ -139,35 +142,45 @@ impl SceneStore {
         Ok(res.rows_affected == 1)
     }
 
-    /// `scanned (by b) | waiting -> confirmed`, inside the caller's transaction.
+    /// `scanned (by b) | waiting -> confirmed`, inside the caller's
+    /// transaction; returns the user id it wrote, or `None` when the scene
+    /// was not in a state to confirm.
     pub async fn confirm(
         &self,
         conn: &impl ConnectionTrait,
         id: &str,
         b: &Binding,
         allow_waiting: bool,
-        c: &Confirmation<'_>,
+        c: Confirmation<'_>,
         now: i64,
-    ) -> Result<bool, DbErr> {
-        let res = scenes::Entity::update_many()
+    ) -> Result<Option<String>, DbErr> {
+        let mut rows = scenes::Entity::update_many()
             .col_expr(C::State, Expr::value(State::Confirmed.as_str()))
             .col_expr(C::AppId, Expr::value(b.app_id.clone()))
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::Unionid, Expr::value(b.unionid.clone()))
             .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
             .col_expr(C::ScannedAt, Expr::col(C::ScannedAt).if_null(now))
+            .col_expr(C::UserId, c.user_id)
             .col_expr(C::Nickname, Expr::value(c.nickname.map(str::to_owned)))
             .col_expr(C::AvatarUrl, Expr::value(c.avatar_url.map(str::to_owned)))
             .col_expr(C::FinishedAt, Expr::value(now))
             .filter(C::Id.eq(id))
             .filter(C::ExpiresAt.gt(now))
             .filter(from_states(b, allow_waiting))
-            .exec(conn)
+            .exec_with_returning(conn)
             .await?;
-        Ok(res.rows_affected == 1)
+        match rows.pop() {
+            None => Ok(None),
+            Some(row) => row
+                .user_id
+                .map(Some)
+                .ok_or_else(|| DbErr::Custom("confirmed scene has no user".into())),
+        }
     }
 
-    /// Sets the confirmed scene's user (same transaction as `confirm`).
+    /// Corrects the confirmed scene's user when a concurrent first login of
+    /// the same person won (same transaction as `confirm`).
     pub async fn set_user(
         &self,
         conn: &impl ConnectionTrait,

@@ -4,7 +4,7 @@
 //! Redemption is one conditional UPDATE, so it succeeds once, ever.
 
 use entity::tickets::{self, Column as C};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
     QueryFilter,
@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 use crate::keys::ServerKey;
 use crate::scene::SceneId;
+use crate::users::{UserProfile, join_profile, read_profile};
 
 /// How long a ticket can be redeemed.
 pub const TICKET_TTL_MS: i64 = 60_000;
@@ -34,8 +35,9 @@ pub struct TicketStore {
 /// A redeemed ticket's facts.
 pub struct Redeemed {
     pub scene_id: String,
-    pub user_id: String,
     pub issued_at: i64,
+    /// The ticket's user; `None` only if their row is missing.
+    pub user: Option<UserProfile>,
 }
 
 impl TicketStore {
@@ -67,7 +69,8 @@ impl TicketStore {
     }
 
     /// Redeems `ticket` for `client_id` at `now`; `None` when it is unknown,
-    /// forged, used, stale or another client's.
+    /// forged, used, stale or another client's. The ticket is read together
+    /// with its user's profile, so a redemption is two statements.
     pub async fn redeem(
         &self,
         key: &ServerKey,
@@ -81,19 +84,28 @@ impl TicketStore {
         if SceneId::parse(scene_id).is_none() {
             return Ok(None);
         }
-        let Some(row) = tickets::Entity::find_by_id(scene_id.to_owned())
-            .one(&self.db)
-            .await?
-        else {
+        let mut query = Query::select()
+            .columns([
+                (tickets::Entity, C::ClientId),
+                (tickets::Entity, C::IssuedAt),
+                (tickets::Entity, C::ExpiresAt),
+                (tickets::Entity, C::RedeemedAt),
+            ])
+            .from(tickets::Entity)
+            .and_where(Expr::col((tickets::Entity, C::SceneId)).eq(scene_id))
+            .to_owned();
+        join_profile(&mut query, Expr::col((tickets::Entity, C::UserId)));
+        let rows = self.db.query_all(&query).await?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let expected = ticket_value(key, scene_id, row.issued_at);
+        let row_client: String = row.try_get_by_index(0)?;
+        let issued_at: i64 = row.try_get_by_index(1)?;
+        let expires_at: i64 = row.try_get_by_index(2)?;
+        let redeemed_at: Option<i64> = row.try_get_by_index(3)?;
+        let expected = ticket_value(key, scene_id, issued_at);
         let genuine: bool = expected.as_bytes().ct_eq(ticket.as_bytes()).into();
-        if !genuine
-            || row.client_id != client_id
-            || row.expires_at <= now
-            || row.redeemed_at.is_some()
-        {
+        if !genuine || row_client != client_id || expires_at <= now || redeemed_at.is_some() {
             return Ok(None);
         }
         let res = tickets::Entity::update_many()
@@ -103,10 +115,13 @@ impl TicketStore {
             .filter(C::ExpiresAt.gt(now))
             .exec(&self.db)
             .await?;
-        Ok((res.rows_affected == 1).then_some(Redeemed {
-            scene_id: row.scene_id,
-            user_id: row.user_id,
-            issued_at: row.issued_at,
+        if res.rows_affected != 1 {
+            return Ok(None);
+        }
+        Ok(Some(Redeemed {
+            scene_id: scene_id.to_owned(),
+            issued_at,
+            user: read_profile(&rows, 4)?,
         }))
     }
 

@@ -3,10 +3,9 @@
 //! user.
 
 use entity::{identities, users};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Order, Query, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryResult,
 };
 use serde::Serialize;
 
@@ -36,118 +35,163 @@ pub struct IdentityView {
     pub openid: String,
 }
 
-/// Reads and records users.
-#[derive(Clone)]
-pub struct UserStore {
-    db: DatabaseConnection,
-}
+/// Records users, always inside the caller's transaction (a confirm's), so
+/// it holds no connection of its own; profiles are read joined onto other
+/// queries ([`join_profile`]).
+#[derive(Clone, Default)]
+pub struct UserStore;
 
 impl UserStore {
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    /// A new user id, for a person who may turn out to be seen for the first time.
+    pub fn new_id() -> String {
+        uuid::Uuid::new_v4().to_string()
     }
 
-    /// Finds or creates the user behind `p` and updates their profile;
-    /// returns the user id. Runs on `conn` (the caller's transaction).
+    /// An expression for the user `p` already is: the user its unionid names,
+    /// else its identity's user, else `new_id`. A confirm writes it into the
+    /// scene row, so the lookup costs no statement of its own.
+    pub fn existing_or(p: &Person<'_>, new_id: &str) -> Expr {
+        let by_identity = Query::select()
+            .column(identities::Column::UserId)
+            .from(identities::Entity)
+            .and_where(identities::Column::AppId.eq(p.app_id))
+            .and_where(identities::Column::Openid.eq(p.openid))
+            .to_owned();
+        let mut candidates = Vec::with_capacity(3);
+        if let Some(u) = p.unionid {
+            let by_union = Query::select()
+                .column(users::Column::Id)
+                .from(users::Entity)
+                .and_where(users::Column::Unionid.eq(u))
+                .to_owned();
+            candidates.push(Expr::SubQuery(None, Box::new(by_union.into())));
+        }
+        candidates.push(Expr::SubQuery(None, Box::new(by_identity.into())));
+        candidates.push(Expr::val(new_id));
+        Func::coalesce(candidates).into()
+    }
+
+    /// Records `p` as the user `found`, which [`Self::existing_or`]`(p,
+    /// new_id)` gave in this transaction, and updates their profile; returns
+    /// the user id, which differs from `found` only when a concurrent first
+    /// login of the same person won. Runs on `conn` (the caller's transaction).
     pub async fn record(
         &self,
         conn: &impl ConnectionTrait,
         p: &Person<'_>,
+        found: &str,
+        new_id: &str,
         now: i64,
     ) -> Result<String, DbErr> {
-        let by_identity =
-            identities::Entity::find_by_id((p.app_id.to_owned(), p.openid.to_owned()))
-                .one(conn)
+        if found != new_id {
+            if p.unionid.is_some() {
+                // Joining by unionid links (or moves) the identity to the
+                // unionid's user; without a unionid, `found` is the identity's.
+                self.link(conn, p, found, now).await?;
+            }
+            self.touch(conn, p, found, now).await?;
+            return Ok(found.to_owned());
+        }
+        let row = users::ActiveModel {
+            id: Set(new_id.to_owned()),
+            unionid: Set(p.unionid.map(str::to_owned)),
+            nickname: Set(p.nickname.map(str::to_owned)),
+            avatar_url: Set(p.avatar_url.map(str::to_owned)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        };
+        if p.unionid.is_some() {
+            // A concurrent first login (PostgreSQL runs them side by side) may
+            // have created the unionid's user meanwhile: the unique unionid
+            // picks one user for both, and this login updates its profile.
+            let mut on_conflict = OnConflict::column(users::Column::Unionid);
+            on_conflict.value(users::Column::UpdatedAt, now);
+            if let Some(n) = p.nickname {
+                on_conflict.value(users::Column::Nickname, n);
+            }
+            if let Some(a) = p.avatar_url {
+                on_conflict.value(users::Column::AvatarUrl, a);
+            }
+            let user = users::Entity::insert(row)
+                .on_conflict(on_conflict)
+                .exec_with_returning(conn)
                 .await?;
-        let by_union = match p.unionid {
-            Some(u) => {
-                users::Entity::find()
-                    .filter(users::Column::Unionid.eq(u))
-                    .one(conn)
-                    .await?
-            }
-            None => None,
-        };
-        // `fresh`: a user row this call created for a person with no unionid.
-        // Two first logins of such a person may race (PostgreSQL runs them
-        // side by side); the identity's primary key decides the winner.
-        let (mut user_id, fresh) = match (by_identity, by_union) {
-            (_, Some(u)) => (u.id, false),
-            (Some(i), None) => (i.user_id, false),
-            (None, None) => {
-                let id = uuid::Uuid::new_v4().to_string();
-                let row = users::ActiveModel {
-                    id: Set(id.clone()),
-                    unionid: Set(p.unionid.map(str::to_owned)),
-                    nickname: Set(None),
-                    avatar_url: Set(None),
-                    created_at: Set(now),
-                    updated_at: Set(now),
-                };
-                // With a unionid, a concurrent first login may have won: the
-                // unique unionid picks one user for both.
-                users::Entity::insert(row)
-                    .on_conflict(
-                        OnConflict::column(users::Column::Unionid)
-                            .do_nothing()
-                            .to_owned(),
-                    )
-                    .exec_without_returning(conn)
-                    .await?;
-                match p.unionid {
-                    Some(u) => {
-                        let winner = users::Entity::find()
-                            .filter(users::Column::Unionid.eq(u))
-                            .one(conn)
-                            .await?
-                            .ok_or_else(|| DbErr::RecordNotFound("user by unionid".into()))?;
-                        (winner.id, false)
-                    }
-                    None => (id, true),
-                }
-            }
-        };
+            self.link(conn, p, &user.id, now).await?;
+            return Ok(user.id);
+        }
+        users::Entity::insert(row)
+            .exec_without_returning(conn)
+            .await?;
+        // Two first logins of a person without a unionid may race too: the
+        // identity's primary key decides, and the loser's new user goes.
         let identity = identities::ActiveModel {
             app_id: Set(p.app_id.to_owned()),
             openid: Set(p.openid.to_owned()),
-            user_id: Set(user_id.clone()),
+            user_id: Set(new_id.to_owned()),
             created_at: Set(now),
         };
-        let key = [identities::Column::AppId, identities::Column::Openid];
-        let on_conflict = if fresh {
-            OnConflict::columns(key).do_nothing().to_owned()
-        } else {
-            // Joining by unionid moves the identity to the unionid's user.
-            OnConflict::columns(key)
-                .update_column(identities::Column::UserId)
-                .to_owned()
+        let keep_owner =
+            OnConflict::columns([identities::Column::AppId, identities::Column::Openid])
+                .value(
+                    identities::Column::UserId,
+                    Expr::col((identities::Entity, identities::Column::UserId)),
+                )
+                .to_owned();
+        let owner = identities::Entity::insert(identity)
+            .on_conflict(keep_owner)
+            .exec_with_returning(conn)
+            .await?
+            .user_id;
+        if owner != new_id {
+            users::Entity::delete_by_id(new_id.to_owned())
+                .exec(conn)
+                .await?;
+            self.touch(conn, p, &owner, now).await?;
+        }
+        Ok(owner)
+    }
+
+    /// Points the identity `(app_id, openid)` of `p` at `user_id`.
+    async fn link(
+        &self,
+        conn: &impl ConnectionTrait,
+        p: &Person<'_>,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(), DbErr> {
+        let identity = identities::ActiveModel {
+            app_id: Set(p.app_id.to_owned()),
+            openid: Set(p.openid.to_owned()),
+            user_id: Set(user_id.to_owned()),
+            created_at: Set(now),
         };
         identities::Entity::insert(identity)
-            .on_conflict(on_conflict)
+            .on_conflict(
+                OnConflict::columns([identities::Column::AppId, identities::Column::Openid])
+                    .update_column(identities::Column::UserId)
+                    .to_owned(),
+            )
             .exec_without_returning(conn)
             .await?;
-        if fresh {
-            let owner = identities::Entity::find_by_id((p.app_id.to_owned(), p.openid.to_owned()))
-                .one(conn)
-                .await?
-                .ok_or_else(|| DbErr::RecordNotFound("identity".into()))?;
-            if owner.user_id != user_id {
-                users::Entity::delete_by_id(user_id.clone())
-                    .exec(conn)
-                    .await?;
-                user_id = owner.user_id;
-            }
-        }
+        Ok(())
+    }
+
+    /// Updates the profile of an existing user: what `p` says, and its
+    /// unionid when the user had none.
+    async fn touch(
+        &self,
+        conn: &impl ConnectionTrait,
+        p: &Person<'_>,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(), DbErr> {
         let mut update = users::Entity::update_many()
             .col_expr(users::Column::UpdatedAt, now.into())
-            .filter(users::Column::Id.eq(user_id.as_str()));
+            .filter(users::Column::Id.eq(user_id));
         if let Some(u) = p.unionid {
             update = update.col_expr(
                 users::Column::Unionid,
-                sea_orm::sea_query::ExprTrait::if_null(
-                    sea_orm::sea_query::Expr::col(users::Column::Unionid),
-                    u,
-                ),
+                Expr::col(users::Column::Unionid).if_null(u),
             );
         }
         if let Some(n) = p.nickname {
@@ -157,40 +201,57 @@ impl UserStore {
             update = update.col_expr(users::Column::AvatarUrl, a.into());
         }
         update.exec(conn).await?;
-        // The person's id is found again from the identity, which is the truth
-        // even when a concurrent login linked it first.
-        identities::Entity::find_by_id((p.app_id.to_owned(), p.openid.to_owned()))
-            .one(conn)
-            .await?
-            .map(|i| i.user_id)
-            .ok_or_else(|| DbErr::RecordNotFound("identity".into()))
+        Ok(())
     }
+}
 
-    /// The user with their identities.
-    pub async fn profile(&self, user_id: &str) -> Result<Option<UserProfile>, DbErr> {
-        let Some(u) = users::Entity::find_by_id(user_id.to_owned())
-            .one(&self.db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let ids = identities::Entity::find()
-            .filter(identities::Column::UserId.eq(user_id))
-            .order_by_asc(identities::Column::CreatedAt)
-            .all(&self.db)
-            .await?;
-        Ok(Some(UserProfile {
-            id: u.id,
-            unionid: u.unionid,
-            nickname: u.nickname,
-            avatar_url: u.avatar_url,
-            identities: ids
-                .into_iter()
-                .map(|i| IdentityView {
-                    app_id: i.app_id,
-                    openid: i.openid,
-                })
-                .collect(),
-        }))
+/// Adds to `query` the profile of the user `user_id` names (an expression
+/// over the query's own tables): the user's columns and, one row each, their
+/// identities, oldest first. [`read_profile`] reads them back.
+pub fn join_profile(query: &mut SelectStatement, user_id: Expr) {
+    use identities::Column as I;
+    use users::Column as U;
+    query
+        .columns([
+            (users::Entity, U::Id),
+            (users::Entity, U::Unionid),
+            (users::Entity, U::Nickname),
+            (users::Entity, U::AvatarUrl),
+        ])
+        .columns([
+            (identities::Entity, I::AppId),
+            (identities::Entity, I::Openid),
+        ])
+        .left_join(users::Entity, Expr::col((users::Entity, U::Id)).eq(user_id))
+        .left_join(
+            identities::Entity,
+            Expr::col((identities::Entity, I::UserId)).equals((users::Entity, U::Id)),
+        )
+        .order_by((identities::Entity, I::CreatedAt), Order::Asc);
+}
+
+/// The profile in the rows of a query that [`join_profile`] extended, whose
+/// profile columns start at index `first`; `None` when the user is missing.
+pub fn read_profile(rows: &[QueryResult], first: usize) -> Result<Option<UserProfile>, DbErr> {
+    let Some(head) = rows.first() else {
+        return Ok(None);
+    };
+    let Some(id) = head.try_get_by_index::<Option<String>>(first)? else {
+        return Ok(None);
+    };
+    let mut profile = UserProfile {
+        id,
+        unionid: head.try_get_by_index(first + 1)?,
+        nickname: head.try_get_by_index(first + 2)?,
+        avatar_url: head.try_get_by_index(first + 3)?,
+        identities: Vec::with_capacity(rows.len()),
+    };
+    for row in rows {
+        let app_id: Option<String> = row.try_get_by_index(first + 4)?;
+        let openid: Option<String> = row.try_get_by_index(first + 5)?;
+        if let (Some(app_id), Some(openid)) = (app_id, openid) {
+            profile.identities.push(IdentityView { app_id, openid });
+        }
     }
+    Ok(Some(profile))
 }

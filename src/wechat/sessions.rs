@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use entity::code_exchanges;
+use entity::code_exchanges::{self, Column as C};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
@@ -89,10 +90,23 @@ impl CodeExchanges {
             outcome: Set(None),
         };
         // A stale row of the same hash (older than 5 minutes) is replaced.
-        code_exchanges::Entity::delete_by_id(hash.clone())
-            .exec(&self.db)
+        code_exchanges::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(C::CodeHash)
+                    .update_columns([
+                        C::AppId,
+                        C::Openid,
+                        C::Unionid,
+                        C::SessionKey,
+                        C::CreatedAt,
+                        C::ExpiresAt,
+                        C::SceneId,
+                        C::Outcome,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&self.db)
             .await?;
-        code_exchanges::Entity::insert(row).exec(&self.db).await?;
         Ok(Exchange {
             code_hash: hash,
             app_id: app_id.to_owned(),
@@ -105,7 +119,7 @@ impl CodeExchanges {
 
     async fn remembered(&self, hash: &str) -> Result<Option<(Exchange, String)>, DbErr> {
         let row = code_exchanges::Entity::find_by_id(hash.to_owned())
-            .filter(code_exchanges::Column::ExpiresAt.gt(now_ms()))
+            .filter(C::ExpiresAt.gt(now_ms()))
             .one(&self.db)
             .await?;
         Ok(row.map(|m| {
@@ -125,9 +139,9 @@ impl CodeExchanges {
     /// Notes that the code did `outcome` on its scene (first use wins).
     pub async fn record_use(&self, code_hash: &str, outcome: &str) -> Result<(), DbErr> {
         code_exchanges::Entity::update_many()
-            .col_expr(code_exchanges::Column::Outcome, outcome.into())
-            .filter(code_exchanges::Column::CodeHash.eq(code_hash))
-            .filter(code_exchanges::Column::Outcome.is_null())
+            .col_expr(C::Outcome, outcome.into())
+            .filter(C::CodeHash.eq(code_hash))
+            .filter(C::Outcome.is_null())
             .exec(&self.db)
             .await?;
         Ok(())
@@ -136,13 +150,13 @@ impl CodeExchanges {
     /// Deletes exchanges that expired before `cutoff`, at most `limit` rows.
     pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
         let ids = sea_orm::sea_query::Query::select()
-            .column(code_exchanges::Column::CodeHash)
+            .column(C::CodeHash)
             .from(code_exchanges::Entity)
-            .and_where(code_exchanges::Column::ExpiresAt.lt(cutoff))
+            .and_where(C::ExpiresAt.lt(cutoff))
             .limit(limit)
             .to_owned();
         let res = code_exchanges::Entity::delete_many()
-            .filter(code_exchanges::Column::CodeHash.in_subquery(ids))
+            .filter(C::CodeHash.in_subquery(ids))
             .exec(&self.db)
             .await?;
         Ok(res.rows_affected)
