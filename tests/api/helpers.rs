@@ -523,6 +523,32 @@ impl TestApp {
     }
 
     /// Opens the scene's WebSocket from the allowed origin and authenticates.
+    /// Sends `request` (a raw HTTP/1.1 head) on a new connection and reads
+    /// the answer until the hub closes it: (status, body).
+    pub async fn raw_http(&self, request: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect");
+        conn.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = Vec::new();
+        tokio::time::timeout(WAIT, conn.read_to_end(&mut answer))
+            .await
+            .expect("the hub did not close in time")
+            .expect("read");
+        let answer = String::from_utf8(answer).expect("UTF-8 answer");
+        let status = answer
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let body = answer
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    }
+
     pub async fn ws_connect(&self, scene: &Scene) -> Ws {
         let mut ws = self
             .ws_connect_raw(&scene.id, Some(ORIGIN))
@@ -561,6 +587,42 @@ pub enum Ending {
 }
 
 impl Ws {
+    /// Sends `text` as one message split into `parts` frames (a first text
+    /// frame and continuations), as a client may.
+    pub async fn send_fragmented(&mut self, text: &str, parts: usize) {
+        use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+        use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+        let bytes = text.as_bytes();
+        let size = bytes.len().div_ceil(parts.max(1)).max(1);
+        let chunks: Vec<&[u8]> = bytes.chunks(size).collect();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let op = if i == 0 { Data::Text } else { Data::Continue };
+            let frame = Frame::message(chunk.to_vec(), OpCode::Data(op), i + 1 == chunks.len());
+            tokio::time::timeout(WAIT, self.stream.send(Message::Frame(frame)))
+                .await
+                .expect("send timed out")
+                .expect("send");
+        }
+    }
+
+    /// Sends a ping; the next non-event frame must be its pong.
+    pub async fn ping_pong(&mut self, payload: &[u8]) {
+        tokio::time::timeout(
+            WAIT,
+            self.stream.send(Message::Ping(payload.to_vec().into())),
+        )
+        .await
+        .expect("send timed out")
+        .expect("send");
+        let msg = tokio::time::timeout(WAIT, self.stream.next())
+            .await
+            .expect("no pong in time");
+        match msg {
+            Some(Ok(Message::Pong(p))) => assert_eq!(&p[..], payload),
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
+
     pub async fn send_json(&mut self, v: &Value) {
         tokio::time::timeout(WAIT, self.stream.send(Message::text(v.to_string())))
             .await

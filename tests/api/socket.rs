@@ -334,3 +334,60 @@ async fn server_pings_every_twenty_seconds_and_the_socket_lives_on() {
     app.scanned(&scene.id, &app.login_code("o_ping")).await;
     assert_eq!(ws.next_event().await["state"], "scanned");
 }
+
+/// A WebSocket upgrade request head for `path` with `method`.
+fn upgrade_head(method: &str, path: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+}
+
+#[tokio::test]
+async fn upgrades_elsewhere_get_problems() {
+    let app = spawn_app().await;
+    let scene = app.create_scene().await;
+    let ws_path = format!("/api/v1/scenes/{}/ws", scene.id);
+    for (method, path, status) in [
+        ("GET", "/healthz", 404),
+        ("GET", "/api/v1/scenes", 404),
+        ("GET", "/api/v1/scenes//ws", 404),
+        ("POST", ws_path.as_str(), 405),
+    ] {
+        let (got, body) = app.raw_http(&upgrade_head(method, path)).await;
+        assert_eq!(got, status, "{method} {path}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("problem JSON");
+        assert_eq!(v["code"], "invalid_request", "{body}");
+        assert_eq!(v["status"], status, "{body}");
+    }
+    // A broken handshake on the right path.
+    let bad = upgrade_head("GET", &ws_path)
+        .replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8");
+    let (got, body) = app.raw_http(&bad).await;
+    assert_eq!(got, 400, "{body}");
+    assert!(body.contains("invalid_request"), "{body}");
+    // None of it touched the scene.
+    let mut ws = app.ws_connect(&scene).await;
+    assert_eq!(ws.next_event().await["state"], "waiting");
+}
+
+#[tokio::test]
+async fn fragmented_auth_and_client_pings_are_understood() {
+    let app = spawn_app().await;
+    let scene = app.create_scene().await;
+    let mut ws = app
+        .ws_connect_raw(&scene.id, Some(ORIGIN))
+        .await
+        .expect("upgrade");
+    let auth = json!({"type": "auth", "browser_token": scene.browser_token}).to_string();
+    ws.send_fragmented(&auth, 3).await;
+    assert_eq!(ws.next_event().await["state"], "waiting");
+    ws.ping_pong(b"are you there").await;
+    let code = app.login_code("o_frag");
+    let res = app
+        .confirm(&json!({"scene_id": scene.id, "code": code}))
+        .await;
+    assert_eq!(ok_json(res).await["state"], "confirmed");
+    assert_eq!(ws.next_event().await["state"], "confirmed");
+}
