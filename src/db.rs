@@ -13,17 +13,90 @@ pub fn is_sqlite(url: &str) -> bool {
     url.starts_with("sqlite:")
 }
 
+/// The hub's handles: one for reading, one for anything that writes.
+///
+/// SQLite lets one connection write at a time; a second writer sleeps in
+/// SQLite's busy handler (naps of 1 ms growing to 100 ms) and retries. Under
+/// load those naps were most of a confirm's latency (docs/benchmarks.md). On a
+/// SQLite file the writer is therefore a pool of its own with one connection,
+/// so writers queue in the hub, in order, and never nap. On PostgreSQL and
+/// in-memory SQLite both handles are the same pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    read: DatabaseConnection,
+    write: DatabaseConnection,
+    /// Whether `write` is a pool of its own.
+    split: bool,
+}
+
+impl Db {
+    /// Handles that are one pool (tests, PostgreSQL).
+    pub fn single(conn: DatabaseConnection) -> Self {
+        Self {
+            read: conn.clone(),
+            write: conn,
+            split: false,
+        }
+    }
+
+    /// For queries.
+    pub fn read(&self) -> &DatabaseConnection {
+        &self.read
+    }
+
+    /// For inserts, updates, deletes and transactions that write.
+    pub fn write(&self) -> &DatabaseConnection {
+        &self.write
+    }
+
+    /// Closes both pools.
+    pub async fn close(self) -> Result<(), DbErr> {
+        if self.split {
+            self.write.close().await?;
+        }
+        self.read.close().await
+    }
+}
+
+/// Opens the reading pool and, on a SQLite file, the one-connection writer.
+pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
+    let read = connect(s).await?;
+    let url = s.url.expose_secret();
+    if !is_sqlite(url) || is_in_memory(url) {
+        return Ok(Db::single(read));
+    }
+    let write = connect_with(s, 1).await?;
+    Ok(Db {
+        read,
+        write,
+        split: true,
+    })
+}
+
+fn is_in_memory(url: &str) -> bool {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or("");
+    path.is_empty() || path == ":memory:" || url.contains("mode=memory")
+}
+
 /// Connects, creating a SQLite file and its folder when needed.
 pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+    connect_with(s, s.max_connections).await
+}
+
+async fn connect_with(
+    s: &DatabaseSettings,
+    max_connections: u32,
+) -> Result<DatabaseConnection, DbErr> {
     let mut url = s.url.expose_secret().to_owned();
-    let mut max_connections = s.max_connections;
+    let mut max_connections = max_connections;
     let mut in_memory = false;
     if is_sqlite(&url) {
         let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
         let path = path.split('?').next().unwrap_or("");
         // Every connection to `:memory:` is a database of its own: keep one,
         // for the whole life of the hub.
-        in_memory = path.is_empty() || path == ":memory:" || url.contains("mode=memory");
+        in_memory = is_in_memory(&url);
         if in_memory {
             max_connections = 1;
         } else {

@@ -13,7 +13,6 @@ use actix_service::{
 use actix_web::dev::{AppConfig, Server};
 use actix_web::{App, middleware};
 use anyhow::Context;
-use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
@@ -23,6 +22,7 @@ use tracing::{info, warn};
 use url::Url;
 
 use crate::config::{Settings, WechatMode};
+use crate::db::Db;
 use crate::keys::ServerKey;
 use crate::login::{FlowEvent, FlowObserver, Login};
 use crate::push::{Bus, LocalBus, Registry, pg_bus};
@@ -39,7 +39,7 @@ pub struct Application {
     server: Server,
     state: AppState,
     background: Vec<JoinHandle<()>>,
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl Application {
@@ -50,11 +50,13 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot bind {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
-        let db = crate::db::connect(&settings.database)
+        let db = crate::db::open(&settings.database)
             .await
             .context("cannot open the database")?;
         if settings.database.migrate_on_start {
-            crate::db::migrate(&db).await.context("migrations failed")?;
+            crate::db::migrate(db.write())
+                .await
+                .context("migrations failed")?;
         }
         let key = match &settings.server.secret_key {
             Some(k) => ServerKey::from_secret(k),
@@ -107,7 +109,7 @@ impl Application {
                 registry.clone(),
                 shutdown.clone(),
             ));
-            Arc::new(pg_bus::PgBus::new(db.clone()))
+            Arc::new(pg_bus::PgBus::new(db.write().clone()))
         };
         let flow_observer: FlowObserver = Arc::new(|event| match event {
             FlowEvent::Created => metrics::scene_created(),

@@ -5,13 +5,14 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sea_orm::{DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{DbErr, TransactionTrait};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::config::{AppSettings, ClientSettings, Settings};
+use crate::db::Db;
 use crate::error::ApiError;
 use crate::keys::{ServerKey, now_ms, random_token, secrets_equal, token_hash, token_matches};
 use crate::locks::{KeyGuard, KeyedLocks};
@@ -117,7 +118,7 @@ pub enum FlowEvent {
 /// The login flow.
 pub struct Login {
     settings: Arc<Settings>,
-    db: DatabaseConnection,
+    db: Db,
     scenes: SceneStore,
     codes: SceneCodes,
     users: UserStore,
@@ -146,7 +147,7 @@ impl Login {
     /// Wires the flow to its stores.
     pub fn new(
         settings: Arc<Settings>,
-        db: DatabaseConnection,
+        db: Db,
         wechat: Arc<WechatClient>,
         key: ServerKey,
         bus: Arc<dyn Bus>,
@@ -502,7 +503,7 @@ impl Login {
             };
             let new_user = UserStore::new_id();
             let now = now_ms();
-            let txn = self.db.begin().await?;
+            let txn = self.db.write().begin().await?;
             let confirmation = Confirmation {
                 nickname: nickname.as_deref(),
                 avatar_url: avatar_url.as_deref(),

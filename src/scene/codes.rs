@@ -1,26 +1,27 @@
 //! The `scene_codes` table: each scene's code image, so WeChat is asked once
 //! per scene even across restarts and nodes.
 
+use crate::db::Db;
 use entity::scene_codes::{self, Column as C};
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::wechat::CodeImage;
 
 /// Reads and writes cached code images.
 #[derive(Clone)]
 pub struct SceneCodes {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl SceneCodes {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
     pub async fn get(&self, scene_id: &str) -> Result<Option<CodeImage>, DbErr> {
         Ok(scene_codes::Entity::find_by_id(scene_id.to_owned())
-            .one(&self.db)
+            .one(self.db.read())
             .await?
             .map(|m| CodeImage {
                 content_type: m.content_type,
@@ -37,7 +38,7 @@ impl SceneCodes {
         };
         scene_codes::Entity::insert(row)
             .on_conflict(OnConflict::column(C::SceneId).do_nothing().to_owned())
-            .exec_without_returning(&self.db)
+            .exec_without_returning(self.db.write())
             .await?;
         Ok(())
     }
@@ -52,7 +53,7 @@ impl SceneCodes {
             .to_owned();
         Ok(scene_codes::Entity::delete_many()
             .filter(C::SceneId.in_subquery(ids))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?
             .rows_affected)
     }

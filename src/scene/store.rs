@@ -4,11 +4,12 @@
 use entity::scenes::{self, Column as C};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 
 use super::State;
+use crate::db::Db;
 
 /// The first scanner of a scene: who they are at WeChat.
 #[derive(Clone)]
@@ -44,7 +45,7 @@ pub struct Confirmation<'a> {
 /// Reads and transitions scenes.
 #[derive(Clone)]
 pub struct SceneStore {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 fn bound_to(b: &Binding) -> Condition {
@@ -67,7 +68,7 @@ fn from_states(b: &Binding, allow_waiting: bool) -> Condition {
 }
 
 impl SceneStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
@@ -94,14 +95,14 @@ impl SceneStore {
             origin: Set(s.origin),
         };
         scenes::Entity::insert(row)
-            .exec_without_returning(&self.db)
+            .exec_without_returning(self.db.write())
             .await?;
         Ok(())
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<scenes::Model>, DbErr> {
         scenes::Entity::find_by_id(id.to_owned())
-            .one(&self.db)
+            .one(self.db.read())
             .await
     }
 
@@ -124,7 +125,7 @@ impl SceneStore {
             .filter(C::Id.eq(id))
             .filter(C::State.eq(State::Waiting.as_str()))
             .filter(C::ExpiresAt.gt(now))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         Ok(res.rows_affected == 1)
     }
@@ -137,7 +138,7 @@ impl SceneStore {
             .filter(C::State.eq(State::Scanned.as_str()))
             .filter(bound_to(b))
             .filter(C::ExpiresAt.gt(now))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         Ok(res.rows_affected == 1)
     }
@@ -212,7 +213,7 @@ impl SceneStore {
             .filter(C::Id.eq(id))
             .filter(C::ExpiresAt.gt(now))
             .filter(from_states(b, allow_waiting))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         Ok(res.rows_affected == 1)
     }
@@ -227,7 +228,7 @@ impl SceneStore {
             .filter(C::ExpiresAt.lte(now))
             .limit(limit)
             .into_tuple()
-            .all(&self.db)
+            .all(self.db.read())
             .await?;
         let mut changed = Vec::with_capacity(ids.len());
         for id in ids {
@@ -238,7 +239,7 @@ impl SceneStore {
                 .filter(C::Id.eq(id.as_str()))
                 .filter(C::State.is_in(live))
                 .filter(C::ExpiresAt.lte(now))
-                .exec(&self.db)
+                .exec(self.db.write())
                 .await?;
             if res.rows_affected == 1 {
                 changed.push(id);
@@ -257,13 +258,13 @@ impl SceneStore {
             .to_owned();
         Ok(scenes::Entity::delete_many()
             .filter(C::Id.in_subquery(ids))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?
             .rows_affected)
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), DbErr> {
-        self.db.ping().await
+        self.db.read().ping().await
     }
 }

@@ -3,12 +3,10 @@
 //! given it again whenever it asks, yet the database alone cannot produce it.
 //! Redemption is one conditional UPDATE, so it succeeds once, ever.
 
+use crate::db::Db;
 use entity::tickets::{self, Column as C};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use subtle::ConstantTimeEq;
 
 use crate::keys::ServerKey;
@@ -29,7 +27,7 @@ pub fn ticket_value(key: &ServerKey, scene_id: &str, issued_at: i64) -> String {
 /// Issues and redeems tickets.
 #[derive(Clone)]
 pub struct TicketStore {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 /// A redeemed ticket's facts.
@@ -41,7 +39,7 @@ pub struct Redeemed {
 }
 
 impl TicketStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
@@ -95,7 +93,7 @@ impl TicketStore {
             .and_where(Expr::col((tickets::Entity, C::SceneId)).eq(scene_id))
             .to_owned();
         join_profile(&mut query, Expr::col((tickets::Entity, C::UserId)));
-        let rows = self.db.query_all(&query).await?;
+        let rows = self.db.read().query_all(&query).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -113,7 +111,7 @@ impl TicketStore {
             .filter(C::SceneId.eq(scene_id))
             .filter(C::RedeemedAt.is_null())
             .filter(C::ExpiresAt.gt(now))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         if res.rows_affected != 1 {
             return Ok(None);
@@ -135,7 +133,7 @@ impl TicketStore {
             .to_owned();
         Ok(tickets::Entity::delete_many()
             .filter(C::SceneId.in_subquery(ids))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?
             .rows_affected)
     }

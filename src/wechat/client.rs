@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use reqwest::header::CONTENT_TYPE;
-use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,6 +17,7 @@ use url::Url;
 
 use super::tokens::{CachedToken, TokenStore};
 use crate::config::AppSettings;
+use crate::db::Db;
 use crate::keys::now_ms;
 use crate::locks::KeyedLocks;
 
@@ -102,7 +102,7 @@ impl WechatClient {
         http: reqwest::Client,
         base: Url,
         apps: &[AppSettings],
-        db: DatabaseConnection,
+        db: Db,
         observer: Option<CallObserver>,
     ) -> Self {
         let mut base = base;

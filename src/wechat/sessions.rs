@@ -3,11 +3,12 @@
 //! code is answered from here for 5 minutes, and the row also notes what the
 //! code was used for so the retried call can give the same answer.
 
+use crate::db::Db;
 use std::sync::Arc;
 
 use entity::code_exchanges::{self, Column as C};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -32,13 +33,13 @@ pub struct Exchange {
 
 /// Exchanges codes at most once.
 pub struct CodeExchanges {
-    db: DatabaseConnection,
+    db: Db,
     wechat: Arc<WechatClient>,
     locks: KeyedLocks,
 }
 
 impl CodeExchanges {
-    pub fn new(db: DatabaseConnection, wechat: Arc<WechatClient>) -> Self {
+    pub fn new(db: Db, wechat: Arc<WechatClient>) -> Self {
         Self {
             db,
             wechat,
@@ -105,7 +106,7 @@ impl CodeExchanges {
                     ])
                     .to_owned(),
             )
-            .exec_without_returning(&self.db)
+            .exec_without_returning(self.db.write())
             .await?;
         Ok(Exchange {
             code_hash: hash,
@@ -120,7 +121,7 @@ impl CodeExchanges {
     async fn remembered(&self, hash: &str) -> Result<Option<(Exchange, String)>, DbErr> {
         let row = code_exchanges::Entity::find_by_id(hash.to_owned())
             .filter(C::ExpiresAt.gt(now_ms()))
-            .one(&self.db)
+            .one(self.db.read())
             .await?;
         Ok(row.map(|m| {
             let first_scene = m.scene_id.unwrap_or_default();
@@ -142,7 +143,7 @@ impl CodeExchanges {
             .col_expr(C::Outcome, outcome.into())
             .filter(C::CodeHash.eq(code_hash))
             .filter(C::Outcome.is_null())
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         Ok(())
     }
@@ -157,7 +158,7 @@ impl CodeExchanges {
             .to_owned();
         let res = code_exchanges::Entity::delete_many()
             .filter(C::CodeHash.in_subquery(ids))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         Ok(res.rows_affected)
     }

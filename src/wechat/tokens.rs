@@ -1,8 +1,9 @@
 //! The `wechat_tokens` table: access tokens shared by every node.
 
+use crate::db::Db;
 use entity::wechat_tokens;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 /// An access token and when it runs out.
 #[derive(Clone)]
@@ -14,17 +15,17 @@ pub struct CachedToken {
 
 /// Reads and writes cached tokens.
 pub struct TokenStore {
-    db: DatabaseConnection,
+    db: Db,
 }
 
 impl TokenStore {
-    pub fn new(db: DatabaseConnection) -> Self {
+    pub fn new(db: Db) -> Self {
         Self { db }
     }
 
     pub async fn get(&self, app_id: &str) -> Result<Option<CachedToken>, DbErr> {
         Ok(wechat_tokens::Entity::find_by_id(app_id.to_owned())
-            .one(&self.db)
+            .one(self.db.read())
             .await?
             .map(|m| CachedToken {
                 access_token: m.access_token,
@@ -50,7 +51,7 @@ impl TokenStore {
                     ])
                     .to_owned(),
             )
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         Ok(())
     }
@@ -61,7 +62,7 @@ impl TokenStore {
         wechat_tokens::Entity::delete_many()
             .filter(wechat_tokens::Column::AppId.eq(app_id))
             .filter(wechat_tokens::Column::AccessToken.eq(token))
-            .exec(&self.db)
+            .exec(self.db.write())
             .await?;
         Ok(())
     }
