@@ -65,7 +65,7 @@ pub async fn upgrade(
     state: AppState,
     req: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
-) -> Result<(), actix_web::Error> {
+) -> Result<(), std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
     let (route, checked) = match scene_of(req.method(), req.path()) {
@@ -73,33 +73,31 @@ pub async fn upgrade(
         Err(e) => ("unmatched", Err(e)),
     };
     let span = tracing::info_span!("request", method, route, status = tracing::field::Empty);
-    let status = match checked {
+    let (status, written) = match checked {
         Ok(scene_id) => {
             let res = ws::handshake_response(req.head()).finish().drop_body();
-            framed
-                .send(Message::Item((res, BodySize::None)))
-                .instrument(span.clone())
-                .await?;
-            let parts = framed.into_parts();
-            // Whatever the browser sent behind its request head is kept;
-            // the 8 KiB buffers of the HTTP connection are not.
-            let conn = WsConn::new(parts.io, &parts.read_buf, MAX_FRAME);
-            let session = state.clone();
-            state
-                .sockets
-                .spawn(run(Arc::new(session), scene_id, conn).instrument(span.clone()));
-            StatusCode::SWITCHING_PROTOCOLS
+            let written = framed.send(Message::Item((res, BodySize::None))).await;
+            if written.is_ok() {
+                let parts = framed.into_parts();
+                // Whatever the browser sent behind its request head is kept;
+                // the 8 KiB buffers of the HTTP connection are not.
+                let conn = WsConn::new(parts.io, &parts.read_buf, MAX_FRAME);
+                let session = Arc::new(state.clone());
+                state
+                    .sockets
+                    .spawn(run(session, scene_id, conn).instrument(span.clone()));
+            }
+            (StatusCode::SWITCHING_PROTOCOLS, written)
         }
-        Err(e) => {
-            let status = e.status_code();
-            write_problem(&mut framed, &e)
-                .instrument(span.clone())
-                .await?;
-            status
-        }
+        Err(e) => (e.status_code(), write_problem(&mut framed, &e).await),
     };
     span.record("status", status.as_u16());
-    span.in_scope(|| tracing::info!("request"));
+    span.in_scope(|| match written {
+        // The browser left during the handshake: nothing to tell anyone.
+        Err(e) => debug!(error = %e, "upgrade answer not delivered"),
+        Ok(()) if status.is_server_error() => tracing::warn!("request failed"),
+        Ok(()) => tracing::info!("request"),
+    });
     metrics::http_request(
         route.to_owned(),
         &method,
