@@ -154,10 +154,12 @@ async fn write_problem(
     let body = body.try_into_bytes().unwrap_or_default();
     let mut res: Response<()> = head.into();
     res.head_mut().set_connection_type(ConnectionType::Close);
+    // Head and body in one write: a client that reads the answer in one go
+    // (tungstenite does) sees the whole problem document.
     framed
-        .send(Message::Item((res, BodySize::Sized(body.len() as u64))))
+        .feed(Message::Item((res, BodySize::Sized(body.len() as u64))))
         .await?;
-    framed.send(Message::Chunk(Some(body))).await?;
+    framed.feed(Message::Chunk(Some(body))).await?;
     framed.send(Message::Chunk(None)).await
 }
 
