@@ -54,7 +54,7 @@ fi
 mkdir -p "$(dirname "$OUT")"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/scanlogin-bench.XXXXXX")
-hub_pid="" fake_pid=""
+hub_pid="" fake_pid="" bench_pid=""
 # Stops process $1 (SIGTERM, then SIGKILL after 10 s).
 stop_pid() {
     local pid=$1
@@ -77,6 +77,7 @@ stop_fake() {
     fake_pid=""
 }
 cleanup() {
+    stop_pid "$bench_pid"
     stop_hub
     stop_fake
     rm -rf "$tmp"
@@ -165,11 +166,17 @@ for run in $(seq 1 "$RUNS"); do
     fi
     start_hub "$tmp/run$run"
     echo "bench.sh: run $run/$RUNS, hub pid $hub_pid on 127.0.0.1:$PORT, WeChat: $WECHAT" >&2
+    # In the background so that a SIGTERM to this script stops everything
+    # at once (a foreground child would delay the trap until it ends).
     "$BENCH_BIN" --hub "http://127.0.0.1:$PORT/" --pid "$hub_pid" "${wechat_args[@]}" \
         --waiting "$N" --rate "$R" --secs "$D" --workers "$K" --logins "$F" \
         --polls "$POLLS" --idle-secs "$IDLE" \
         --label "${LABEL:+$LABEL }run $run/$RUNS load $(cut -d' ' -f1 /proc/loadavg)" \
-        | tee -a "$OUT" || status=$?
+        >"$tmp/run$run/result.json" &
+    bench_pid=$!
+    wait "$bench_pid" || status=$?
+    bench_pid=""
+    tee -a "$OUT" <"$tmp/run$run/result.json"
     stop_hub
     stop_fake
     if [ -s "$tmp/run$run/hub.log" ]; then
