@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Benchmark of issue 4: builds (release), starts the hub (release build,
-# SQLite in a temp dir, built-in WeChat simulator, loopback only), runs
-# scanlogin-bench with the standard sizes and stops everything on exit.
+# Benchmark of issue 4: builds (release), starts a fake WeChat and the hub
+# (release build, SQLite in a temp dir, loopback only), runs scanlogin-bench
+# with the standard sizes and stops everything on exit.
 #
-#   scripts/bench.sh                 # one run, standard sizes
-#   RUNS=3 scripts/bench.sh          # three runs, a fresh hub and database each
-#   N=2000 F=2000 scripts/bench.sh   # smaller
+#   scripts/bench.sh                    # one run, standard sizes
+#   RUNS=3 scripts/bench.sh             # three runs, a fresh hub and database each
+#   N=2000 F=2000 scripts/bench.sh      # smaller
+#   WECHAT=simulator scripts/bench.sh   # the hub's built-in simulator instead
+#
+# WeChat's side (WECHAT): `fake` (default) starts `scanlogin-bench
+# fake-wechat` on 127.0.0.1:$FAKE_PORT as its own process and runs the hub in
+# live mode against it, as in production: the hub's CPU figures leave out
+# WeChat's work, and the fake's CPU is reported beside them. `simulator` runs
+# the hub with its built-in simulator: the hub exchanges each code with
+# itself over HTTP, so its CPU includes WeChat's side.
 #
 # Knobs (environment): N waiting browsers (10000), R confirms/s (1000),
 # D seconds of confirms (10), K login workers (32), F logins (10000),
@@ -13,7 +21,8 @@
 # of idle watch (25), RUNS (1), PORT (18181), HUB_WORKERS (0 = one per core),
 # DB_MAX_CONNECTIONS (config.toml's value when unset), BUILD (1; 0 skips the
 # build), OUT (JSON lines, target/bench/results.jsonl), LABEL (free text),
-# HUB_BIN / BENCH_BIN (prebuilt binaries, e.g. a patched hub).
+# HUB_BIN / BENCH_BIN (prebuilt binaries, e.g. a patched hub), WECHAT
+# (fake or simulator), FAKE_PORT (18182, the fake WeChat's loopback port).
 # Results: the table on stderr, one JSON line per run appended to $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +30,14 @@ cd "$(dirname "$0")/.."
 N=${N:-10000} R=${R:-1000} D=${D:-10} K=${K:-32} F=${F:-10000}
 POLLS=${POLLS:-20000} IDLE=${IDLE:-25} RUNS=${RUNS:-1} PORT=${PORT:-18181}
 HUB_WORKERS=${HUB_WORKERS:-0} BUILD=${BUILD:-1} LABEL=${LABEL:-}
+WECHAT=${WECHAT:-fake} FAKE_PORT=${FAKE_PORT:-18182}
+case "$WECHAT" in
+    fake | simulator) ;;
+    *) echo "bench.sh: WECHAT must be fake or simulator, not '$WECHAT'" >&2; exit 2 ;;
+esac
+# The mini-program the fake WeChat knows; the hub is given the same (live
+# mode only; the simulator uses config.toml's app).
+BENCH_APP_ID=wxbench000000000 BENCH_APP_SECRET=bench-app-secret-not-a-real-one
 target_dir=${CARGO_TARGET_DIR:-target}
 OUT=${OUT:-$target_dir/bench/results.jsonl}
 HUB_BIN=${HUB_BIN:-$target_dir/release/scanlogin}
@@ -37,25 +54,64 @@ fi
 mkdir -p "$(dirname "$OUT")"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/scanlogin-bench.XXXXXX")
-hub_pid=""
-stop_hub() {
-    if [ -n "$hub_pid" ] && kill -0 "$hub_pid" 2>/dev/null; then
-        kill -TERM "$hub_pid" 2>/dev/null || true
+hub_pid="" fake_pid="" bench_pid=""
+# Stops process $1 (SIGTERM, then SIGKILL after 10 s).
+stop_pid() {
+    local pid=$1
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 100); do
-            kill -0 "$hub_pid" 2>/dev/null || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -KILL "$hub_pid" 2>/dev/null || true
-        wait "$hub_pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
     fi
+}
+stop_hub() {
+    stop_pid "$hub_pid"
     hub_pid=""
 }
+stop_fake() {
+    stop_pid "$fake_pid"
+    fake_pid=""
+}
 cleanup() {
+    stop_pid "$bench_pid"
     stop_hub
+    stop_fake
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# Starts the fake WeChat on 127.0.0.1:$FAKE_PORT and waits until it hands
+# out an access token for the bench app.
+start_fake() {
+    local dir=$1
+    mkdir -p "$dir"
+    if curl -sS -o /dev/null "http://127.0.0.1:$FAKE_PORT/" 2>/dev/null; then
+        echo "bench.sh: something already listens on 127.0.0.1:$FAKE_PORT; set FAKE_PORT" >&2
+        return 1
+    fi
+    "$BENCH_BIN" fake-wechat --bind "127.0.0.1:$FAKE_PORT" \
+        --app-id "$BENCH_APP_ID" --app-secret "$BENCH_APP_SECRET" --max-secs 7200 \
+        >"$dir/fake-wechat.log" 2>&1 &
+    fake_pid=$!
+    local ask
+    ask=$(printf '{"grant_type":"client_credential","appid":"%s","secret":"%s"}' "$BENCH_APP_ID" "$BENCH_APP_SECRET")
+    for _ in $(seq 1 100); do
+        if curl -fsS -X POST -d "$ask" "http://127.0.0.1:$FAKE_PORT/cgi-bin/stable_token" 2>/dev/null \
+            | grep -q '"access_token"'; then
+            return 0
+        fi
+        kill -0 "$fake_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "bench.sh: the fake WeChat did not come up; its log:" >&2
+    cat "$dir/fake-wechat.log" >&2
+    return 1
+}
 
 start_hub() {
     local dir=$1
@@ -66,12 +122,22 @@ start_hub() {
         SCANLOGIN__SERVER__SECRET_KEY_FILE="$dir/secret.key"
         SCANLOGIN__SERVER__WORKERS="$HUB_WORKERS"
         SCANLOGIN__DATABASE__URL="sqlite://$dir/db.sqlite"
-        SCANLOGIN__WECHAT__MODE=simulator
         SCANLOGIN__SCENE__TTL_SECS=3600
         SCANLOGIN__RATE_LIMIT__SCENES_PER_MINUTE=100000000
         SCANLOGIN__RATE_LIMIT__BURST=1000000
         SCANLOGIN__LOG__LEVEL=warn
     )
+    if [ "$WECHAT" = fake ]; then
+        env+=(
+            SCANLOGIN__WECHAT__MODE=live
+            SCANLOGIN__WECHAT__API_BASE="http://127.0.0.1:$FAKE_PORT/"
+            SCANLOGIN__APPS__0__APP_ID="$BENCH_APP_ID"
+            SCANLOGIN__APPS__0__SECRET="$BENCH_APP_SECRET"
+            NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+        )
+    else
+        env+=(SCANLOGIN__WECHAT__MODE=simulator)
+    fi
     if [ -n "${DB_MAX_CONNECTIONS:-}" ]; then
         env+=(SCANLOGIN__DATABASE__MAX_CONNECTIONS="$DB_MAX_CONNECTIONS")
     fi
@@ -92,17 +158,34 @@ start_hub() {
 echo "bench.sh: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 status=0
 for run in $(seq 1 "$RUNS"); do
+    wechat_args=(--wechat "$WECHAT")
+    if [ "$WECHAT" = fake ]; then
+        start_fake "$tmp/run$run"
+        wechat_args+=(--wechat-pid "$fake_pid")
+        echo "bench.sh: run $run/$RUNS, fake WeChat pid $fake_pid on 127.0.0.1:$FAKE_PORT" >&2
+    fi
     start_hub "$tmp/run$run"
-    echo "bench.sh: run $run/$RUNS, hub pid $hub_pid on 127.0.0.1:$PORT" >&2
-    "$BENCH_BIN" --hub "http://127.0.0.1:$PORT/" --pid "$hub_pid" \
+    echo "bench.sh: run $run/$RUNS, hub pid $hub_pid on 127.0.0.1:$PORT, WeChat: $WECHAT" >&2
+    # In the background so that a SIGTERM to this script stops everything
+    # at once (a foreground child would delay the trap until it ends).
+    "$BENCH_BIN" --hub "http://127.0.0.1:$PORT/" --pid "$hub_pid" "${wechat_args[@]}" \
         --waiting "$N" --rate "$R" --secs "$D" --workers "$K" --logins "$F" \
         --polls "$POLLS" --idle-secs "$IDLE" \
         --label "${LABEL:+$LABEL }run $run/$RUNS load $(cut -d' ' -f1 /proc/loadavg)" \
-        | tee -a "$OUT" || status=$?
+        >"$tmp/run$run/result.json" &
+    bench_pid=$!
+    wait "$bench_pid" || status=$?
+    bench_pid=""
+    tee -a "$OUT" <"$tmp/run$run/result.json"
     stop_hub
+    stop_fake
     if [ -s "$tmp/run$run/hub.log" ]; then
         echo "bench.sh: hub log of run $run (warnings and errors):" >&2
         tail -n 20 "$tmp/run$run/hub.log" >&2
+    fi
+    if [ -s "$tmp/run$run/fake-wechat.log" ]; then
+        echo "bench.sh: fake WeChat log of run $run:" >&2
+        tail -n 5 "$tmp/run$run/fake-wechat.log" >&2
     fi
 done
 echo "bench.sh: results appended to $OUT" >&2

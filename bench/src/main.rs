@@ -1,7 +1,14 @@
 //! `scanlogin-bench`: drives a running hub through its public API only, as
-//! browsers, phones (the built-in WeChat simulator) and site backends do, and
-//! reports memory per waiting browser, confirm-to-push latency, hub CPU per
-//! complete login and the cost of polling instead of pushing.
+//! browsers, phones and site backends do, and reports memory per waiting
+//! browser, confirm-to-push latency, hub CPU per complete login and the cost
+//! of polling instead of pushing.
+//!
+//! WeChat's side (`--wechat`): `fake` (default) for a hub in live mode
+//! talking to `scanlogin-bench fake-wechat` on loopback, a separate process
+//! as WeChat is in production; the tool makes the one-time codes itself.
+//! `simulator` for a hub with its built-in simulator: codes come from the
+//! hub's `/sim/api/login` and the hub exchanges them with itself, so its CPU
+//! figures include WeChat's side.
 //!
 //! Phases, in order (each bounded in count and time):
 //! 1. warm-up logins (not measured);
@@ -19,6 +26,7 @@
 
 mod api;
 mod browser;
+mod fake_wechat;
 mod procfs;
 mod report;
 
@@ -49,18 +57,62 @@ const TARGET_CPU_PER_LOGIN_US: f64 = 300.0;
 /// Longest a single login flow, confirm or setup step may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
-#[derive(Parser, Debug, Clone)]
+#[derive(Parser, Debug)]
 #[command(
     name = "scanlogin-bench",
-    about = "Load tool for a running scanlogin hub (loopback only)"
+    about = "Load tool for a running scanlogin hub (loopback only)",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: Args,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Serve a fake WeChat (stable_token, jscode2session) on loopback for a
+    /// hub in live mode; runs until SIGTERM.
+    FakeWechat(fake_wechat::FakeArgs),
+}
+
+/// Where the hub's WeChat is, and so where one-time codes come from.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Wechat {
+    /// A hub in live mode against `scanlogin-bench fake-wechat`: the tool
+    /// makes the codes itself.
+    Fake,
+    /// A hub with its built-in simulator: codes from `/sim/api/login`.
+    Simulator,
+}
+
+impl Wechat {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Fake => "fake",
+            Self::Simulator => "simulator",
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
 struct Args {
     /// Base URL of the hub (loopback only).
     #[arg(long, default_value = "http://127.0.0.1:18181/")]
     hub: Url,
     /// The hub's process id, to read /proc/PID/status and /proc/PID/stat.
+    #[arg(long, required = true)]
+    pid: Option<u32>,
+    /// The hub's WeChat: a fake on loopback (the tool makes codes) or the
+    /// hub's built-in simulator (codes from /sim/api/login).
+    #[arg(long, value_enum, default_value_t = Wechat::Fake)]
+    wechat: Wechat,
+    /// The fake WeChat's process id, to report its CPU (not the hub's) per
+    /// confirm and per login.
     #[arg(long)]
-    pid: u32,
+    wechat_pid: Option<u32>,
     /// N: waiting browsers held open at once.
     #[arg(long, default_value_t = 10_000)]
     waiting: usize,
@@ -107,7 +159,11 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let cli = Cli::parse();
+    if let Some(Command::FakeWechat(fake)) = cli.command {
+        return fake_wechat::run(&fake);
+    }
+    let args = cli.run;
     ensure!(
         args.waiting <= 19_000,
         "--waiting: at most 19,000 sockets per process (fd limit 20,000)"
@@ -158,7 +214,19 @@ enum Heard {
 /// Runs every phase; returns whether any error happened.
 async fn run(args: Args) -> anyhow::Result<bool> {
     let hub = Hub::new(args.hub.clone(), &args.client_id, &args.client_secret, 256)?;
-    let hub_proc = Proc::new(args.pid)?;
+    let hub_proc = Proc::new(args.pid.context("--pid is required")?)?;
+    let wechat_proc = args
+        .wechat_pid
+        .map(Proc::new)
+        .transpose()
+        .context("--wechat-pid")?;
+    let wechat_cpu =
+        || -> anyhow::Result<Option<Duration>> { wechat_proc.as_ref().map(Proc::cpu).transpose() };
+    let codes = Codes {
+        hub: hub.clone(),
+        wechat: args.wechat,
+        conc: args.setup_concurrency,
+    };
     let me = Proc::current()?;
     hub.healthz()
         .await
@@ -168,6 +236,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut out = json!({
         "tool": "scanlogin-bench",
         "label": args.label,
+        "wechat": args.wechat.name(),
         "params": {"waiting": args.waiting, "rate": args.rate, "secs": args.secs,
             "workers": args.workers, "logins": args.logins, "polls": args.polls,
             "poll_scenes": args.poll_scenes, "idle_secs": args.idle_secs,
@@ -178,8 +247,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     // 1. Warm-up: pools, caches, allocator arenas.
     eprintln!("warm-up: {} logins", args.warmup);
-    let codes = fetch_codes(&hub, "bench-w", args.warmup, conc).await?;
-    let warm = logins(&hub, codes, args.workers.min(args.warmup.max(1))).await;
+    let warm_codes = codes.get("bench-w", args.warmup).await?;
+    let warm = logins(&hub, warm_codes, args.workers.min(args.warmup.max(1))).await;
     ensure!(
         warm.errors.count() == 0,
         "warm-up failed: {:?}",
@@ -189,7 +258,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // 2. Waiting browsers: scenes first, then sockets, memory around each.
     let n = args.waiting;
     let m = n.min(args.rate as usize * args.secs as usize);
-    let confirm_codes = fetch_codes(&hub, "bench-c", m, conc).await?;
+    let confirm_codes = codes.get("bench-c", m).await?;
     sleep(Duration::from_secs(1)).await;
     let rss0 = hub_proc.rss_kib()?;
     eprintln!("waiting browsers: creating {n} scenes");
@@ -277,7 +346,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     eprintln!("confirms: {m} at {}/s", args.rate);
     let confirm_errors = Arc::new(Errors::default());
     let period = Duration::from_secs_f64(1.0 / f64::from(args.rate));
-    let (c0, me0) = (hub_proc.cpu()?, me.cpu()?);
+    let (c0, me0, w0) = (hub_proc.cpu()?, me.cpu()?, wechat_cpu()?);
     let first = Instant::now() + Duration::from_millis(50);
     let mut sends = JoinSet::new();
     let mut max_lag = Duration::ZERO;
@@ -327,9 +396,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             &anyhow::anyhow!("{} browsers never heard `confirmed`", m - pushed),
         );
     }
-    let (cpu, me_cpu) = (
+    let (cpu, me_cpu, wechat_used) = (
         hub_proc.cpu()?.saturating_sub(c0),
         me.cpu()?.saturating_sub(me0),
+        cpu_since(wechat_cpu()?, w0),
     );
     let push_s = Summary::of(&push);
     out["confirm"] = json!({
@@ -343,6 +413,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "http": Summary::of(&http),
         "hub_cpu_us_per_confirm": per(cpu, m),
         "tool_cpu_us_per_confirm": per(me_cpu, m),
+        "wechat_cpu_us_per_confirm": wechat_used.map(|c| per(c, m)),
         "errors": confirm_errors.count(),
         "error_samples": confirm_errors.samples(),
     });
@@ -359,17 +430,18 @@ async fn run(args: Args) -> anyhow::Result<bool> {
 
     // 5. Complete logins with K workers.
     eprintln!("logins: fetching {} codes", args.logins);
-    let codes = fetch_codes(&hub, "bench-l", args.logins, conc).await?;
+    let login_codes = codes.get("bench-l", args.logins).await?;
     eprintln!(
         "logins: {} flows with {} workers",
         args.logins, args.workers
     );
-    let (c0, me0, t0) = (hub_proc.cpu()?, me.cpu()?, Instant::now());
-    let done = logins(&hub, codes, args.workers).await;
+    let (c0, me0, w0, t0) = (hub_proc.cpu()?, me.cpu()?, wechat_cpu()?, Instant::now());
+    let done = logins(&hub, login_codes, args.workers).await;
     let wall = t0.elapsed();
-    let (cpu, me_cpu) = (
+    let (cpu, me_cpu, wechat_used) = (
         hub_proc.cpu()?.saturating_sub(c0),
         me.cpu()?.saturating_sub(me0),
+        cpu_since(wechat_cpu()?, w0),
     );
     let ok = done.latency.len() as usize;
     out["logins"] = json!({
@@ -381,6 +453,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "hub_cpu_us_per_login": per(cpu, ok),
         "hub_cores_busy": (cpu.as_secs_f64() / wall.as_secs_f64() * 100.0).round() / 100.0,
         "tool_cpu_us_per_login": per(me_cpu, ok),
+        "wechat_cpu_us_per_login": wechat_used.map(|c| per(c, ok)),
         "flow": Summary::of(&done.latency),
         "steps": step_summaries(&done.steps),
         "errors": done.errors.count(),
@@ -443,6 +516,31 @@ fn per(cpu: Duration, items: usize) -> f64 {
         return 0.0;
     }
     (cpu.as_secs_f64() * 1e7 / items as f64).round() / 10.0
+}
+
+/// CPU used since `before`, when both readings exist.
+fn cpu_since(now: Option<Duration>, before: Option<Duration>) -> Option<Duration> {
+    Some(now?.saturating_sub(before?))
+}
+
+/// Where one-time `wx.login` codes come from.
+struct Codes {
+    hub: Hub,
+    wechat: Wechat,
+    conc: usize,
+}
+
+impl Codes {
+    /// `count` fresh codes for users `{prefix}-{i}`: made here for the fake
+    /// WeChat, fetched from the hub's simulator otherwise.
+    async fn get(&self, prefix: &str, count: usize) -> anyhow::Result<Vec<String>> {
+        match self.wechat {
+            Wechat::Fake => Ok((0..count)
+                .map(|i| fake_wechat::new_code(&format!("{prefix}-{i}")))
+                .collect()),
+            Wechat::Simulator => fetch_codes(&self.hub, prefix, count, self.conc).await,
+        }
+    }
 }
 
 /// Fetches `count` one-time codes for users `{prefix}-{i}` from the simulator.
@@ -731,6 +829,17 @@ fn targets(out: &Value) -> Value {
     })
 }
 
+/// Where WeChat's CPU went, after a hub CPU figure.
+fn wechat_note(out: &Value, cpu: &Value, per_what: &str) -> String {
+    match (out["wechat"].as_str(), cpu.as_f64()) {
+        (Some("simulator"), _) => {
+            "\n      (includes the built-in WeChat simulator's side)".to_owned()
+        }
+        (_, Some(us)) => format!("\n      (not counted there: fake WeChat CPU {us} us/{per_what})"),
+        _ => String::new(),
+    }
+}
+
 /// The readable table.
 fn table(out: &Value) -> String {
     let f = |v: &Value| v.as_f64().map_or("-".to_owned(), |x| format!("{x}"));
@@ -759,23 +868,25 @@ fn table(out: &Value) -> String {
     }
     let c = &out["confirm"];
     t += &format!(
-        "  confirms                  {:>8}   at {}/s, pushed {}, errors {}, max send lag {} us, hub CPU {} us/confirm\n",
+        "  confirms                  {:>8}   at {}/s, pushed {}, errors {}, max send lag {} us, hub CPU {} us/confirm{}\n",
         f(&c["sent"]),
         f(&c["rate"]),
         f(&c["pushed"]),
         f(&c["errors"]),
         f(&c["max_send_lag_us"]),
-        f(&c["hub_cpu_us_per_confirm"])
+        f(&c["hub_cpu_us_per_confirm"]),
+        wechat_note(out, &c["wechat_cpu_us_per_confirm"], "confirm")
     );
     let l = &out["logins"];
     t += &format!(
-        "  logins                    {:>8}   {}/s with {} workers, errors {}, hub CPU {} us/login ({} cores busy)  target <= 300 us\n",
+        "  logins                    {:>8}   {}/s with {} workers, errors {}, hub CPU {} us/login ({} cores busy)  target <= 300 us{}\n",
         f(&l["ok"]),
         f(&l["per_sec"]),
         f(&l["workers"]),
         f(&l["errors"]),
         f(&l["hub_cpu_us_per_login"]),
-        f(&l["hub_cores_busy"])
+        f(&l["hub_cores_busy"]),
+        wechat_note(out, &l["wechat_cpu_us_per_login"], "login")
     );
     if out["poll"].is_object() {
         let p = &out["poll"];
