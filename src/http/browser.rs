@@ -123,19 +123,17 @@ pub async fn events(
     };
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let token = bearer(&req)?;
-    if let (Some(client), Some(o)) = (state.login.scene_client(&path).await?, origin(&req)) {
-        state.login.check_origin(client, Some(o))?;
-    }
+    let origin = origin(&req);
     // Listen before reading, so a change between the two is not missed.
     let mut sub = state.registry.subscribe(&path);
-    let mut view = state.login.browser_view(&path, token).await?;
+    let mut view = state.login.browser_view(&path, token, origin).await?;
     if after == Some(view.state) && !view.state.is_final() && !wait.is_zero() {
         tokio::select! {
             _ = sub.recv() => {}
             _ = tokio::time::sleep(wait) => {}
             _ = state.shutdown.cancelled() => {}
         }
-        view = state.login.browser_view(&path, token).await?;
+        view = state.login.browser_view_unchecked(&path).await?;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -216,7 +216,8 @@ async fn start(
     let token = authenticate(conn).await?;
     // Listen before reading the state, so no change falls in between.
     let sub = state.registry.subscribe(scene_id);
-    let view = match state.login.browser_view(scene_id, &token).await {
+    // The `Origin` was checked with the handshake.
+    let view = match state.login.browser_view(scene_id, &token, None).await {
         Ok(view) => view,
         Err(ApiError::SceneNotFound) => return Err(reason(close::UNKNOWN_SCENE, "unknown scene")),
         Err(ApiError::InvalidToken(_)) => {

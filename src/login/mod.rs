@@ -259,12 +259,18 @@ impl Login {
     }
 
     /// The scene as its browser may see it: checks the browser token.
+    /// The scene as its browser may see it, in one read: the `Origin` (when
+    /// given) must be one of the scene's client's, then the token must match.
     pub async fn browser_view(
         &self,
         scene_id: &str,
         browser_token: &str,
+        origin: Option<&str>,
     ) -> Result<SceneView, ApiError> {
         let row = self.load(scene_id).await?;
+        if let (Some(client), Some(_)) = (self.settings.client(&row.client_id), origin) {
+            self.check_origin(client, origin)?;
+        }
         if !token_matches(browser_token, &row.browser_token_hash) {
             return Err(ApiError::InvalidToken(
                 "browser_token does not match this scene",
