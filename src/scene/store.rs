@@ -5,7 +5,6 @@ use entity::scenes::{self, Column as C};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
-    QuerySelect,
 };
 
 use super::State;
@@ -221,31 +220,25 @@ impl SceneStore {
     /// Marks up to `limit` overdue scenes expired; returns the ids it changed.
     pub async fn expire_overdue(&self, now: i64, limit: u64) -> Result<Vec<String>, DbErr> {
         let live = [State::Waiting.as_str(), State::Scanned.as_str()];
-        let ids: Vec<String> = scenes::Entity::find()
-            .select_only()
+        // One statement per batch (the single SQLite writer is not held up by
+        // one UPDATE per scene when many expire at once).
+        let overdue = Query::select()
             .column(C::Id)
+            .from(scenes::Entity)
+            .and_where(C::State.is_in(live))
+            .and_where(C::ExpiresAt.lte(now))
+            .limit(limit)
+            .to_owned();
+        let rows = scenes::Entity::update_many()
+            .col_expr(C::State, Expr::value(State::Expired.as_str()))
+            .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
+            .col_expr(C::FinishedAt, Expr::value(now))
+            .filter(C::Id.in_subquery(overdue))
             .filter(C::State.is_in(live))
             .filter(C::ExpiresAt.lte(now))
-            .limit(limit)
-            .into_tuple()
-            .all(self.db.read())
+            .exec_with_returning(self.db.write())
             .await?;
-        let mut changed = Vec::with_capacity(ids.len());
-        for id in ids {
-            let res = scenes::Entity::update_many()
-                .col_expr(C::State, Expr::value(State::Expired.as_str()))
-                .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
-                .col_expr(C::FinishedAt, Expr::value(now))
-                .filter(C::Id.eq(id.as_str()))
-                .filter(C::State.is_in(live))
-                .filter(C::ExpiresAt.lte(now))
-                .exec(self.db.write())
-                .await?;
-            if res.rows_affected == 1 {
-                changed.push(id);
-            }
-        }
-        Ok(changed)
+        Ok(rows.into_iter().map(|row| row.id).collect())
     }
 
     /// Deletes up to `limit` scenes created before `cutoff`; returns how many.
