@@ -30,8 +30,8 @@ pub struct Db {
 }
 
 impl Db {
-    /// Handles that are one pool (tests, PostgreSQL).
-    pub fn single(conn: DatabaseConnection) -> Self {
+    /// Both handles on one pool (PostgreSQL, in-memory SQLite).
+    fn single(conn: DatabaseConnection) -> Self {
         Self {
             read: conn.clone(),
             write: conn,
@@ -73,9 +73,14 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
     })
 }
 
-fn is_in_memory(url: &str) -> bool {
+/// The file part of a SQLite URL (no scheme, no query).
+fn sqlite_path(url: &str) -> &str {
     let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or("");
+    path.split('?').next().unwrap_or("")
+}
+
+fn is_in_memory(url: &str) -> bool {
+    let path = sqlite_path(url);
     path.is_empty() || path == ":memory:" || url.contains("mode=memory")
 }
 
@@ -86,14 +91,12 @@ pub async fn connect(s: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> 
 
 async fn connect_with(
     s: &DatabaseSettings,
-    max_connections: u32,
+    mut max_connections: u32,
 ) -> Result<DatabaseConnection, DbErr> {
     let mut url = s.url.expose_secret().to_owned();
-    let mut max_connections = max_connections;
     let mut in_memory = false;
     if is_sqlite(&url) {
-        let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-        let path = path.split('?').next().unwrap_or("");
+        let path = sqlite_path(&url);
         // Every connection to `:memory:` is a database of its own: keep one,
         // for the whole life of the hub.
         in_memory = is_in_memory(&url);
