@@ -35,6 +35,20 @@ pub struct IdentityView {
     pub openid: String,
 }
 
+/// An identity's primary key.
+const IDENTITY_KEY: [identities::Column; 2] =
+    [identities::Column::AppId, identities::Column::Openid];
+
+/// The identity row of `p`, pointing at `user_id`.
+fn identity(p: &Person<'_>, user_id: &str, now: i64) -> identities::ActiveModel {
+    identities::ActiveModel {
+        app_id: Set(p.app_id.to_owned()),
+        openid: Set(p.openid.to_owned()),
+        user_id: Set(user_id.to_owned()),
+        created_at: Set(now),
+    }
+}
+
 /// Records users, always inside the caller's transaction (a confirm's), so
 /// it holds no connection of its own; profiles are read joined onto other
 /// queries ([`join_profile`]).
@@ -124,20 +138,13 @@ impl UserStore {
             .await?;
         // Two first logins of a person without a unionid may race too: the
         // identity's primary key decides, and the loser's new user goes.
-        let identity = identities::ActiveModel {
-            app_id: Set(p.app_id.to_owned()),
-            openid: Set(p.openid.to_owned()),
-            user_id: Set(new_id.to_owned()),
-            created_at: Set(now),
-        };
-        let keep_owner =
-            OnConflict::columns([identities::Column::AppId, identities::Column::Openid])
-                .value(
-                    identities::Column::UserId,
-                    Expr::col((identities::Entity, identities::Column::UserId)),
-                )
-                .to_owned();
-        let owner = identities::Entity::insert(identity)
+        let keep_owner = OnConflict::columns(IDENTITY_KEY)
+            .value(
+                identities::Column::UserId,
+                Expr::col((identities::Entity, identities::Column::UserId)),
+            )
+            .to_owned();
+        let owner = identities::Entity::insert(identity(p, new_id, now))
             .on_conflict(keep_owner)
             .exec_with_returning(conn)
             .await?
@@ -159,15 +166,9 @@ impl UserStore {
         user_id: &str,
         now: i64,
     ) -> Result<(), DbErr> {
-        let identity = identities::ActiveModel {
-            app_id: Set(p.app_id.to_owned()),
-            openid: Set(p.openid.to_owned()),
-            user_id: Set(user_id.to_owned()),
-            created_at: Set(now),
-        };
-        identities::Entity::insert(identity)
+        identities::Entity::insert(identity(p, user_id, now))
             .on_conflict(
-                OnConflict::columns([identities::Column::AppId, identities::Column::Openid])
+                OnConflict::columns(IDENTITY_KEY)
                     .update_column(identities::Column::UserId)
                     .to_owned(),
             )
