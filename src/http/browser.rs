@@ -21,10 +21,9 @@ pub struct CreateScene {
     client_id: String,
 }
 
-pub(crate) fn origin(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
+/// The `Origin` header, when it is text.
+pub(crate) fn origin(headers: &header::HeaderMap) -> Option<&str> {
+    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
 }
 
 /// `POST /api/v1/scenes`
@@ -49,7 +48,7 @@ pub async fn create_scene(
     };
     let scene = state
         .login
-        .create_scene(&body.client_id, origin(&req), browser)
+        .create_scene(&body.client_id, origin(req.headers()), browser)
         .await?;
     let base = state
         .settings
@@ -123,7 +122,7 @@ pub async fn events(
     };
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let token = bearer(&req)?;
-    let origin = origin(&req);
+    let origin = origin(req.headers());
     // Listen before reading, so a change between the two is not missed.
     let mut sub = state.registry.subscribe(&path);
     let mut view = state.login.browser_view(&path, token, origin).await?;

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use actix_codec::Framed;
 use actix_http::body::BodySize;
 use actix_http::h1::{self, Message};
-use actix_http::header::{self, HeaderMap};
 use actix_http::{ConnectionType, Method, Request, Response, ws};
 use actix_web::ResponseError;
 use actix_web::body::MessageBody;
@@ -130,7 +129,7 @@ async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<St
     ws::verify_handshake(req.head()).map_err(|e| {
         ApiError::InvalidRequest(format!("a WebSocket upgrade request is required: {e}"))
     })?;
-    let origin = origin(req.head().headers());
+    let origin = super::browser::origin(req.head().headers());
     match (state.login.scene_client(scene_id).await?, origin) {
         (Some(c), o) => state.login.check_origin(c, o)?,
         (None, Some(o)) if !state.settings.any_client_allows(o) => {
@@ -139,10 +138,6 @@ async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<St
         _ => {}
     }
     Ok(scene_id.to_owned())
-}
-
-fn origin(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
 }
 
 /// Answers a refused upgrade with its problem document and closes.
