@@ -120,8 +120,8 @@ impl WsConn {
                     Item::Continue(b) => (None, false, b),
                     Item::Last(b) => (None, true, b),
                 };
-                let (is_text, buf) = match (text, &mut self.partial) {
-                    (Some(t), slot) => slot.insert((t, BytesMut::new())),
+                let (is_text, mut buf) = match (text, self.partial.take()) {
+                    (Some(t), _) => (t, BytesMut::new()),
                     (None, Some(p)) => p,
                     (None, None) => return Err(ProtocolError::ContinuationNotStarted.into()),
                 };
@@ -130,17 +130,13 @@ impl WsConn {
                 }
                 buf.extend_from_slice(&bytes);
                 if !last {
+                    self.partial = Some((is_text, buf));
                     return Ok(None);
                 }
-                let is_text = *is_text;
-                let Some((_, whole)) = self.partial.take() else {
-                    return Ok(None);
-                };
-                let whole = whole.freeze();
                 if is_text {
-                    Incoming::Text(whole)
+                    Incoming::Text(buf.freeze())
                 } else {
-                    Incoming::Binary(whole)
+                    Incoming::Binary(buf.freeze())
                 }
             }
         }))
