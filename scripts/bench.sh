@@ -100,16 +100,29 @@ start_fake() {
     fake_pid=$!
     local ask
     ask=$(printf '{"grant_type":"client_credential","appid":"%s","secret":"%s"}' "$BENCH_APP_ID" "$BENCH_APP_SECRET")
-    for _ in $(seq 1 100); do
-        if curl -fsS -X POST -d "$ask" "http://127.0.0.1:$FAKE_PORT/cgi-bin/stable_token" 2>/dev/null \
-            | grep -q '"access_token"'; then
+    wait_for "the fake WeChat" "$fake_pid" "$dir/fake-wechat.log" 100 fake_answers "$ask"
+}
+
+# The fake hands out an access token for the bench app (so id and secret match).
+fake_answers() {
+    curl -fsS -X POST -d "$1" "http://127.0.0.1:$FAKE_PORT/cgi-bin/stable_token" \
+        | grep -q '"access_token"'
+}
+
+# wait_for WHAT PID LOG TRIES PROBE...: runs PROBE every 0.1 s, at most TRIES
+# times, until it succeeds; fails (showing LOG) if PID dies or time runs out.
+wait_for() {
+    local what=$1 pid=$2 log=$3 tries=$4
+    shift 4
+    for _ in $(seq 1 "$tries"); do
+        if "$@" >/dev/null 2>&1; then
             return 0
         fi
-        kill -0 "$fake_pid" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    echo "bench.sh: the fake WeChat did not come up; its log:" >&2
-    cat "$dir/fake-wechat.log" >&2
+    echo "bench.sh: $what did not come up; its log:" >&2
+    cat "$log" >&2
     return 1
 }
 
@@ -143,16 +156,7 @@ start_hub() {
     fi
     env "${env[@]}" RUST_LOG=warn "$HUB_BIN" --config config.toml serve >"$dir/hub.log" 2>&1 &
     hub_pid=$!
-    for _ in $(seq 1 300); do
-        if curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$hub_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    echo "bench.sh: the hub did not come up; its log:" >&2
-    cat "$dir/hub.log" >&2
-    return 1
+    wait_for "the hub" "$hub_pid" "$dir/hub.log" 300 curl -fsS "http://127.0.0.1:$PORT/healthz"
 }
 
 echo "bench.sh: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'); load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
