@@ -212,7 +212,10 @@ mod tests {
         let v4: IpAddr = "192.0.2.7".parse().unwrap();
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
         assert_eq!(IpKey::from(v4), IpKey::from(mapped));
-        assert_ne!(IpKey::from(v4), IpKey::from("::c000:207".parse::<IpAddr>().unwrap()));
+        assert_ne!(
+            IpKey::from(v4),
+            IpKey::from("::c000:207".parse::<IpAddr>().unwrap())
+        );
     }
 
     #[test]

@@ -42,8 +42,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         let public_metrics = state.settings.server.metrics_bind.is_none();
         // The demo redeems without a secret: like the simulator, it exists
         // only in simulator mode.
-        let has_demo =
-            simulator.is_some() && state.settings.client(demo::DEMO_CLIENT).is_some();
+        let has_demo = simulator.is_some() && state.settings.client(demo::DEMO_CLIENT).is_some();
         cfg.app_data(web::Data::new(state))
             .app_data(json_config())
             .app_data(

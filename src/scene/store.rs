@@ -91,7 +91,9 @@ impl SceneStore {
         let sealed = row.session_key.as_deref()?;
         self.sealer
             .open_str(&session_key_context(&row.id), sealed)
-            .inspect_err(|e| tracing::warn!(scene_id = %row.id, error = %e, "session key does not open"))
+            .inspect_err(
+                |e| tracing::warn!(scene_id = %row.id, error = %e, "session key does not open"),
+            )
             .ok()
     }
 

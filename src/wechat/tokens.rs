@@ -40,7 +40,10 @@ impl TokenStore {
             .one(self.db.read())
             .await?
             .and_then(|m| {
-                let token = self.sealer.open_str(&context(app_id), &m.access_token).ok()?;
+                let token = self
+                    .sealer
+                    .open_str(&context(app_id), &m.access_token)
+                    .ok()?;
                 let cached = CachedToken {
                     access_token: token,
                     expires_at: m.expires_at,
