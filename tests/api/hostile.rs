@@ -9,7 +9,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    CLIENT_ID, CLIENT_SECRET, ORIGIN, Scene, TestApp, TestDb, assert_problem, ok_json, session_key,
+    CLIENT_ID, CLIENT_SECRET, ORIGIN, Scene, TestDb, assert_problem, ok_json, session_key,
     spawn_app, spawn_app_with, unique,
 };
 
