@@ -195,9 +195,11 @@ impl SceneStore {
         Ok(())
     }
 
-    /// `scanned (by b) | waiting -> cancelled`.
+    /// `scanned (by b) | waiting -> cancelled`, inside the caller's
+    /// transaction (which also queues the webhook event).
     pub async fn cancel(
         &self,
+        conn: &impl ConnectionTrait,
         id: &str,
         b: &Binding,
         allow_waiting: bool,
@@ -212,7 +214,7 @@ impl SceneStore {
             .filter(C::Id.eq(id))
             .filter(C::ExpiresAt.gt(now))
             .filter(from_states(b, allow_waiting))
-            .exec(self.db.write())
+            .exec(conn)
             .await?;
         Ok(res.rows_affected == 1)
     }
