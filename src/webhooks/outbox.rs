@@ -8,7 +8,7 @@ use entity::webhook_events::{self, Column as C, Model};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LockBehavior, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    QueryFilter,
+    QueryFilter, UpdateMany,
 };
 
 /// An event waiting for (another) attempt.
@@ -52,6 +52,19 @@ pub struct Outcome<'a> {
     pub error: Option<&'a str>,
 }
 
+/// Whether any event is due at `now` (a read, so an idle poll takes no
+/// write lock).
+pub async fn any_due(conn: &impl ConnectionTrait, now: i64) -> Result<bool, DbErr> {
+    let query = Query::select()
+        .expr(Expr::val(1))
+        .from(webhook_events::Entity)
+        .and_where(C::State.eq(PENDING))
+        .and_where(C::NextAttemptAt.lte(now))
+        .limit(1)
+        .to_owned();
+    Ok(conn.query_one(&query).await?.is_some())
+}
+
 /// Claims up to `limit` due events for one attempt each: counts the attempt
 /// and holds the event until `lease_until`, when another node (or this one
 /// after a restart) may try again if this attempt never reported.
@@ -61,6 +74,20 @@ pub async fn claim(
     lease_until: i64,
     limit: u64,
 ) -> Result<Vec<Model>, DbErr> {
+    claim_query(conn.get_database_backend(), now, lease_until, limit)
+        .exec_with_returning(conn)
+        .await
+}
+
+/// The claim as one UPDATE; on PostgreSQL its rows are picked with
+/// `FOR UPDATE SKIP LOCKED`, so concurrent claims never wait for or take
+/// each other's events.
+fn claim_query(
+    backend: DatabaseBackend,
+    now: i64,
+    lease_until: i64,
+    limit: u64,
+) -> UpdateMany<webhook_events::Entity> {
     let mut due = Query::select()
         .column(C::Id)
         .from(webhook_events::Entity)
@@ -69,7 +96,7 @@ pub async fn claim(
         .order_by(C::NextAttemptAt, Order::Asc)
         .limit(limit)
         .to_owned();
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
+    if backend == DatabaseBackend::Postgres {
         due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
     }
     webhook_events::Entity::update_many()
@@ -78,8 +105,6 @@ pub async fn claim(
         .filter(C::Id.in_subquery(due))
         .filter(C::State.eq(PENDING))
         .filter(C::NextAttemptAt.lte(now))
-        .exec_with_returning(conn)
-        .await
 }
 
 /// The claimed attempt `e` (still ours: nobody claimed it since) ends in
@@ -174,4 +199,22 @@ pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(Option<i64>, i64), 
         None => 0,
     };
     Ok((oldest, failed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::QueryTrait;
+
+    #[test]
+    fn postgres_claims_skip_locked_rows_and_sqlite_has_no_lock_clause() {
+        let pg = claim_query(DatabaseBackend::Postgres, 1, 2, 8)
+            .build(DatabaseBackend::Postgres)
+            .to_string();
+        assert!(pg.contains("FOR UPDATE SKIP LOCKED"), "{pg}");
+        let lite = claim_query(DatabaseBackend::Sqlite, 1, 2, 8)
+            .build(DatabaseBackend::Sqlite)
+            .to_string();
+        assert!(!lite.contains("FOR UPDATE"), "{lite}");
+    }
 }

@@ -129,6 +129,14 @@ impl Worker {
             return;
         }
         let now = now_ms();
+        match outbox::any_due(self.db.read(), now).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                warn!(error = %e, "webhooks: looking for due events failed");
+                return;
+            }
+        }
         let lease_until = now + self.config.timeout_ms as i64 + LEASE_MARGIN_MS;
         let claimed = match outbox::claim(self.db.write(), now, lease_until, free as u64).await {
             Ok(rows) => rows,

@@ -207,6 +207,9 @@ scenes_per_minute = 10000
 burst = 1000
 [log]
 level = "warn"
+[housekeeping]
+retention_secs = 3600
+interval_secs = 1
 [webhooks]
 timeout_ms = 2000
 retry_first_ms = {first}
@@ -370,7 +373,12 @@ fn sqlite_url(dir: &Path) -> String {
 }
 
 async fn open_db(db_url: &str) -> DatabaseConnection {
-    sea_orm::Database::connect(format!("{db_url}?mode=rw"))
+    let url = if db_url.starts_with("sqlite:") {
+        format!("{db_url}?mode=rw")
+    } else {
+        db_url.to_owned()
+    };
+    sea_orm::Database::connect(url)
         .await
         .expect("open the hub's database")
 }
@@ -724,4 +732,188 @@ async fn events_fail_after_their_retry_window_and_the_cli_requeues_them() {
     let none_left = cli(&["webhooks", "retry", "--failed"]);
     assert!(String::from_utf8_lossy(&none_left.stdout).contains("0 webhook event(s) re-queued"));
     hub.stop().await;
+}
+
+#[tokio::test]
+async fn delivered_events_are_purged_after_the_retention_and_failed_ones_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(0, &[204], 500);
+    let db_url = sqlite_url(dir.path());
+    let mut cfg = HubConfig::new(&db_url, &receiver.url(), &new_secret());
+    cfg.retry_for_secs = 1;
+    let hub = Hub::start(&cfg).await;
+    let db = open_db(&db_url).await;
+
+    hub.confirmed_login(SITE, "hana").await;
+    let delivered = wait_state(&db, SITE, "delivered").await;
+    hub.cancelled_login(SITE, "hana").await;
+    let deadline = Instant::now() + WAIT;
+    let failed = loop {
+        let rows = events_of(&db, SITE).await;
+        if let Some(row) = rows.iter().find(|r| r.state == "failed") {
+            break row.clone();
+        }
+        assert!(Instant::now() < deadline, "no failed event: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let two_hours_ago = chrono::Utc::now().timestamp_millis() - 2 * 3600 * 1000;
+    webhook_events::Entity::update_many()
+        .col_expr(
+            webhook_events::Column::DeliveredAt,
+            sea_orm::sea_query::Expr::value(two_hours_ago),
+        )
+        .col_expr(
+            webhook_events::Column::CreatedAt,
+            sea_orm::sea_query::Expr::value(two_hours_ago),
+        )
+        .filter(webhook_events::Column::Id.eq(delivered.id.as_str()))
+        .exec(&db)
+        .await
+        .expect("age the delivered event");
+    webhook_events::Entity::update_many()
+        .col_expr(
+            webhook_events::Column::CreatedAt,
+            sea_orm::sea_query::Expr::value(two_hours_ago),
+        )
+        .filter(webhook_events::Column::Id.eq(failed.id.as_str()))
+        .exec(&db)
+        .await
+        .expect("age the failed event");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let rows = events_of(&db, SITE).await;
+        if rows.iter().all(|r| r.id != delivered.id) {
+            assert_eq!(rows.len(), 1, "{rows:?}");
+            assert_eq!(rows[0].id, failed.id, "the failed event is kept");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old delivered event is still there"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn check_config_refuses_a_bad_secret_and_warns_about_plain_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db_url = sqlite_url(dir.path());
+    let run = |url: &str, secret: &str| {
+        let config = dir.path().join("check.toml");
+        std::fs::write(&config, HubConfig::new(&db_url, url, secret).toml()).expect("write");
+        std::process::Command::new(env!("CARGO_BIN_EXE_scanlogin"))
+            .arg("--config")
+            .arg(&config)
+            .arg("check-config")
+            .output()
+            .expect("run scanlogin check-config")
+    };
+    let short = format!("whsec_{}", STANDARD.encode([9u8; 16]));
+    for bad in [short.as_str(), "not-a-whsec-secret-at-all", "whsec_%%%"] {
+        let out = run("https://hooks.example/in", bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("clients[0].webhook_secret"), "{err}");
+        assert!(!err.contains(bad), "the secret is not echoed: {err}");
+    }
+    let good = new_secret();
+    let out = run("http://hooks.example/in", &good);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("warning: clients[0].webhook_url: not https"),
+        "{said}"
+    );
+    assert!(!said.contains(&good[6..]), "{said}");
+    let out = run("http://127.0.0.1:9/in", &good);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("webhook_url"), "loopback is fine: {said}");
+}
+
+/// A fresh database on the server of `SCANLOGIN_TEST_POSTGRES_URL`, dropped
+/// when the guard goes; `None` (with a note) when the variable is unset.
+struct PgDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDb {
+    async fn create() -> Option<PgDb> {
+        use sea_orm::ConnectionTrait;
+        let Ok(admin) = std::env::var(crate::helpers::POSTGRES_ENV) else {
+            println!("skipped: {} not set", crate::helpers::POSTGRES_ENV);
+            return None;
+        };
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let db = sea_orm::Database::connect(&admin)
+            .await
+            .expect("connect to PostgreSQL");
+        db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            .expect("create the test database");
+        let _ = db.close().await;
+        let mut url = url::Url::parse(&admin).expect("a URL");
+        url.set_path(&format!("/{name}"));
+        Some(PgDb {
+            admin,
+            name,
+            url: url.to_string(),
+        })
+    }
+
+    async fn drop_now(self) {
+        use sea_orm::ConnectionTrait;
+        if let Ok(db) = sea_orm::Database::connect(&self.admin).await {
+            let _ = db
+                .execute_unprepared(&format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    self.name
+                ))
+                .await;
+            let _ = db.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_nodes_on_postgres_send_each_event_once() {
+    let Some(pg) = PgDb::create().await else {
+        return;
+    };
+    // The first answers fail, so retries are due on both nodes at once.
+    let receiver = Receiver::start(0, &[500; 12], 204);
+    let secret = new_secret();
+    let cfg = HubConfig::new(&pg.url, &receiver.url(), &secret);
+    let a = Hub::start(&cfg).await;
+    let b = Hub::start(&cfg).await;
+    let db = open_db(&pg.url).await;
+    let logins = 12;
+    for i in 0..logins {
+        let node = if i % 2 == 0 { &a } else { &b };
+        node.confirmed_login(SITE, &format!("pg{i}")).await;
+    }
+    let rows = wait_states(&db, SITE, "delivered", logins).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let seen = receiver.seen();
+    let ok: Vec<&Delivery> = seen.iter().filter(|d| d.status == 204).collect();
+    assert_eq!(ok.len(), logins, "one 2xx per event: {seen:?}");
+    let mut ids: Vec<&str> = ok.iter().map(|d| d.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), logins);
+    let attempts: i32 = rows.iter().map(|r| r.attempts).sum();
+    assert_eq!(
+        attempts as usize,
+        seen.len(),
+        "every attempt was counted once"
+    );
+    println!("{} attempts for {logins} events on two nodes", seen.len());
+    let _ = db.close().await;
+    a.stop().await;
+    b.stop().await;
+    pg.drop_now().await;
 }
