@@ -139,6 +139,24 @@ pub async fn finish(
     Ok(res.rows_affected == 1)
 }
 
+/// At a node's start: pending events scheduled later than `horizon` are due
+/// now, so what a stopped hub left pending goes out within a minute of the
+/// restart (leases of attempts in flight elsewhere end before `horizon`).
+/// Returns how many.
+pub async fn due_after_restart(
+    conn: &impl ConnectionTrait,
+    now: i64,
+    horizon: i64,
+) -> Result<u64, DbErr> {
+    Ok(webhook_events::Entity::update_many()
+        .col_expr(C::NextAttemptAt, Expr::value(now))
+        .filter(C::State.eq(PENDING))
+        .filter(C::NextAttemptAt.gt(horizon))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
 /// Puts failed events back in the queue for a fresh retry window: the one
 /// with `id`, or every failed one. Returns how many.
 pub async fn requeue(

@@ -96,6 +96,13 @@ impl Worker {
         let mut attempts = JoinSet::new();
         let mut last_purge: Option<tokio::time::Instant> = None;
         let mut last_gauges: Option<tokio::time::Instant> = None;
+        let now = now_ms();
+        let horizon = now + self.lease_ms();
+        match outbox::due_after_restart(self.db.write(), now, horizon).await {
+            Ok(0) => {}
+            Ok(n) => info!(events = n, "webhooks: events left pending are due now"),
+            Err(e) => warn!(error = %e, "webhooks: rescheduling pending events failed"),
+        }
         loop {
             while attempts.try_join_next().is_some() {}
             self.claim_and_send(&mut attempts).await;
@@ -122,6 +129,11 @@ impl Worker {
         attempts.abort_all();
     }
 
+    /// How long a claimed attempt holds its event.
+    fn lease_ms(&self) -> i64 {
+        self.config.timeout_ms as i64 + LEASE_MARGIN_MS
+    }
+
     /// Claims as many due events as there are free slots and starts them.
     async fn claim_and_send(self: &Arc<Self>, attempts: &mut JoinSet<()>) {
         let free = self.permits.available_permits();
@@ -137,7 +149,7 @@ impl Worker {
                 return;
             }
         }
-        let lease_until = now + self.config.timeout_ms as i64 + LEASE_MARGIN_MS;
+        let lease_until = now + self.lease_ms();
         let claimed = match outbox::claim(self.db.write(), now, lease_until, free as u64).await {
             Ok(rows) => rows,
             Err(e) => {

@@ -36,6 +36,8 @@ struct Delivery {
     body: String,
     /// What the receiver answered.
     status: u16,
+    /// How long the receiver waited before answering.
+    delay: Duration,
     at: Instant,
 }
 
@@ -44,6 +46,8 @@ struct Script {
     /// Answers to give first, in order; then `then`.
     answers: VecDeque<u16>,
     then: u16,
+    /// Waits before the first answers, in order; then none.
+    delays: VecDeque<Duration>,
     seen: Vec<Delivery>,
 }
 
@@ -67,17 +71,23 @@ async fn receive(
     body: web::Bytes,
     script: web::Data<Arc<Mutex<Script>>>,
 ) -> HttpResponse {
-    let mut s = script.lock().expect("script lock");
-    let status = s.answers.pop_front().unwrap_or(s.then);
-    s.seen.push(Delivery {
-        id: header(&req, "webhook-id"),
-        timestamp: header(&req, "webhook-timestamp"),
-        signature: header(&req, "webhook-signature"),
-        content_type: header(&req, "content-type"),
-        body: String::from_utf8_lossy(&body).into_owned(),
-        status,
-        at: Instant::now(),
-    });
+    let (status, delay) = {
+        let mut s = script.lock().expect("script lock");
+        let status = s.answers.pop_front().unwrap_or(s.then);
+        let delay = s.delays.pop_front().unwrap_or_default();
+        s.seen.push(Delivery {
+            id: header(&req, "webhook-id"),
+            timestamp: header(&req, "webhook-timestamp"),
+            signature: header(&req, "webhook-signature"),
+            content_type: header(&req, "content-type"),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            status,
+            delay,
+            at: Instant::now(),
+        });
+        (status, delay)
+    };
+    tokio::time::sleep(delay).await;
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).expect("status")).finish()
 }
 
@@ -87,6 +97,7 @@ impl Receiver {
         let script = Arc::new(Mutex::new(Script {
             answers: answers.iter().copied().collect(),
             then,
+            delays: VecDeque::new(),
             seen: Vec::new(),
         }));
         let data = web::Data::new(script.clone());
@@ -116,6 +127,11 @@ impl Receiver {
 
     fn seen(&self) -> Vec<Delivery> {
         self.script.lock().expect("script lock").seen.clone()
+    }
+
+    /// The next answers wait this long first.
+    fn delay_answers(&self, delays: &[Duration]) {
+        self.script.lock().expect("script lock").delays = delays.iter().copied().collect();
     }
 
     fn answer_from_now(&self, status: u16) {
@@ -166,6 +182,7 @@ struct HubConfig {
     db_url: String,
     /// `site`'s webhook URL and secret; `other` never has one.
     webhook: Option<(String, String)>,
+    timeout_ms: u64,
     retry_first_ms: u64,
     retry_max_ms: u64,
     retry_for_secs: u64,
@@ -176,6 +193,7 @@ impl HubConfig {
         Self {
             db_url: db_url.to_owned(),
             webhook: Some((webhook_url.to_owned(), secret.to_owned())),
+            timeout_ms: 2000,
             retry_first_ms: 200,
             retry_max_ms: 800,
             retry_for_secs: 3600,
@@ -211,7 +229,7 @@ level = "warn"
 retention_secs = 3600
 interval_secs = 1
 [webhooks]
-timeout_ms = 2000
+timeout_ms = {timeout}
 retry_first_ms = {first}
 retry_max_ms = {max}
 retry_for_secs = {window}
@@ -230,6 +248,7 @@ name = "Other"
 client_secret = "{OTHER_SECRET}"
 "#,
             db = self.db_url,
+            timeout = self.timeout_ms,
             first = self.retry_first_ms,
             max = self.retry_max_ms,
             window = self.retry_for_secs,
@@ -621,7 +640,10 @@ async fn a_hub_restarted_while_the_receiver_is_down_delivers_once_both_are_back(
     let url = format!("http://127.0.0.1:{port}/hook");
     let secret = new_secret();
     let db_url = sqlite_url(dir.path());
-    let cfg = HubConfig::new(&db_url, &url, &secret);
+    let mut cfg = HubConfig::new(&db_url, &url, &secret);
+    // The retry after the failed attempt is scheduled 15 to 30 s later.
+    cfg.retry_first_ms = 30_000;
+    cfg.retry_max_ms = 60_000;
     let hub = Hub::start(&cfg).await;
     let db = open_db(&db_url).await;
 
@@ -646,7 +668,14 @@ async fn a_hub_restarted_while_the_receiver_is_down_delivers_once_both_are_back(
     let seen = receiver.wait_for(1).await;
     let row = wait_state(&db, SITE, "delivered").await;
     assert_eq!(row.id, failed.id);
-    // Longer than the longest delay: still exactly one delivery.
+    // A restarted hub sends what is pending without waiting for its schedule.
+    let delivered_at = row.delivered_at.expect("delivered_at");
+    assert!(
+        delivered_at < failed.next_attempt_at,
+        "delivered at {delivered_at}, scheduled for {}",
+        failed.next_attempt_at
+    );
+    // Still exactly one delivery a while later.
     tokio::time::sleep(Duration::from_millis(2000)).await;
     let seen_after = receiver.seen();
     assert_eq!(seen_after.len(), 1, "{seen_after:?}");
@@ -916,4 +945,55 @@ async fn two_nodes_on_postgres_send_each_event_once() {
     a.stop().await;
     b.stop().await;
     pg.drop_now().await;
+}
+
+#[tokio::test]
+async fn an_answer_slower_than_the_timeout_is_retried_and_logins_do_not_wait_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(0, &[], 204);
+    receiver.delay_answers(&[Duration::from_secs(5)]);
+    let secret = new_secret();
+    let db_url = sqlite_url(dir.path());
+    let mut cfg = HubConfig::new(&db_url, &receiver.url(), &secret);
+    cfg.timeout_ms = 500;
+    let hub = Hub::start(&cfg).await;
+    let db = open_db(&db_url).await;
+
+    hub.confirmed_login(SITE, "ivan").await;
+    let hanging = receiver.wait_for(1).await.remove(0);
+    assert_eq!(hanging.delay, Duration::from_secs(5));
+    // While that attempt hangs, logins go on.
+    hub.confirmed_login(SITE, "judy").await;
+    hub.cancelled_login(SITE, "ken").await;
+    let rows = wait_states(&db, SITE, "delivered", 3).await;
+    let seen = receiver.seen();
+    let first: Vec<&Delivery> = seen.iter().filter(|d| d.id == hanging.id).collect();
+    assert_eq!(
+        first.len(),
+        2,
+        "the timed-out attempt was retried: {seen:?}"
+    );
+    assert_eq!(first[1].delay, Duration::ZERO);
+    let gap = first[1].at - first[0].at;
+    assert!(
+        gap >= Duration::from_millis(500),
+        "retried only after the timeout: {gap:?}"
+    );
+    let row = rows.iter().find(|r| r.id == hanging.id).expect("row");
+    assert_eq!(row.attempts, 2);
+    assert_eq!(seen.len(), 4, "one attempt each for the others: {seen:?}");
+    let metrics = hub
+        .http
+        .get(hub.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("scanlogin_webhook_attempts_total{result=\"timeout\"}"),
+        "{metrics}"
+    );
+    hub.stop().await;
 }
