@@ -229,3 +229,66 @@ fn is_loopback(url: &url::Url) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn settings(url: &str, secret: &str) -> Result<Settings, crate::config::ConfigError> {
+        let text = format!(
+            r#"
+            [[apps]]
+            app_id = "wxtest"
+            secret = "s"
+            [[clients]]
+            client_id = "shop"
+            name = "Shop"
+            client_secret = "0123456789abcdef"
+            webhook_url = "{url}"
+            webhook_secret = "{secret}"
+            "#
+        );
+        Settings::from_sources(&text, Vec::new())
+    }
+
+    #[test]
+    fn bad_secrets_are_errors_that_do_not_repeat_them() {
+        let short = format!("whsec_{}", STANDARD.encode([5u8; 23]));
+        for bad in [short.as_str(), "whsec_***", "plain-secret-0123456789abcdef"] {
+            let err = settings("https://a.example/h", bad)
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("clients[0].webhook_secret"), "{err}");
+            assert!(!err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_a_warning_except_on_loopback_and_secrets_stay_hidden() {
+        let secret = format!("whsec_{}", STANDARD.encode([5u8; 32]));
+        let s = settings("http://a.example/h", &secret).expect("valid");
+        assert!(
+            s.warnings()
+                .iter()
+                .any(|w| w.starts_with("clients[0].webhook_url: not https")),
+            "{:?}",
+            s.warnings()
+        );
+        assert!(!format!("{s:?}").contains(&secret[6..]));
+        for local in [
+            "http://127.0.0.1:9000/h",
+            "http://localhost/h",
+            "http://[::1]/h",
+        ] {
+            let s = settings(local, &secret).expect("valid");
+            assert!(
+                !s.warnings().iter().any(|w| w.contains("webhook_url")),
+                "{local}"
+            );
+        }
+        let s = settings("https://a.example/h", &secret).expect("valid");
+        assert!(target(&s.clients[0]).is_some());
+    }
+}
