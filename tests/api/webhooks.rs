@@ -997,3 +997,80 @@ async fn an_answer_slower_than_the_timeout_is_retried_and_logins_do_not_wait_for
     );
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_webhook_secret_is_never_in_the_logs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start(0, &[500], 204);
+    let secret = new_secret();
+    let port = free_port();
+    let text = HubConfig::new(&sqlite_url(dir.path()), &receiver.url(), &secret)
+        .toml()
+        .replace(
+            "bind = \"127.0.0.1:0\"",
+            &format!("bind = \"127.0.0.1:{port}\""),
+        )
+        .replace("level = \"warn\"", "level = \"debug\"\nformat = \"json\"");
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, text).expect("write config");
+    let log_path = dir.path().join("out.log");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scanlogin"))
+        .arg("--config")
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::fs::File::create(&log_path).expect("log file"))
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start scanlogin");
+    let http = reqwest::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .expect("client");
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + WAIT;
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(Instant::now() < deadline, "the hub did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let post = |path: &str, body: Value| {
+        let req = http.post(format!("{base}{path}")).json(&body);
+        async move {
+            let res = req.send().await.expect("post");
+            assert!(res.status().is_success(), "{}", res.status());
+            res.json::<Value>().await.expect("JSON")
+        }
+    };
+    let scene = post("/api/v1/scenes", json!({"client_id": SITE})).await;
+    let code = post("/sim/api/login", json!({"user": "lena"})).await;
+    post(
+        "/api/v1/mp/confirm",
+        json!({"scene_id": scene["scene_id"], "code": code["code"]}),
+    )
+    .await;
+    let seen = receiver.wait_for(2).await;
+    assert_eq!(seen[1].status, 204);
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the hub exits in time")
+        .expect("exit status");
+    assert!(status.success(), "{status}");
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("webhook delivered"), "{log}");
+    assert!(
+        !log.contains(&secret[6..]),
+        "the log holds the webhook secret"
+    );
+    assert!(!log.contains("whsec_"), "the log holds a webhook secret");
+}
