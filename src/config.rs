@@ -266,6 +266,7 @@ pub struct WebhookSettings {
     /// Delay before the first retry; each later one doubles up to
     /// `retry_max_ms`, and each is jittered down by up to half.
     pub retry_first_ms: u64,
+    /// Longest delay between two attempts.
     pub retry_max_ms: u64,
     /// How long a failing event is retried before it is marked failed.
     pub retry_for_secs: u64,

@@ -142,7 +142,9 @@ impl Wake {
 
 /// A client's webhook as the worker uses it.
 pub struct Target {
+    /// Where events are POSTed.
     pub url: url::Url,
+    /// What signs them.
     pub key: SigningKey,
 }
 

@@ -48,7 +48,9 @@ pub async fn insert(
 
 /// How an attempt ended, as stored.
 pub struct Outcome<'a> {
+    /// The receiver's HTTP status, when it answered.
     pub status: Option<u16>,
+    /// Why the attempt failed, when it did.
     pub error: Option<&'a str>,
 }
 
