@@ -16,4 +16,5 @@ mod process;
 mod simulator;
 mod socket;
 mod tickets;
+mod webhooks;
 mod wechat_errors;
