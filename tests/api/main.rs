@@ -9,6 +9,7 @@ mod decrypt;
 mod fake_wechat;
 mod flow;
 mod helpers;
+mod hostile_ws;
 mod housekeeping;
 mod postgres;
 mod process;
