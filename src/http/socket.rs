@@ -220,7 +220,7 @@ async fn authenticate(conn: &mut WsConn) -> Result<String, Option<CloseReason>> 
 /// sends the current state; what the session goes on to wait with, or how it
 /// ends.
 async fn start(
-    state: &Arc<AppState>,
+    state: &AppState,
     scene_id: &str,
     conn: &mut WsConn,
 ) -> Result<(Subscription, SocketSlot, State), Option<CloseReason>> {
