@@ -4,7 +4,7 @@
 //! and hands the bare stream to a session task, so a waiting browser keeps no
 //! HTTP buffers. The session authenticates with its first frame, sends the
 //! current state, then each change, pings every 20 s and ends with a close
-//! code of SPEC.md.
+//! code of docs/api.md.
 //!
 //! A scene holds at most [`MAX_SOCKETS_PER_SCENE`] authenticated sockets on
 //! this node: one more is refused at the upgrade (429 `rate_limited`, no
@@ -40,7 +40,7 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 const MAX_FRAME: usize = 4 * 1024;
-/// Authenticated WebSockets one scene may hold on this node (SPEC.md).
+/// Authenticated WebSockets one scene may hold on this node (docs/api.md).
 pub const MAX_SOCKETS_PER_SCENE: usize = 8;
 /// The `Retry-After` of a refusal for a full scene: a place frees when one of
 /// its browsers leaves.
@@ -48,7 +48,7 @@ const FULL_SCENE_RETRY_SECS: u64 = 10;
 /// The route, as metrics and logs name it.
 const ROUTE: &str = "/api/v1/scenes/{scene_id}/ws";
 
-/// Close codes of SPEC.md.
+/// Close codes of docs/api.md.
 pub mod close {
     pub const BAD_TOKEN: u16 = 4401;
     pub const UNKNOWN_SCENE: u16 = 4404;

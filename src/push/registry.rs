@@ -2,7 +2,7 @@
 //! has a one-slot mailbox that keeps the furthest state pushed to it and a
 //! `Notify`: dispatch never waits and never fails, one slow browser never
 //! holds up another, and a listener that has not read yet still gets the
-//! latest state (states only move forward, SPEC.md). No map guard is held
+//! latest state (states only move forward, docs/api.md). No map guard is held
 //! across an await. A mailbox is a few dozen bytes, where a channel's
 //! buffers were about 800 per waiting browser.
 //!
