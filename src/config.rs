@@ -315,6 +315,10 @@ pub struct ClientSettings {
     /// `whsec_` + base64 of at least 24 random bytes; signs the webhooks.
     #[serde(default)]
     pub webhook_secret: Option<SecretString>,
+    /// Whether this client is given the person's phone number (redeem's
+    /// `user.phone_number`); the phone then offers to share it.
+    #[serde(default)]
+    pub phone: bool,
 }
 
 /// `[webhooks]`: delivering login events to the clients' `webhook_url`.

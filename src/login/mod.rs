@@ -22,7 +22,7 @@ use crate::scene::store::Confirmation;
 use crate::scene::{Binding, ConfirmedView, NewScene, SceneId, SceneStore, SceneView, State};
 use crate::sealed::Sealer;
 use crate::tickets::{TicketStore, ticket_value};
-use crate::users::{Person, UserProfile, UserStore};
+use crate::users::{Person, UserProfile, UserStore, phone_context};
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
 use crate::wechat::{CodeExchanges, CodeImage, WechatClient};
 
@@ -68,6 +68,8 @@ pub struct ConfirmInput {
     pub raw_data: Option<String>,
     pub signature: Option<String>,
     pub profile: Option<ProfileInput>,
+    /// The `code` of the `getPhoneNumber` button, when the person shared it.
+    pub phone_code: Option<String>,
 }
 
 /// The answer to a scan.
@@ -86,6 +88,9 @@ pub struct ClientView {
     pub id: String,
     pub name: String,
     pub origin: Option<String>,
+    /// Whether the site asks for the phone number (`phone = true`): the
+    /// phone then offers the "share my phone number" button.
+    pub wants_phone: bool,
 }
 
 /// Who made the scene: a web page (it sent an `Origin`) or a program that
@@ -468,6 +473,7 @@ impl Login {
                     // Only what the browser said: a scene made without an
                     // Origin was made by a script, not the site's page.
                     origin: row.origin.clone(),
+                    wants_phone: client.phone,
                 },
                 browser: BrowserView {
                     kind: if row.origin.is_some() {
@@ -514,7 +520,13 @@ impl Login {
             if !eligible {
                 return Err(self.refusal(&row, &b));
             }
+            let phone_code = input.phone_code.clone();
             let (nickname, avatar_url) = self.profile(&b, input)?;
+            // Asked before anything is written: a refusal leaves the scene scanned.
+            let phone = match phone_code {
+                Some(code) => Some(self.phone_number(&b.app_id, &code).await?),
+                None => None,
+            };
             let person = Person {
                 app_id: &b.app_id,
                 openid: &b.openid,
@@ -549,6 +561,10 @@ impl Login {
             if user_id != found {
                 self.scenes.set_user(&txn, &row.id, &user_id).await?;
             }
+            if let Some(number) = &phone {
+                let sealed = Sealer::new(&self.key).seal_str(&phone_context(&user_id), number);
+                self.users.set_phone(&txn, &user_id, &sealed).await?;
+            }
             self.tickets
                 .issue(&txn, &row.id, &row.client_id, &user_id, now)
                 .await?;
@@ -576,6 +592,20 @@ impl Login {
         }
         .instrument(span)
         .await
+    }
+
+    /// The phone number behind a `getPhoneNumber` code, from WeChat.
+    async fn phone_number(&self, app_id: &str, code: &str) -> Result<String, ApiError> {
+        if code.is_empty() || code.len() > 256 {
+            return Err(ApiError::InvalidRequest(
+                "phone_code must be 1-256 characters".into(),
+            ));
+        }
+        Ok(self
+            .wechat
+            .phone_number(app_id, code)
+            .instrument(info_span!("wechat_phone"))
+            .await?)
     }
 
     /// Nickname and avatar from the plain profile, the decrypted data or the
@@ -749,9 +779,10 @@ impl Login {
             .redeem(&self.key, ticket, &client.client_id, now_ms())
             .await?
             .ok_or(ApiError::InvalidTicket)?;
-        let user = redeemed
+        let mut user = redeemed
             .user
             .ok_or_else(|| ApiError::Internal("ticket's user is missing".into()))?;
+        user.reveal_phone(&Sealer::new(&self.key), client.phone);
         info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
         Ok(RedeemAnswer {
             user,

@@ -118,6 +118,7 @@ impl SceneStore {
             avatar_url: Set(None),
             finished_at: Set(None),
             origin: Set(s.origin),
+            code_app_id: Set(None),
         };
         scenes::Entity::insert(row)
             .exec_without_returning(self.db.write())

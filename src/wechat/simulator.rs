@@ -3,7 +3,9 @@
 //! errors, image bytes with `Content-Type: image/png`), so the hub's client
 //! talks to it exactly as to WeChat. For the simulated phone it also plays
 //! the WeChat app: `/sim/api/login` hands out `wx.login` codes for a pretend
-//! user and `/sim/api/userinfo` the legacy encrypted profile.
+//! user, `/sim/api/userinfo` the legacy encrypted profile and
+//! `/sim/api/phone` the `getPhoneNumber` button's code, which
+//! `getuserphonenumber` turns into the pretend user's number ([`sim_phone`]).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -49,6 +51,8 @@ pub struct Simulator {
     /// Latest session key per (app, user), as WeChat keeps one per person,
     /// with when it was made.
     sessions: DashMap<(String, String), (String, i64)>,
+    /// `getPhoneNumber` codes: code -> (app, user, made at).
+    phone_codes: DashMap<String, (String, String, i64)>,
 }
 
 /// Why the simulator hands out no code.
@@ -67,6 +71,17 @@ pub fn sim_openid(app_id: &str, user: &str) -> String {
     )
 }
 
+/// A pretend person's phone number: 11 digits starting with 1, made from the
+/// name, the same in every app.
+pub fn sim_phone(user: &str) -> String {
+    let digest = Sha256::digest(format!("phone|{user}"));
+    let mut n = String::from("13");
+    for b in digest.iter().take(9) {
+        n.push(char::from(b'0' + b % 10));
+    }
+    n
+}
+
 /// A pretend person's unionid (the same in every app, as on one Open Platform account).
 pub fn sim_unionid(user: &str) -> String {
     format!(
@@ -83,7 +98,26 @@ impl Simulator {
             tokens: DashMap::new(),
             codes: DashMap::new(),
             sessions: DashMap::new(),
+            phone_codes: DashMap::new(),
         }
+    }
+
+    /// Plays the `getPhoneNumber` button for `user` in `app_id`: a fresh
+    /// one-time code for `getuserphonenumber`.
+    pub fn phone_code(&self, app_id: &str, user: &str) -> Result<String, SimRefusal> {
+        if !self.apps.contains_key(app_id) {
+            return Err(SimRefusal::UnknownApp);
+        }
+        let now = now_ms();
+        self.phone_codes
+            .retain(|_, (_, _, made)| now - *made < CODE_LIFE_MS);
+        if self.phone_codes.len() >= MAX_HELD {
+            return Err(SimRefusal::Full);
+        }
+        let code = format!("simphone{}", random_token());
+        self.phone_codes
+            .insert(code.clone(), (app_id.to_owned(), user.to_owned(), now));
+        Ok(code)
     }
 
     /// Plays `wx.login` for `user` in `app_id`: a fresh one-time code.
@@ -141,7 +175,8 @@ impl Simulator {
         .service(
             web::scope("/sim/api")
                 .route("/login", web::post().to(sim_login))
-                .route("/userinfo", web::post().to(sim_userinfo)),
+                .route("/userinfo", web::post().to(sim_userinfo))
+                .route("/phone", web::post().to(sim_phone_code)),
         );
     }
 }
@@ -321,14 +356,42 @@ async fn getuserphonenumber(
     let Some(code) = json_body(&body).and_then(|v| v["code"].as_str().map(str::to_owned)) else {
         return wx_error(47001, "data format error");
     };
-    if !code.starts_with("simphone") {
+    let now = now_ms();
+    let held = sim
+        .phone_codes
+        .remove(&code)
+        .filter(|(_, (_, _, made))| now - made < CODE_LIFE_MS);
+    let Some((_, (app_id, user, _))) = held else {
         return wx_error(40029, "invalid code");
-    }
+    };
+    let number = sim_phone(&user);
     HttpResponse::Ok().json(json!({
         "errcode": 0, "errmsg": "ok",
-        "phone_info": {"phoneNumber": "13800138000", "purePhoneNumber": "13800138000", "countryCode": "86",
-            "watermark": {"appid": "", "timestamp": now_ms() / 1000}}
+        "phone_info": {"phoneNumber": number, "purePhoneNumber": number, "countryCode": "86",
+            "watermark": {"appid": app_id, "timestamp": now / 1000}}
     }))
+}
+
+/// Plays the `getPhoneNumber` button: `{user, app_id?}` -> `{code}`.
+async fn sim_phone_code(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> HttpResponse {
+    let app_id = req
+        .app_id
+        .clone()
+        .or_else(|| sim.apps.keys().min().cloned())
+        .unwrap_or_default();
+    let user = req.user.trim();
+    if user.is_empty() || user.len() > 64 {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "user must be 1-64 characters"}));
+    }
+    match sim.phone_code(&app_id, user) {
+        Ok(code) => HttpResponse::Ok().json(json!({"code": code})),
+        Err(SimRefusal::UnknownApp) => {
+            HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}))
+        }
+        Err(SimRefusal::Full) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "60"))
+            .json(json!({"errmsg": "the simulator holds too many codes; retry later"})),
+    }
 }
 
 #[derive(Deserialize)]

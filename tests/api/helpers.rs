@@ -81,6 +81,8 @@ pub struct TestConfig {
     /// Proxies whose `X-Forwarded-For` the hub believes.
     pub trusted_proxies: Vec<String>,
     pub db: TestDb,
+    /// TOML appended to the configuration (more `[[clients]]`, `[[apps]]`).
+    pub extra_toml: String,
 }
 
 impl Default for TestConfig {
@@ -96,6 +98,7 @@ impl Default for TestConfig {
             housekeeping_secs: 60,
             trusted_proxies: Vec::new(),
             db: default_db(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -285,7 +288,10 @@ client_id = "{OTHER_CLIENT_ID}"
 name = "Other site"
 client_secret = "{OTHER_CLIENT_SECRET}"
 allowed_origins = ["{OTHER_ORIGIN}"]
+
+{extra}
 "#,
+        extra = cfg.extra_toml,
         key = random_hex(24),
         timeout = cfg.timeout_ms,
         ttl = cfg.ttl_secs,

@@ -18,3 +18,4 @@ mod socket;
 mod tickets;
 mod webhooks;
 mod wechat_errors;
+mod wechat_phone;

@@ -147,6 +147,13 @@ describe("pure helpers", () => {
     assert.match(logic.message({ code: "scene_taken" }, "en"), /Another WeChat user/);
     assert.equal(logic.message(undefined, "en"), "Login failed. Try again.");
   });
+
+  test("phoneCodeFrom takes the getphonenumber code, not a refusal", () => {
+    assert.equal(logic.phoneCodeFrom({ detail: { code: "abc", errMsg: "getPhoneNumber:ok" } }), "abc");
+    assert.equal(logic.phoneCodeFrom({ detail: { errMsg: "getPhoneNumber:fail user deny" } }), null);
+    assert.equal(logic.phoneCodeFrom({ detail: { code: "abc", errMsg: "getPhoneNumber:fail user deny" } }), null);
+    assert.equal(logic.phoneCodeFrom(undefined), null);
+  });
 });
 
 describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").existsSync(h.HUB_BIN) ? false : `no hub binary at ${h.HUB_BIN}` }, () => {
@@ -163,7 +170,7 @@ describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").
     const wx = fakeWx(hub.url, "alice");
     const ctx = { wx, hub: hub.url };
     const scan = await logic.scan(ctx, logic.sceneFromQuery({ scene: encodeURIComponent(scene.scene_id) }));
-    assert.deepEqual(scan.site, { id: "demo", name: "Demo site", origin: "http://127.0.0.1:8080" });
+    assert.deepEqual(scan.site, { id: "demo", name: "Demo site", origin: "http://127.0.0.1:8080", wantsPhone: false });
     assert.equal(scan.browser.ip, "127.0.0.1");
     assert.equal(scan.browser.kind, "browser");
     assert.equal(scan.browser.label, "Chrome · Windows");
@@ -310,5 +317,47 @@ describe("expiry against a hub with a 2 s TTL", { skip: require("node:fs").exist
     const err = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "Lee" }).catch((e) => e);
     assert.equal(err.code, "scene_expired");
     assert.equal(err.status, 410);
+  });
+});
+
+describe("phone numbers against a hub whose demo client has phone = true", { skip: require("node:fs").existsSync(h.HUB_BIN) ? false : "no hub binary" }, () => {
+  let hub;
+  before(async () => {
+    hub = await h.startHub({ env: { SCANLOGIN__CLIENTS__0__PHONE: "true" } });
+  });
+  after(async () => {
+    if (hub) await hub.stop();
+  });
+
+  test("the page offers the button; the shared number reaches the site", async () => {
+    const scene = await newScene(hub);
+    const wx = fakeWx(hub.url, "mallory");
+    const page = loadPage(wx, hub.url);
+    await page.onLoad({ scene: scene.scene_id });
+    assert.equal(page.data.step, "ask");
+    assert.equal(page.data.site.wantsPhone, true);
+    // The simulator plays the getPhoneNumber button.
+    const r = await h.postJson(`${hub.url}/sim/api/phone`, { user: "mallory" });
+    assert.equal(r.status, 200, JSON.stringify(r.data));
+    page.onPhoneNumber({ detail: { code: r.data.code, errMsg: "getPhoneNumber:ok" } });
+    assert.equal(page.data.phoneShared, true);
+    await page.onConfirm();
+    assert.equal(page.data.step, "confirmed");
+    const ev = await browserSees(hub, scene, "scanned");
+    assert.equal(ev.phone_number, undefined);
+    const red = await h.redeem(hub.url, ev.ticket);
+    assert.equal(red.status, 200);
+    assert.match(red.data.user.phone_number, /^13[0-9]{9}$/);
+  });
+
+  test("a phone code WeChat refuses: wechat_error, the scene stays scanned", async () => {
+    const scene = await newScene(hub);
+    const ctx = { wx: fakeWx(hub.url, "niaj"), hub: hub.url };
+    const scan = await logic.scan(ctx, scene.scene_id);
+    const err = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, phoneCode: "not-a-code" }).catch((e) => e);
+    assert.equal(err.code, "wechat_error");
+    assert.equal(err.status, 502);
+    const now = await fetch(`${scene.events_url}?wait=0`, { headers: { Authorization: `Bearer ${scene.browser_token}` } });
+    assert.equal((await now.json()).state, "scanned");
   });
 });

@@ -21,6 +21,7 @@ Page({
     browser: null, // { ip, userAgent, label }
     nickname: '',
     avatarUrl: '', // a temporary file from chooseAvatar, or an https URL
+    phoneShared: false, // the person tapped "share my phone number" and agreed
     error: '',
     retryable: false,
   },
@@ -46,6 +47,13 @@ Page({
     this.setData({ avatarUrl: e.detail.avatarUrl });
   },
 
+  // Shown only when the site asks (scan answer's client.wants_phone). The
+  // code is sent with the confirm; the hub asks WeChat for the number.
+  onPhoneNumber(e) {
+    this.phoneCode = logic.phoneCodeFrom(e);
+    this.setData({ phoneShared: Boolean(this.phoneCode) });
+  },
+
   onNickname(e) {
     this.setData({ nickname: e.detail.value });
   },
@@ -67,6 +75,7 @@ Page({
           mpToken: this.mpToken,
           nickname: this.data.nickname,
           avatarUrl,
+          phoneCode: this.phoneCode,
         }),
       )
       .then(

@@ -185,7 +185,13 @@
         return {
           mpToken: a.mp_token,
           expiresAt: a.expires_at,
-          site: { id: client.id, name: client.name || client.id, origin: client.origin || "" },
+          site: {
+            id: client.id,
+            name: client.name || client.id,
+            origin: client.origin || "",
+            // The site asks for the phone number: offer the getPhoneNumber button.
+            wantsPhone: client.wants_phone === true
+          },
           browser: {
             kind: browser.kind === "server" ? "server" : "browser",
             ip: browser.ip || "",
@@ -199,10 +205,13 @@
   /**
    * Confirms: POST /api/v1/mp/confirm with the person's nickname and avatar
    * (o.nickname, o.avatarUrl) as `profile`, or with `legacy: true` the
-   * encrypted profile of wx.getUserInfo. Resolves {state, user_id}.
+   * encrypted profile of wx.getUserInfo. `o.phoneCode` (from the
+   * getPhoneNumber button, see phoneCodeFrom) shares the phone number.
+   * Resolves {state, user_id}.
    */
   function confirm(ctx, o) {
     var body = { scene_id: o.sceneId, mp_token: o.mpToken };
+    if (o.phoneCode) body.phone_code = String(o.phoneCode);
     var app = appIdOf(ctx);
     if (app) body.app_id = app;
     var extra = Promise.resolve();
@@ -225,6 +234,12 @@
     return extra.then(function () {
       return post(ctx, "/api/v1/mp/confirm", body);
     });
+  }
+
+  /** The code of a `getphonenumber` button event, or null when the person refused. */
+  function phoneCodeFrom(event) {
+    var d = (event && event.detail) || {};
+    return typeof d.code === "string" && d.code && !/fail|deny/i.test(d.errMsg || "") ? d.code : null;
   }
 
   /** Refuses: POST /api/v1/mp/cancel. Resolves {state: "cancelled"}. */
@@ -251,6 +266,7 @@
     login: login,
     scan: scan,
     confirm: confirm,
+    phoneCodeFrom: phoneCodeFrom,
     cancel: cancel,
     message: message
   };
