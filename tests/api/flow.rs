@@ -86,7 +86,7 @@ async fn login_over_websocket() {
     assert_eq!(scan["state"], "scanned");
     assert_eq!(
         scan["client"],
-        json!({"id": CLIENT_ID, "name": "Test site", "origin": ORIGIN})
+        json!({"id": CLIENT_ID, "name": "Test site", "origin": ORIGIN, "wants_phone": false})
     );
     assert_eq!(scan["browser"]["ip"], "127.0.0.1", "{scan}");
     assert!(scan["browser"]["user_agent"].is_string(), "{scan}");
