@@ -17,6 +17,7 @@ enum Users {
 enum Scenes {
     Table,
     CodeAppId,
+    MpTokenHash,
 }
 
 #[derive(DeriveIden)]
@@ -50,6 +51,16 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
+        // Avatar uploads find their scene by the mp token alone.
+        manager
+            .create_index(
+                Index::create()
+                    .name("scenes_mp_token_hash")
+                    .table(Scenes::Table)
+                    .col(Scenes::MpTokenHash)
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 Table::create()
@@ -76,6 +87,14 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(Avatars::Table).to_owned())
+            .await?;
+        manager
+            .drop_index(
+                Index::drop()
+                    .name("scenes_mp_token_hash")
+                    .table(Scenes::Table)
+                    .to_owned(),
+            )
             .await?;
         manager
             .alter_table(

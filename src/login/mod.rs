@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarStore};
 use crate::config::{AppSettings, ClientSettings, Settings};
 use crate::db::Db;
 use crate::error::ApiError;
@@ -146,6 +147,7 @@ pub struct Login {
     image_locks: KeyedLocks,
     code_calls: KeyedLocks,
     observer: Option<FlowObserver>,
+    avatars: AvatarStore,
 }
 
 /// RFC 3339 with milliseconds, UTC.
@@ -170,6 +172,7 @@ impl Login {
         observer: Option<FlowObserver>,
     ) -> Self {
         Self {
+            avatars: AvatarStore::new(db.clone()),
             scenes: SceneStore::new(db.clone(), Sealer::new(&key)),
             codes: SceneCodes::new(db.clone()),
             users: UserStore,
@@ -561,6 +564,11 @@ impl Login {
             if user_id != found {
                 self.scenes.set_user(&txn, &row.id, &user_id).await?;
             }
+            if let Some(url) = &avatar_url {
+                let public_url = self.settings.server.public_url.as_str();
+                let own = crate::avatars::own_avatar_id(public_url, url);
+                self.users.set_avatar(&txn, &user_id, own).await?;
+            }
             if let Some(number) = &phone {
                 let sealed = Sealer::new(&self.key).seal_str(&phone_context(&user_id), number);
                 self.users.set_phone(&txn, &user_id, &sealed).await?;
@@ -826,13 +834,62 @@ impl Login {
             let n = self.scenes.purge_before(cutoff, batch).await?
                 + self.codes.purge_before(cutoff, batch).await?
                 + self.tickets.purge_before(cutoff, batch).await?
-                + self.exchanges.purge_before(now, batch).await?;
+                + self.exchanges.purge_before(now, batch).await?
+                + self.avatars.purge_unreferenced(cutoff, batch).await?;
             total += n;
             if n == 0 {
                 break;
             }
         }
         Ok(total)
+    }
+
+    /// Stores an avatar uploaded with the `mp_token` of a scanned scene;
+    /// returns its absolute URL.
+    pub async fn upload_avatar(
+        &self,
+        mp_token: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, ApiError> {
+        if !self.avatars.token_is_live(mp_token, now_ms()).await? {
+            return Err(ApiError::InvalidToken(
+                "mp_token is not the token of a scanned scene",
+            ));
+        }
+        let content_type = content_type.to_owned();
+        let png =
+            tokio::task::spawn_blocking(move || crate::avatars::reencode(&content_type, &bytes))
+                .await
+                .map_err(|e| ApiError::Internal(format!("avatar decoding stopped: {e}")))?
+                .map_err(|e| match e {
+                    AvatarError::UnsupportedType => ApiError::BadRequestStatus {
+                        status: actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        detail: e.to_string(),
+                    },
+                    other => ApiError::InvalidRequest(other.to_string()),
+                })?;
+        let id = self.avatars.put(png, now_ms()).await?;
+        info!(avatar_id = %id, "avatar stored");
+        Ok(format!(
+            "{}{AVATAR_PATH}{id}",
+            self.settings
+                .server
+                .public_url
+                .as_str()
+                .trim_end_matches('/')
+        ))
+    }
+
+    /// A stored avatar.
+    pub async fn avatar(&self, id: &str) -> Result<Avatar, ApiError> {
+        self.avatars
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::BadRequestStatus {
+                status: actix_web::http::StatusCode::NOT_FOUND,
+                detail: "no such avatar".into(),
+            })
     }
 
     /// Whether the database answers reads and takes writes.

@@ -224,6 +224,22 @@ impl UserStore {
         Ok(())
     }
 
+    /// Records which uploaded avatar (`avatars.id`) the user shows, or none
+    /// when their avatar is elsewhere; housekeeping keeps only named avatars.
+    pub async fn set_avatar(
+        &self,
+        conn: &impl ConnectionTrait,
+        user_id: &str,
+        avatar_id: Option<&str>,
+    ) -> Result<(), DbErr> {
+        users::Entity::update_many()
+            .col_expr(users::Column::AvatarId, avatar_id.map(str::to_owned).into())
+            .filter(users::Column::Id.eq(user_id))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Updates the profile of an existing user: what `p` says, and its
     /// unionid when the user had none.
     async fn touch(

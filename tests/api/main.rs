@@ -17,5 +17,6 @@ mod simulator;
 mod socket;
 mod tickets;
 mod webhooks;
+mod wechat_avatar;
 mod wechat_errors;
 mod wechat_phone;
