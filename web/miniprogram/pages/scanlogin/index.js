@@ -58,11 +58,14 @@ Page({
     this.setData({ nickname: e.detail.value });
   },
 
-  // chooseAvatar gives a local temporary file: upload it to your own storage
-  // and return its https URL here to show it on the website. Without that,
-  // only the nickname is sent (logic.js never sends a local path).
+  // chooseAvatar gives a local temporary file: the hub re-encodes and keeps
+  // it (POST /api/v1/mp/avatar) and answers the https URL sent in `profile`.
+  // An upload that fails does not stop the login: it goes on without avatar.
   uploadAvatar(path) {
-    return Promise.resolve(path);
+    if (!path || logic.isRemoteUrl(path)) return Promise.resolve(path);
+    return logic
+      .uploadAvatar(this.ctx, { path, mpToken: this.mpToken })
+      .catch(() => '');
   },
 
   onConfirm() {

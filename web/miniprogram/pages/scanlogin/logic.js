@@ -236,6 +236,54 @@
     });
   }
 
+  /** The Content-Type for a chooseAvatar file, from its name (WeChat gives .jpg, .png or .webp). */
+  function imageType(path) {
+    var ext = (/\.([a-z0-9]+)$/i.exec(String(path || "")) || [])[1];
+    ext = ext ? ext.toLowerCase() : "";
+    return ext === "png" ? "image/png" : ext === "webp" ? "image/webp" : "image/jpeg";
+  }
+
+  /**
+   * Uploads the chooseAvatar file (a local temporary path) to the hub:
+   * POST /api/v1/mp/avatar with the raw bytes and the scan's mp token.
+   * wx.uploadFile sends multipart/form-data, so the file is read with
+   * FileSystemManager.readFile as an ArrayBuffer and sent with wx.request.
+   * Resolves the hub's https avatar URL, to send as profile.avatar_url.
+   */
+  function uploadAvatar(ctx, o) {
+    return new Promise(function (resolve, reject) {
+      ctx.wx.getFileSystemManager().readFile({
+        filePath: o.path,
+        success: function (res) { resolve(res.data); },
+        fail: function (err) { reject(ScanError("failed", 0, err && err.errMsg)); }
+      });
+    }).then(function (bytes) {
+      return new Promise(function (resolve, reject) {
+        ctx.wx.request({
+          url: String(ctx.hub).replace(/\/+$/, "") + "/api/v1/mp/avatar",
+          method: "POST",
+          data: bytes,
+          header: { "content-type": imageType(o.path), Authorization: "Bearer " + o.mpToken },
+          timeout: ctx.timeout || 20000,
+          success: function (res) {
+            var body = res.data;
+            if (typeof body === "string") {
+              try {
+                body = JSON.parse(body);
+              } catch (e) {
+                body = {};
+              }
+            }
+            body = body && typeof body === "object" ? body : {};
+            if (res.statusCode === 201 && isRemoteUrl(body.avatar_url)) return resolve(body.avatar_url);
+            reject(ScanError(body.code || "failed", res.statusCode, body.detail || body.title));
+          },
+          fail: function (err) { reject(ScanError("network", 0, err && err.errMsg)); }
+        });
+      });
+    });
+  }
+
   /** The code of a `getphonenumber` button event, or null when the person refused. */
   function phoneCodeFrom(event) {
     var d = (event && event.detail) || {};
@@ -267,6 +315,8 @@
     scan: scan,
     confirm: confirm,
     phoneCodeFrom: phoneCodeFrom,
+    imageType: imageType,
+    uploadAvatar: uploadAvatar,
     cancel: cancel,
     message: message
   };
