@@ -24,6 +24,7 @@ use crate::scene::{Binding, ConfirmedView, NewScene, SceneId, SceneStore, SceneV
 use crate::sealed::Sealer;
 use crate::tickets::{TicketStore, ticket_value};
 use crate::users::{Person, UserProfile, UserStore, phone_context};
+use crate::wechat::apps::{AppChooser, QUOTA_ERROR};
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
 use crate::wechat::{CodeExchanges, CodeImage, WechatClient};
 
@@ -44,6 +45,8 @@ pub struct CreatedScene {
     pub scene_id: String,
     pub browser_token: String,
     pub expires_at: i64,
+    /// The app whose mini-program code the scene shows.
+    pub app_id: Option<String>,
 }
 
 /// How the phone proves who it is.
@@ -148,6 +151,7 @@ pub struct Login {
     code_calls: KeyedLocks,
     observer: Option<FlowObserver>,
     avatars: AvatarStore,
+    apps: AppChooser,
 }
 
 /// RFC 3339 with milliseconds, UTC.
@@ -173,6 +177,7 @@ impl Login {
     ) -> Self {
         Self {
             avatars: AvatarStore::new(db.clone()),
+            apps: AppChooser::new(settings.apps.iter().map(|a| a.app_id.clone()).collect()),
             scenes: SceneStore::new(db.clone(), Sealer::new(&key)),
             codes: SceneCodes::new(db.clone()),
             users: UserStore,
@@ -232,6 +237,7 @@ impl Login {
         let browser_token = random_token();
         let now = now_ms();
         let expires_at = now + self.settings.scene.ttl_secs as i64 * 1000;
+        let app_id = self.apps.pick(client.app_id.as_deref(), now);
         self.scenes
             .insert(NewScene {
                 id: id.to_string(),
@@ -242,6 +248,7 @@ impl Login {
                 origin: origin.map(str::to_owned),
                 created_at: now,
                 expires_at,
+                code_app_id: app_id.clone(),
             })
             .await?;
         info!(scene_id = %id, client_id, "scene created");
@@ -250,6 +257,7 @@ impl Login {
             scene_id: id.to_string(),
             browser_token,
             expires_at,
+            app_id,
         })
     }
 
@@ -267,14 +275,68 @@ impl Login {
         if let Some(img) = self.codes.get(id).await? {
             return Ok(img);
         }
-        let app = self.app(None)?;
         let img = self
-            .wechat
-            .code_image(&app.app_id, id)
+            .code_image(&row)
             .instrument(info_span!("wechat_code", scene_id = %id))
             .await?;
         self.codes.put(id, &img, now_ms()).await?;
         Ok(img)
+    }
+
+    /// Asks WeChat for the scene's code: from the scene's app, or on a quota
+    /// error (45009) from the next configured app, which the scene then
+    /// names. Any other error, or a quota error from every app, is returned.
+    async fn code_image(&self, row: &entity::scenes::Model) -> Result<CodeImage, ApiError> {
+        let preferred = row.code_app_id.clone().or_else(|| {
+            self.settings
+                .client(&row.client_id)
+                .and_then(|c| c.app_id.clone())
+        });
+        let mut last = None;
+        for app_id in self.apps.candidates(preferred.as_deref(), now_ms()) {
+            let result = self.wechat.code_image(&app_id, &row.id).await;
+            let outcome = match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.errcode.to_string(),
+            };
+            crate::telemetry::metrics::code_call(&app_id, &outcome);
+            match result {
+                Ok(img) => {
+                    self.apps.worked(&app_id);
+                    if row.code_app_id.as_deref() != Some(app_id.as_str()) {
+                        info!(scene_id = %row.id, app_id, "code made by another app");
+                        self.scenes.set_code_app(&row.id, &app_id).await?;
+                    }
+                    return Ok(img);
+                }
+                Err(e) if e.errcode == QUOTA_ERROR => {
+                    warn!(app_id, "WeChat quota spent; trying the next app");
+                    self.apps.exhausted(&app_id, now_ms());
+                    last = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map_or_else(
+            || ApiError::InvalidRequest("no app is configured".into()),
+            ApiError::from,
+        ))
+    }
+
+    /// The app a mini-program call acts for: the one it names, which must be
+    /// the app whose code the scene shows, else that app.
+    fn scene_app<'a>(
+        &self,
+        row: &'a entity::scenes::Model,
+        named: Option<&'a str>,
+    ) -> Result<Option<&'a str>, ApiError> {
+        match (named, row.code_app_id.as_deref()) {
+            (Some(named), Some(shown)) if named != shown => Err(ApiError::InvalidRequest(format!(
+                "this code belongs to app {shown:?}, not {named:?}"
+            ))),
+            (Some(named), _) => Ok(Some(named)),
+            (None, shown) => Ok(shown),
+        }
     }
 
     /// The scene as its browser may see it: checks the browser token.
@@ -443,6 +505,7 @@ impl Login {
         let auth = MpAuth::Code(code.to_owned());
         let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
+        let app_id = self.scene_app(&row, app_id)?;
         let span = info_span!("scan", scene_id = %row.id);
         async {
             let client = self.client(&row.client_id)?;
@@ -504,6 +567,7 @@ impl Login {
         let arrived = std::time::Instant::now();
         let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
+        let app_id = self.scene_app(&row, app_id)?;
         let span = info_span!("confirm", scene_id = %row.id);
         async {
             let (b, used) = self.resolve(&row, app_id, &auth).await?;
@@ -715,6 +779,7 @@ impl Login {
     ) -> Result<State, ApiError> {
         let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
+        let app_id = self.scene_app(&row, app_id)?;
         let span = info_span!("cancel", scene_id = %row.id);
         async {
             let (b, used) = self.resolve(&row, app_id, &auth).await?;

@@ -256,13 +256,18 @@ impl WechatClient {
     pub async fn code_image(&self, app_id: &str, scene: &str) -> Result<CodeImage, WechatError> {
         const API: &str = "getwxacodeunlimit";
         let app = self.app(app_id)?;
-        let body = json!({
+        let mut body = json!({
             "scene": scene,
             "page": app.page,
             "env_version": app.env_version,
             "check_path": app.check_path,
             "width": app.width,
+            "auto_color": app.auto_color,
+            "is_hyaline": app.is_hyaline,
         });
+        if let Some(color) = app.line_color {
+            body["line_color"] = json!(color);
+        }
         let started = Instant::now();
         let result = self
             .with_token(app_id, |token| {

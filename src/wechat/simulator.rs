@@ -488,6 +488,9 @@ mod bounds {
             env_version: "release".into(),
             check_path: true,
             width: 430,
+            auto_color: false,
+            line_color: None,
+            is_hyaline: false,
         };
         let sim = Simulator::new(&[app], "http://127.0.0.1:1");
         for i in 0..MAX_HELD {

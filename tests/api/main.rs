@@ -17,6 +17,7 @@ mod simulator;
 mod socket;
 mod tickets;
 mod webhooks;
+mod wechat_apps;
 mod wechat_avatar;
 mod wechat_errors;
 mod wechat_phone;
