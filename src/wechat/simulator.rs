@@ -5,7 +5,8 @@
 //! the WeChat app: `/sim/api/login` hands out `wx.login` codes for a pretend
 //! user, `/sim/api/userinfo` the legacy encrypted profile and
 //! `/sim/api/phone` the `getPhoneNumber` button's code, which
-//! `getuserphonenumber` turns into the pretend user's number ([`sim_phone`]).
+//! `getuserphonenumber` turns into the pretend user's number ([`sim_phone`]);
+//! `/sim/api/quota` makes an app's next code requests answer 45009.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -53,6 +54,8 @@ pub struct Simulator {
     sessions: DashMap<(String, String), (String, i64)>,
     /// `getPhoneNumber` codes: code -> (app, user, made at).
     phone_codes: DashMap<String, (String, String, i64)>,
+    /// Quota errors on demand: app -> how many more code calls answer 45009.
+    quota_failures: DashMap<String, u32>,
 }
 
 /// Why the simulator hands out no code.
@@ -99,7 +102,28 @@ impl Simulator {
             codes: DashMap::new(),
             sessions: DashMap::new(),
             phone_codes: DashMap::new(),
+            quota_failures: DashMap::new(),
         }
+    }
+
+    /// The app whose access token this is, if valid.
+    fn token_app(&self, token: &str) -> Option<String> {
+        let now = now_ms();
+        self.tokens
+            .iter()
+            .find(|e| secrets_equal(&e.value().0, token) && e.value().1 > now)
+            .map(|e| e.key().clone())
+    }
+
+    /// Whether the next code call of `app_id` answers 45009 (and counts it).
+    fn take_quota_failure(&self, app_id: &str) -> bool {
+        let mut spent = false;
+        self.quota_failures.remove_if_mut(app_id, |_, left| {
+            spent = *left > 0;
+            *left = left.saturating_sub(1);
+            *left == 0
+        });
+        spent
     }
 
     /// Plays the `getPhoneNumber` button for `user` in `app_id`: a fresh
@@ -176,7 +200,8 @@ impl Simulator {
             web::scope("/sim/api")
                 .route("/login", web::post().to(sim_login))
                 .route("/userinfo", web::post().to(sim_userinfo))
-                .route("/phone", web::post().to(sim_phone_code)),
+                .route("/phone", web::post().to(sim_phone_code))
+                .route("/quota", web::post().to(sim_quota)),
         );
     }
 }
@@ -233,15 +258,14 @@ async fn getwxacodeunlimit(
     query: web::Query<TokenQuery>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if !query
-        .access_token
-        .as_deref()
-        .is_some_and(|t| sim.token_valid(t))
-    {
+    let Some(app_id) = query.access_token.as_deref().and_then(|t| sim.token_app(t)) else {
         return wx_error(
             40001,
             "invalid credential, access_token is invalid or not latest",
         );
+    };
+    if sim.take_quota_failure(&app_id) {
+        return wx_error(45009, "reach max api daily quota limit");
     }
     let Some(v) = json_body(&body) else {
         return wx_error(
@@ -419,6 +443,34 @@ async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> 
             .insert_header(("Retry-After", "60"))
             .json(json!({"errmsg": "the simulator holds too many codes; retry later"})),
     }
+}
+
+#[derive(Deserialize)]
+struct QuotaReq {
+    app_id: Option<String>,
+    calls: u32,
+}
+
+/// Quota errors on demand: `{app_id?, calls}` makes the app's next `calls`
+/// code requests (at most 100) answer 45009, as a spent daily quota does.
+async fn sim_quota(sim: web::Data<Arc<Simulator>>, req: web::Json<QuotaReq>) -> HttpResponse {
+    let app_id = req
+        .app_id
+        .clone()
+        .or_else(|| sim.apps.keys().min().cloned())
+        .unwrap_or_default();
+    if !sim.apps.contains_key(&app_id) {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}));
+    }
+    if req.calls > 100 {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "calls must be 0-100"}));
+    }
+    if req.calls == 0 {
+        sim.quota_failures.remove(&app_id);
+    } else {
+        sim.quota_failures.insert(app_id.clone(), req.calls);
+    }
+    HttpResponse::Ok().json(json!({"app_id": app_id, "calls": req.calls}))
 }
 
 #[derive(Deserialize)]

@@ -21,3 +21,4 @@ mod wechat_apps;
 mod wechat_avatar;
 mod wechat_errors;
 mod wechat_phone;
+mod wechat_simulator;
