@@ -397,3 +397,30 @@ async fn housekeeping_purges_avatars_no_user_shows() {
         200
     );
 }
+
+#[tokio::test]
+async fn avatar_uploads_share_the_mini_program_rate_limit() {
+    let app = spawn_app_with(|c| c.rate_limit.mp_per_minute = 5).await;
+    let (_, token) = mp_token(&app).await; // the scan took one of the five
+    let png = image_bytes(4, 4, ImageFormat::Png);
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let res = upload(&app, Some(&token), "image/png", png.clone()).await;
+        statuses.push(res.status().as_u16());
+        if res.status() == 429 {
+            assert_problem(res, 429, "rate_limited").await;
+        }
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        6,
+        "{statuses:?}"
+    );
+    let db = app.db().await;
+    assert_eq!(avatars::Entity::find().count(&db).await.expect("count"), 4);
+}

@@ -2,7 +2,7 @@
 //! only to clients with `phone = true`; WeChat refusing leaves the scene
 //! scanned.
 
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde_json::{Value, json};
 
 use crate::fake_wechat::{Api, Fault};
@@ -183,4 +183,46 @@ async fn phone_call_refreshes_a_refused_token_once() {
     let ticket = ticket_of(&app, &scene).await;
     let redeemed = ok_json(app.redeem(&ticket).await).await;
     assert!(redeemed["user"].get("phone_number").is_none(), "{redeemed}");
+}
+
+#[tokio::test]
+async fn webhook_payloads_never_carry_the_phone_number() {
+    // The outbox keeps payloads in plain text, so the number stays out of
+    // them even for a client with `phone = true`: it redeems the ticket.
+    let secret = format!("whsec_{}", base64_of(&[7u8; 32]));
+    let app = spawn_app_with(|c| {
+        c.extra_toml = format!(
+            "[[clients]]\nclient_id = \"{PHONE_CLIENT}\"\nname = \"Phone site\"\n\
+             client_secret = \"{PHONE_SECRET}\"\nallowed_origins = [\"{PHONE_ORIGIN}\"]\nphone = true\n\
+             webhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_secret = \"{secret}\"\n"
+        );
+    })
+    .await;
+    let scene = scene_for(&app, PHONE_CLIENT, PHONE_ORIGIN).await;
+    let mp_token = scan_expecting(&app, &scene, &unique("o_hook"), true).await;
+    app.fake.add_phone_code("pc-hook", "13700000003");
+    ok_json(
+        app.confirm(&json!({"scene_id": scene.id, "mp_token": mp_token, "phone_code": "pc-hook"}))
+            .await,
+    )
+    .await;
+    let db = app.db().await;
+    let events = entity::webhook_events::Entity::find()
+        .all(&db)
+        .await
+        .expect("events");
+    assert_eq!(events.len(), 1, "one login.confirmed event");
+    let payload: Value = serde_json::from_str(&events[0].payload).expect("JSON payload");
+    assert_eq!(payload["type"], "login.confirmed");
+    assert!(payload["data"]["user"]["id"].is_string(), "{payload}");
+    assert!(!events[0].payload.contains("13700000003"), "{payload}");
+    assert!(
+        payload["data"]["user"].get("phone_number").is_none(),
+        "{payload}"
+    );
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
