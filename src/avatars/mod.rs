@@ -46,7 +46,16 @@ pub enum AvatarError {
     /// The bytes do not decode as the declared type.
     #[error("the body is not a decodable {0} image")]
     NotAnImage(&'static str),
+    /// Every decoding slot stayed taken for [`DECODE_WAIT`].
+    #[error("too many avatars are being decoded; retry in a moment")]
+    Busy,
 }
+
+/// Avatars decoded at once per node (each may take up to
+/// [`MAX_DECODE_ALLOC`] bytes and a core).
+const DECODE_SLOTS: usize = 2;
+/// How long an upload waits for a decoding slot.
+const DECODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The image format for a `Content-Type` value (parameters ignored).
 pub fn format_of(content_type: &str) -> Result<(ImageFormat, &'static str), AvatarError> {
@@ -121,12 +130,39 @@ pub fn is_avatar_id(id: &str) -> bool {
 #[derive(Clone)]
 pub struct AvatarStore {
     db: Db,
+    decode_slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl AvatarStore {
     /// The store on `db`.
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            decode_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DECODE_SLOTS)),
+        }
+    }
+
+    /// [`reencode`] on a blocking thread, at most [`DECODE_SLOTS`] at once.
+    pub async fn reencode(
+        &self,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<u8>, AvatarError> {
+        let (_, name) = format_of(content_type)?;
+        let slot = tokio::time::timeout(DECODE_WAIT, self.decode_slots.clone().acquire_owned())
+            .await
+            .map_err(|_| AvatarError::Busy)?
+            .map_err(|_| AvatarError::Busy)?;
+        let content_type = content_type.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            reencode(&content_type, &bytes)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "avatar decoding stopped");
+            AvatarError::NotAnImage(name)
+        })?
     }
 
     /// Whether `mp_token` is the token of a scene scanned and not expired.

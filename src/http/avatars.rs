@@ -42,6 +42,7 @@ pub async fn upload(
             "Authorization: Bearer <mp_token> is required",
         ));
     };
+    state.login.check_avatar_token(&token).await?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -71,10 +72,7 @@ pub async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::InvalidRequest("the body is empty".into()));
     }
-    let url = state
-        .login
-        .upload_avatar(&token, &content_type, bytes)
-        .await?;
+    let url = state.login.upload_avatar(&content_type, bytes).await?;
     Ok(HttpResponse::Created().json(json!({ "avatar_url": url })))
 }
 

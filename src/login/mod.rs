@@ -909,41 +909,41 @@ impl Login {
         Ok(total)
     }
 
-    /// Stores an avatar uploaded with the `mp_token` of a scanned scene;
-    /// returns its absolute URL.
+    /// Refuses a token that is not the `mp_token` of a live scanned scene
+    /// (before an avatar's body is read).
+    pub async fn check_avatar_token(&self, mp_token: &str) -> Result<(), ApiError> {
+        if self.avatars.token_is_live(mp_token, now_ms()).await? {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidToken(
+                "mp_token is not the token of a scanned scene",
+            ))
+        }
+    }
+
+    /// Checks, re-encodes and stores an uploaded avatar (after
+    /// [`Self::check_avatar_token`]); returns its absolute URL.
     pub async fn upload_avatar(
         &self,
-        mp_token: &str,
         content_type: &str,
         bytes: Vec<u8>,
     ) -> Result<String, ApiError> {
-        if !self.avatars.token_is_live(mp_token, now_ms()).await? {
-            return Err(ApiError::InvalidToken(
-                "mp_token is not the token of a scanned scene",
-            ));
-        }
-        let content_type = content_type.to_owned();
-        let png =
-            tokio::task::spawn_blocking(move || crate::avatars::reencode(&content_type, &bytes))
-                .await
-                .map_err(|e| ApiError::Internal(format!("avatar decoding stopped: {e}")))?
-                .map_err(|e| match e {
-                    AvatarError::UnsupportedType => ApiError::BadRequestStatus {
-                        status: actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        detail: e.to_string(),
-                    },
-                    other => ApiError::InvalidRequest(other.to_string()),
-                })?;
+        let png = self
+            .avatars
+            .reencode(content_type, bytes)
+            .await
+            .map_err(|e| match e {
+                AvatarError::UnsupportedType => ApiError::BadRequestStatus {
+                    status: actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    detail: e.to_string(),
+                },
+                AvatarError::Busy => ApiError::Unavailable(e.to_string()),
+                other => ApiError::InvalidRequest(other.to_string()),
+            })?;
         let id = self.avatars.put(png, now_ms()).await?;
         info!(avatar_id = %id, "avatar stored");
-        Ok(format!(
-            "{}{AVATAR_PATH}{id}",
-            self.settings
-                .server
-                .public_url
-                .as_str()
-                .trim_end_matches('/')
-        ))
+        let base = self.settings.server.public_url.as_str();
+        Ok(format!("{}{AVATAR_PATH}{id}", base.trim_end_matches('/')))
     }
 
     /// A stored avatar.
