@@ -25,8 +25,13 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .body(crate::telemetry::metrics::render(handle, open)))
 }
 
-/// `GET /readyz`: the database answers.
+/// `GET /readyz`: the database answers and, with several nodes, this node's
+/// bus listener has not been disconnected for longer than its grace.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .bus_health
+        .ready()
+        .map_err(|down| ApiError::Unavailable(format!("bus listener disconnected for {down:?}")))?;
     state
         .login
         .ready()
