@@ -5,6 +5,7 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod flight;
 pub mod http;
 pub mod keys;
 pub mod locks;

@@ -97,6 +97,7 @@ impl Application {
             &settings.apps,
             db.clone(),
             Some(wechat_observer),
+            crate::flight::wait_for_wechat(Duration::from_millis(settings.wechat.timeout_ms)),
         ));
         let registry = Arc::new(Registry::default());
         let shutdown = CancellationToken::new();

@@ -3,6 +3,7 @@
 //! these functions; these call the stores, WeChat and the bus.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{DbErr, TransactionTrait};
@@ -14,6 +15,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::config::{AppSettings, ClientSettings, Settings};
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
 use crate::keys::{ServerKey, now_ms, random_token, secrets_equal, token_hash, token_matches};
 use crate::locks::{KeyGuard, KeyedLocks};
 use crate::push::Bus;
@@ -127,7 +129,7 @@ pub struct Login {
     exchanges: CodeExchanges,
     key: ServerKey,
     bus: Arc<dyn Bus>,
-    image_locks: KeyedLocks,
+    code_flight: SingleFlight,
     code_calls: KeyedLocks,
     observer: Option<FlowObserver>,
 }
@@ -153,6 +155,11 @@ impl Login {
         bus: Arc<dyn Bus>,
         observer: Option<FlowObserver>,
     ) -> Self {
+        let code_flight = SingleFlight::new(
+            Purpose::CodeImage,
+            db.clone(),
+            wait_for_wechat(Duration::from_millis(settings.wechat.timeout_ms)),
+        );
         Self {
             scenes: SceneStore::new(db.clone()),
             codes: SceneCodes::new(db.clone()),
@@ -164,7 +171,7 @@ impl Login {
             wechat,
             key,
             bus,
-            image_locks: KeyedLocks::default(),
+            code_flight,
             code_calls: KeyedLocks::default(),
             observer,
         }
@@ -244,17 +251,23 @@ impl Login {
         if let Some(img) = self.codes.get(id).await? {
             return Ok(img);
         }
-        let _one_at_a_time = self.image_locks.lock(id).await;
-        if let Some(img) = self.codes.get(id).await? {
+        let app = self.app(None)?;
+        // The token first, so the scene's flight needs no second connection.
+        self.wechat.token(&app.app_id).await?;
+        // One caller per scene across every node (crate::flight).
+        let flight = self.code_flight.enter(id).await?;
+        if let Some(img) = self.codes.get_with(&flight.reader(), id).await? {
             return Ok(img);
         }
-        let app = self.app(None)?;
         let img = self
             .wechat
             .code_image(&app.app_id, id)
             .instrument(info_span!("wechat_code", scene_id = %id))
             .await?;
-        self.codes.put(id, &img, now_ms()).await?;
+        self.codes.put(&flight.writer(), id, &img, now_ms()).await?;
+        if let Err(e) = flight.land().await {
+            warn!(error = %e, scene_id = %id, "code image not stored; the next request asks WeChat again");
+        }
         Ok(img)
     }
 

@@ -3,7 +3,7 @@
 use crate::db::Db;
 use entity::wechat_tokens;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 /// An access token and when it runs out.
 #[derive(Clone)]
@@ -23,9 +23,19 @@ impl TokenStore {
         Self { db }
     }
 
+    /// The app's cached token, from the read pool.
     pub async fn get(&self, app_id: &str) -> Result<Option<CachedToken>, DbErr> {
+        self.get_with(self.db.read(), app_id).await
+    }
+
+    /// The app's cached token, read through `conn` (e.g. a flight's transaction).
+    pub async fn get_with(
+        &self,
+        conn: &impl ConnectionTrait,
+        app_id: &str,
+    ) -> Result<Option<CachedToken>, DbErr> {
         Ok(wechat_tokens::Entity::find_by_id(app_id.to_owned())
-            .one(self.db.read())
+            .one(conn)
             .await?
             .map(|m| CachedToken {
                 access_token: m.access_token,
@@ -34,7 +44,13 @@ impl TokenStore {
             }))
     }
 
-    pub async fn put(&self, app_id: &str, t: &CachedToken) -> Result<(), DbErr> {
+    /// Stores the app's token through `conn`, replacing the previous one.
+    pub async fn put(
+        &self,
+        conn: &impl ConnectionTrait,
+        app_id: &str,
+        t: &CachedToken,
+    ) -> Result<(), DbErr> {
         let row = wechat_tokens::ActiveModel {
             app_id: Set(app_id.to_owned()),
             access_token: Set(t.access_token.clone()),
@@ -51,7 +67,7 @@ impl TokenStore {
                     ])
                     .to_owned(),
             )
-            .exec(self.db.write())
+            .exec(conn)
             .await?;
         Ok(())
     }

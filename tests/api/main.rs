@@ -14,5 +14,6 @@ mod postgres;
 mod process;
 mod simulator;
 mod socket;
+mod tcp_proxy;
 mod tickets;
 mod wechat_errors;
