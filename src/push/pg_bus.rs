@@ -65,10 +65,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// First wait before retrying a failed connect, doubled per failure up to
 /// `MAX_BACKOFF`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// A connection that listened at least this long before dropping is retried
-/// at once; one that dropped sooner backs off (no reconnect storm).
-const STABLE: Duration = Duration::from_secs(5);
+/// at once; one that dropped sooner backs off (a flapping connection is
+/// re-opened about once a second at most).
+const STABLE: Duration = Duration::from_secs(1);
 /// How often an idle listener checks its connection (a peer gone without a
 /// FIN or RST shows nothing otherwise), and how long the check may take.
 const PROBE_EVERY: Duration = Duration::from_secs(10);

@@ -4,6 +4,7 @@
 mod bad_input;
 mod browser;
 mod cluster;
+mod cluster_measure;
 mod concurrency;
 mod decrypt;
 mod fake_wechat;
