@@ -196,6 +196,13 @@ async fn allow_connections(admin: &DatabaseConnection, db: &str, allow: bool) {
         .expect("alter database");
 }
 
+/// Lets the listeners listen for a while before the next cut: a trial is a
+/// drop after a settled connection, not one of a flapping series (which the
+/// hub answers with back-off).
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -233,6 +240,7 @@ async fn cluster_measure() {
     // 1. LISTEN backends terminated, confirm at once (socket on B, phone on A).
     let mut gaps = Vec::new();
     for _ in 0..drops {
+        settle().await;
         let (id, mp_token, mut ws) = scanned_scene(&b, &a, &fake).await;
         terminate_listeners(&admin, &name).await;
         let sent = Instant::now();
@@ -250,6 +258,7 @@ async fn cluster_measure() {
     let mut after_outage = Vec::new();
     let mut from_confirm = Vec::new();
     for _ in 0..outages {
+        settle().await;
         let (id, mp_token, mut ws) = scanned_scene(&b, &a, &fake).await;
         allow_connections(&admin, &name, false).await;
         terminate_listeners(&admin, &name).await;
