@@ -75,6 +75,18 @@ impl ServerKey {
         Ok(Self(SecretBox::new(Box::new(text.into_bytes()))))
     }
 
+    /// 32 bytes for one purpose, derived with HKDF-SHA256 (RFC 5869) from
+    /// the server key; `info` names the purpose, so keys for different
+    /// purposes are independent.
+    pub fn expand(&self, info: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hkdf::Hkdf::<Sha256>::new(Some(b"scanlogin"), self.0.expose_secret())
+            .expand(info, &mut out)
+            // 32 bytes is far below HKDF-SHA256's 8160-byte limit.
+            .unwrap_or_default();
+        out
+    }
+
     /// HMAC-SHA256 of the parts (each length-prefixed), base64url.
     pub fn derive(&self, parts: &[&str]) -> String {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.expose_secret())

@@ -13,6 +13,7 @@ pub mod login;
 pub mod push;
 pub mod ratelimit;
 pub mod scene;
+pub mod sealed;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

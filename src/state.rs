@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Settings;
 use crate::login::Login;
 use crate::push::{BusHealth, Registry};
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::RateLimits;
 use crate::wechat::simulator::Simulator;
 
 /// Cheap handles to everything a handler needs.
@@ -18,7 +18,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub login: Arc<Login>,
     pub registry: Arc<Registry>,
-    pub limiter: Arc<RateLimit>,
+    pub limits: Arc<RateLimits>,
     pub shutdown: CancellationToken,
     pub simulator: Option<Arc<Simulator>>,
     pub open_sockets: Arc<AtomicI64>,

@@ -142,6 +142,7 @@ impl WechatClient {
         base: Url,
         apps: &[AppSettings],
         db: Db,
+        sealer: crate::sealed::Sealer,
         observer: Option<CallObserver>,
         flight_wait: Duration,
     ) -> Self {
@@ -154,7 +155,7 @@ impl WechatClient {
             http,
             base,
             apps: apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect(),
-            tokens: TokenStore::new(db.clone()),
+            tokens: TokenStore::new(db.clone(), sealer),
             memory: DashMap::new(),
             token_flight: SingleFlight::new(Purpose::AccessToken, db, flight_wait),
             observer,

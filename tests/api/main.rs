@@ -10,6 +10,7 @@ mod decrypt;
 mod fake_wechat;
 mod flow;
 mod helpers;
+mod hostile;
 mod housekeeping;
 mod postgres;
 mod process;
