@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::bus::{Bus, BusError};
 use super::{BusHealth, Registry};
@@ -106,6 +106,7 @@ pub fn spawn_listener(setup: ListenerSetup, shutdown: CancellationToken) -> Join
         };
         let mut delay = Duration::ZERO;
         let mut down_at: Option<Instant> = None;
+        let mut failures = 0u64;
         let mut resync: Option<JoinHandle<()>> = None;
         loop {
             if !delay.is_zero() {
@@ -127,11 +128,18 @@ pub fn spawn_listener(setup: ListenerSetup, shutdown: CancellationToken) -> Join
                             _ => format!("no connection within {CONNECT_TIMEOUT:?}"),
                         };
                         delay = next_backoff(delay);
-                        warn!(%error, retry_in_ms = delay.as_millis() as u64, "bus: cannot listen; retrying");
+                        failures += 1;
+                        // The first failure and then about one a minute.
+                        if failures == 1 || failures.is_multiple_of(60) {
+                            warn!(%error, failures, retry_in_ms = delay.as_millis() as u64, "bus: cannot listen; retrying");
+                        } else {
+                            debug!(%error, failures, "bus: cannot listen; retrying");
+                        }
                         continue;
                     }
                 },
             };
+            failures = 0;
             setup.health.mark_up();
             metrics::bus_listening(true);
             match down_at.take() {
