@@ -20,4 +20,8 @@ mod socket;
 mod tcp_proxy;
 mod tickets;
 mod webhooks;
+mod wechat_apps;
+mod wechat_avatar;
 mod wechat_errors;
+mod wechat_phone;
+mod wechat_simulator;
