@@ -28,8 +28,14 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 /// How long readiness may take before the node counts as not ready.
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// `GET /readyz`: the database answers reads and takes writes, in time.
+/// `GET /readyz`: the database answers reads and takes writes, in time, and,
+/// with several nodes, this node's bus listener has not been disconnected
+/// for longer than its grace.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .bus_health
+        .ready()
+        .map_err(|down| ApiError::Unavailable(format!("bus listener disconnected for {down:?}")))?;
     tokio::time::timeout(READY_WITHIN, state.login.ready())
         .await
         .map_err(|_| ApiError::Unavailable("database: no answer within 2 s".into()))?
