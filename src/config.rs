@@ -250,6 +250,10 @@ pub struct ClientSettings {
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub webhook_url: Option<Url>,
+    /// Where OpenID Connect may send the browser back (exact match); a
+    /// client without any cannot use OpenID Connect.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
 }
 
 /// A configuration that cannot be used, with one line per mistake.
@@ -396,6 +400,11 @@ impl Settings {
                     out.push(format!("clients[{i}].allowed_origins: {origin:?} {why}"));
                 }
             }
+            for uri in &client.redirect_uris {
+                if let Err(why) = crate::oidc::check_redirect_uri(uri) {
+                    out.push(format!("clients[{i}].redirect_uris: {uri:?} {why}"));
+                }
+            }
         }
         out
     }
@@ -414,6 +423,13 @@ impl Settings {
                 out.push(format!(
                     "clients[{i}].client_secret: shorter than 16 characters; use a long random secret"
                 ));
+            }
+            for uri in &client.redirect_uris {
+                if crate::oidc::is_plain_http_off_loopback(uri) {
+                    out.push(format!(
+                        "clients[{i}].redirect_uris: {uri:?} is plain http off loopback; codes would travel unencrypted"
+                    ));
+                }
             }
         }
         out

@@ -22,3 +22,4 @@ pub mod wechat;
 
 pub use config::Settings;
 pub use startup::Application;
+pub mod oidc;

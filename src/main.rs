@@ -24,6 +24,9 @@ enum Command {
     Migrate,
     /// Check the configuration, explain each mistake, exit non-zero on any.
     CheckConfig,
+    /// Make a new OpenID Connect signing key; older keys stay published
+    /// until the tokens they signed expire.
+    RotateKeys,
 }
 
 #[tokio::main]
@@ -58,6 +61,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Serve => serve(settings).await,
+        Command::RotateKeys => rotate_keys(&settings).await,
     }
 }
 
@@ -73,6 +77,22 @@ async fn check_config(settings: &Settings) -> ExitCode {
         }
         Err(e) => {
             eprintln!("database.url: cannot connect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn rotate_keys(settings: &Settings) -> ExitCode {
+    match scanlogin::oidc::rotate_keys(settings).await {
+        Ok(key) => {
+            println!(
+                "new signing key {} (generation {}) is current",
+                key.kid, key.generation
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rotate-keys failed: {e:#}");
             ExitCode::FAILURE
         }
     }

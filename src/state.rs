@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::login::Login;
+use crate::oidc::Oidc;
 use crate::push::Registry;
 use crate::ratelimit::RateLimit;
 use crate::wechat::simulator::Simulator;
@@ -26,6 +27,8 @@ pub struct AppState {
     /// waits for them to send their close frames.
     pub sockets: TaskTracker,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The OpenID Connect provider.
+    pub oidc: Arc<Oidc>,
 }
 
 /// Counts an open socket while alive.

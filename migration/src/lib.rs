@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_init;
 mod m20261122_000002_scene_origin;
+mod m20261130_000020_oidc;
 
 /// Every migration of scanlogin, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_scene_origin::Migration),
+            Box::new(m20261130_000020_oidc::Migration),
         ]
     }
 }

@@ -76,6 +76,8 @@ pub struct TestConfig {
     /// Proxies whose `X-Forwarded-For` the hub believes.
     pub trusted_proxies: Vec<String>,
     pub db: TestDb,
+    /// OpenID Connect `redirect_uris` of the test client (none by default).
+    pub redirect_uris: Vec<String>,
 }
 
 impl Default for TestConfig {
@@ -90,6 +92,7 @@ impl Default for TestConfig {
             housekeeping_secs: 60,
             trusted_proxies: Vec::new(),
             db: default_db(),
+            redirect_uris: Vec::new(),
         }
     }
 }
@@ -112,6 +115,8 @@ pub struct TestApp {
     pub fake: FakeWechat,
     /// The URL of the hub's database (to look at rows directly).
     pub db_url: String,
+    /// The hub's whole configuration (for commands run against its database).
+    pub config_toml: String,
     _stop: StopGuard,
     _tmp: tempfile::TempDir,
 }
@@ -203,6 +208,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         http,
         fake,
         db_url,
+        config_toml: toml_text,
         _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,
     }
@@ -255,6 +261,7 @@ client_id = "{CLIENT_ID}"
 name = "Test site"
 client_secret = "{CLIENT_SECRET}"
 allowed_origins = ["{ORIGIN}"]
+redirect_uris = {redirect_uris:?}
 
 [[clients]]
 client_id = "{OTHER_CLIENT_ID}"
@@ -269,6 +276,7 @@ allowed_origins = ["{OTHER_ORIGIN}"]
         burst = cfg.burst,
         housekeeping = cfg.housekeeping_secs,
         proxies = cfg.trusted_proxies,
+        redirect_uris = cfg.redirect_uris,
     )
 }
 

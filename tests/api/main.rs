@@ -10,6 +10,7 @@ mod fake_wechat;
 mod flow;
 mod helpers;
 mod housekeeping;
+mod oidc;
 mod postgres;
 mod process;
 mod simulator;
