@@ -57,7 +57,7 @@ async function until(what, check, ms = 10000) {
 /**
  * Starts the hub binary. `opts`: port (default free), dir (temp dir holding
  * the database; default new), ttl (scene TTL in s), origins (allowed origins
- * of client demo). Returns { url, port, dir, env, proc, stop(), log() }.
+ * of client demo), env (more SCANLOGIN__ variables). Returns { url, port, dir, env, proc, stop(), log() }.
  */
 async function startHub(opts = {}) {
   if (!fs.existsSync(HUB_BIN)) throw new Error(`hub binary not found at ${HUB_BIN}: run cargo build or set SCANLOGIN_BIN`);
@@ -76,6 +76,7 @@ async function startHub(opts = {}) {
     SCANLOGIN__RATE_LIMIT__BURST: "100",
     SCANLOGIN__LOG__LEVEL: "warn",
     ...(opts.origins ? { SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS: JSON.stringify(opts.origins) } : {}),
+    ...(opts.env || {}),
   };
   delete env.RUST_LOG;
   const logFile = path.join(dir, "hub.log");
