@@ -59,6 +59,9 @@ pub struct ServerSettings {
     pub trusted_proxies: Vec<IpAddr>,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_timeout_secs: u64,
+    /// When set, `/metrics` is served on this address only (an operators'
+    /// network) instead of the public one.
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 impl Default for ServerSettings {
@@ -71,6 +74,7 @@ impl Default for ServerSettings {
             secret_key_file: PathBuf::from("data/secret.key"),
             trusted_proxies: Vec::new(),
             shutdown_timeout_secs: 10,
+            metrics_bind: None,
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+    /// How long a SQLite statement waits for another writer's lock before
+    /// the request is answered 503 `unavailable`.
+    pub busy_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -92,6 +99,7 @@ impl Default for DatabaseSettings {
             url: SecretString::from("sqlite://data/scanlogin.db"),
             max_connections: 8,
             migrate_on_start: true,
+            busy_timeout_ms: 5_000,
         }
     }
 }
@@ -109,6 +117,9 @@ pub enum WechatMode {
 #[serde(deny_unknown_fields, default)]
 pub struct WechatSettings {
     pub mode: WechatMode,
+    /// Lets the simulator (anyone logs in as anyone) serve on a non-loopback
+    /// `server.bind`. Off: `serve` and `check-config` refuse such a config.
+    pub simulator_on_network: bool,
     /// Base URL of WeChat's API (live mode).
     pub api_base: Url,
     /// Whole-request timeout for one WeChat call.
@@ -119,7 +130,8 @@ pub struct WechatSettings {
 impl Default for WechatSettings {
     fn default() -> Self {
         Self {
-            mode: WechatMode::Simulator,
+            mode: WechatMode::Live,
+            simulator_on_network: false,
             api_base: Url::parse("https://api.weixin.qq.com").expect("literal URL"),
             timeout_ms: 5_000,
             connect_timeout_ms: 2_000,
@@ -145,20 +157,68 @@ impl Default for SceneSettings {
     }
 }
 
-/// `[rate_limit]`: scene creation per client IP.
-#[derive(Debug, Clone, Deserialize)]
+/// `[rate_limit]`: requests per minute on every public endpoint. IPv6
+/// clients are counted per /64. Each limit lets its whole minute's worth
+/// through at once (except scenes, whose burst is `burst`); 0 turns a limit
+/// off (`check-config` warns).
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateLimitSettings {
+    /// Scene creations per client IP.
     pub scenes_per_minute: u32,
+    /// Scene creations one IP may make at once.
     pub burst: u32,
+    /// Code images per client IP.
+    pub qrcodes_per_minute: u32,
+    /// WebSocket upgrades per client IP.
+    pub sockets_per_minute: u32,
+    /// Long-polls per client IP.
+    pub polls_per_minute: u32,
+    /// Mini-program calls (scan, confirm, cancel) per phone IP.
+    pub mp_per_minute: u32,
+    /// Mini-program calls per scene.
+    pub mp_per_scene_per_minute: u32,
+    /// Ticket redemptions per client.
+    pub redeems_per_minute: u32,
+    /// Failed client authentications per client and source IP; past it,
+    /// that IP is refused for that client (others are not).
+    pub auth_failures_per_minute: u32,
+    /// Any other request (pages, widget, health) per client IP.
+    pub other_per_minute: u32,
 }
 
 impl Default for RateLimitSettings {
     fn default() -> Self {
         Self {
-            scenes_per_minute: 30,
-            burst: 10,
+            scenes_per_minute: 120,
+            burst: 60,
+            qrcodes_per_minute: 240,
+            sockets_per_minute: 240,
+            polls_per_minute: 600,
+            mp_per_minute: 120,
+            mp_per_scene_per_minute: 30,
+            redeems_per_minute: 1_200,
+            auth_failures_per_minute: 10,
+            other_per_minute: 1_200,
         }
+    }
+}
+
+impl RateLimitSettings {
+    /// Every limit with its key name, for checks and warnings.
+    pub fn named(&self) -> [(&'static str, u32); 10] {
+        [
+            ("scenes_per_minute", self.scenes_per_minute),
+            ("burst", self.burst),
+            ("qrcodes_per_minute", self.qrcodes_per_minute),
+            ("sockets_per_minute", self.sockets_per_minute),
+            ("polls_per_minute", self.polls_per_minute),
+            ("mp_per_minute", self.mp_per_minute),
+            ("mp_per_scene_per_minute", self.mp_per_scene_per_minute),
+            ("redeems_per_minute", self.redeems_per_minute),
+            ("auth_failures_per_minute", self.auth_failures_per_minute),
+            ("other_per_minute", self.other_per_minute),
+        ]
     }
 }
 
@@ -320,8 +380,14 @@ impl Settings {
         if !(50..=60_000).contains(&self.scene.sweep_interval_ms) {
             out.push("scene.sweep_interval_ms: must be within 50..=60000".into());
         }
-        if self.rate_limit.scenes_per_minute == 0 || self.rate_limit.burst == 0 {
-            out.push("rate_limit: scenes_per_minute and burst must be at least 1".into());
+        if self.rate_limit.scenes_per_minute > 0 && self.rate_limit.burst == 0 {
+            out.push("rate_limit.burst: must be at least 1 while scenes are limited".into());
+        }
+        if let Some(why) = self.simulator_exposed() {
+            out.push(why);
+        }
+        if self.server.metrics_bind == Some(self.server.bind) {
+            out.push("server.metrics_bind: must differ from server.bind".into());
         }
         if self.housekeeping.retention_secs < 3600 {
             out.push("housekeeping.retention_secs: at least 3600 (an hour)".into());
@@ -409,9 +475,37 @@ impl Settings {
         out
     }
 
+    /// Why the simulator may not serve here: it lets anyone log in as
+    /// anyone, so it binds loopback only unless the operator says otherwise.
+    fn simulator_exposed(&self) -> Option<String> {
+        let exposed = self.wechat.mode == WechatMode::Simulator
+            && !self.wechat.simulator_on_network
+            && !self.server.bind.ip().is_loopback();
+        exposed.then(|| {
+            format!(
+                "wechat.simulator_on_network: the simulator lets anyone log in as anyone; \
+                 server.bind {} is not a loopback address (bind 127.0.0.1, use mode = \"live\", \
+                 or set wechat.simulator_on_network = true)",
+                self.server.bind
+            )
+        })
+    }
+
     /// Advice that does not stop `serve`.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.wechat.mode == WechatMode::Simulator {
+            out.push(
+                "wechat.mode: simulator; anyone who reaches the hub can log in as anyone \
+                 (/sim and /demo are served). Use mode = \"live\" in production"
+                    .into(),
+            );
+        }
+        for (key, value) in self.rate_limit.named() {
+            if value == 0 && key != "burst" {
+                out.push(format!("rate_limit.{key}: 0 turns this limit off"));
+            }
+        }
         if self.wechat.mode == WechatMode::Live && self.server.public_url.scheme() == "http" {
             out.push(
                 "server.public_url: plain http in live mode; browsers and WeChat expect https"

@@ -49,6 +49,18 @@ impl Db {
         &self.write
     }
 
+    /// Whether both pools answer and the writer can take the write lock:
+    /// a transaction writes nothing to the migrations table (taking SQLite's
+    /// write lock, or failing on a read-only PostgreSQL) and rolls back.
+    pub async fn check_ready(&self) -> Result<(), DbErr> {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        self.read.ping().await?;
+        let txn = self.write.begin().await?;
+        txn.execute_unprepared("UPDATE seaql_migrations SET version = version WHERE 1 = 0")
+            .await?;
+        txn.rollback().await
+    }
+
     /// Closes both pools.
     pub async fn close(self) -> Result<(), DbErr> {
         if self.split {
@@ -119,6 +131,7 @@ async fn connect_with(
             }
         }
     }
+    let busy_timeout = Duration::from_millis(s.busy_timeout_ms);
     let mut opts = ConnectOptions::new(url);
     if in_memory {
         opts.idle_timeout(None).max_lifetime(None);
@@ -131,10 +144,10 @@ async fn connect_with(
         // A broken SQLite connection shows on the next statement anyway; a
         // ping per acquire is one more worker-thread round trip per query.
         .test_before_acquire(false)
-        .map_sqlx_sqlite_opts(|o| {
+        .map_sqlx_sqlite_opts(move |o| {
             o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                 .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                .busy_timeout(Duration::from_secs(5))
+                .busy_timeout(busy_timeout)
                 .foreign_keys(true)
                 // Each pooled connection has its own page cache (2 MiB by
                 // default): with 8 of them the hub held the same scene pages
@@ -143,6 +156,47 @@ async fn connect_with(
                 .pragma("cache_size", format!("-{SQLITE_CACHE_KIB}"))
         });
     Database::connect(opts).await
+}
+
+/// Whether `err` means the database cannot serve now (locked, busy, slow,
+/// full, out of connections, gone) rather than that the statement is wrong:
+/// the request may be retried later and gets 503, not 500.
+pub fn is_unavailable(err: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let sqlx_err = match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => e,
+        _ => return false,
+    };
+    match sqlx_err.as_ref() {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                // SQLITE_BUSY, _LOCKED, _IOERR, _CORRUPT aside, _FULL,
+                // _CANTOPEN, _PROTOCOL and their extended codes (low byte).
+                Some(_) => code
+                    .parse::<i32>()
+                    .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 10 | 13 | 14 | 15)),
+                // PostgreSQL SQLSTATE: connection exceptions (08), out of
+                // resources (53), operator intervention such as shutdown or
+                // statement timeout (57), serialization failures and
+                // deadlocks (40001, 40P01), lock not available (55P03).
+                None => {
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57")
+                        || matches!(code.as_ref(), "40001" | "40P01" | "55P03")
+                }
+            }
+        }
+        _ => false,
+    }
 }
 
 /// Page cache per SQLite connection, in KiB.

@@ -86,12 +86,20 @@ impl ApiError {
 }
 
 impl From<sea_orm::DbErr> for ApiError {
+    /// A database that is locked, busy, slow, full or gone is not the
+    /// request's fault: 503 with `Retry-After`. Anything else is a bug: 500.
     fn from(err: sea_orm::DbErr) -> Self {
-        match err {
-            sea_orm::DbErr::ConnectionAcquire(e) => Self::Unavailable(format!("database: {e}")),
-            sea_orm::DbErr::Conn(e) => Self::Unavailable(format!("database: {e}")),
-            other => Self::Internal(format!("database: {other}")),
+        if crate::db::is_unavailable(&err) {
+            Self::Unavailable(format!("database: {err}"))
+        } else {
+            Self::Internal(format!("database: {err}"))
         }
+    }
+}
+
+impl From<crate::ratelimit::Throttled> for ApiError {
+    fn from(t: crate::ratelimit::Throttled) -> Self {
+        Self::RateLimited(t.retry_after_secs)
     }
 }
 

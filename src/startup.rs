@@ -27,7 +27,7 @@ use crate::keys::ServerKey;
 use crate::login::{FlowEvent, FlowObserver, Login};
 use crate::oidc::Oidc;
 use crate::push::{Bus, LocalBus, Registry, pg_bus};
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::RateLimits;
 use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -38,6 +38,7 @@ use crate::wechat::simulator::Simulator;
 /// A built hub: listening, migrated, ready to run.
 pub struct Application {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     server: Server,
     state: AppState,
     background: Vec<JoinHandle<()>>,
@@ -52,6 +53,17 @@ impl Application {
         let listener = TcpListener::bind(settings.server.bind)
             .with_context(|| format!("cannot bind {}", settings.server.bind))?;
         let addr = listener.local_addr()?;
+        let metrics_listener = match settings.server.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .with_context(|| format!("cannot bind server.metrics_bind {bind}"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let db = crate::db::open(&settings.database)
             .await
             .context("cannot open the database")?;
@@ -88,6 +100,7 @@ impl Application {
             api_base,
             &settings.apps,
             db.clone(),
+            crate::sealed::Sealer::new(&key),
             Some(wechat_observer),
         ));
         let registry = Arc::new(Registry::default());
@@ -132,18 +145,19 @@ impl Application {
             settings: settings.clone(),
             login,
             registry,
-            limiter: Arc::new(RateLimit::new(&settings.rate_limit)),
+            limits: Arc::new(RateLimits::new(&settings.rate_limit)),
             shutdown: shutdown.clone(),
             simulator,
             open_sockets: Arc::new(AtomicI64::new(0)),
             sockets: TaskTracker::new(),
             metrics: metrics_handle,
         };
-        let server = serve(listener, addr, &state)?;
+        let server = serve(listener, addr, metrics_listener, &state)?;
         background.push(tokio::spawn(sweeper(state.clone())));
         info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
         Ok(Self {
             addr,
+            metrics_addr,
             server,
             state,
             background,
@@ -159,6 +173,11 @@ impl Application {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served when `server.metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The token that stops the hub when cancelled.
@@ -189,11 +208,17 @@ impl Application {
 /// upgrade hook, which actix-web's `HttpServer` does not expose) so an open
 /// socket keeps no HTTP buffers (`http::socket`). Timeouts are actix-web's
 /// defaults.
-fn serve(listener: TcpListener, addr: SocketAddr, state: &AppState) -> std::io::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
+    state: &AppState,
+) -> std::io::Result<Server> {
     let settings = &state.settings;
     let stop = state.shutdown.clone();
     let sockets = state.sockets.clone();
     let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);
+    let metrics_state = actix_web::web::Data::new(state.clone());
     let state = state.clone();
     let mut builder = Server::build()
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
@@ -208,6 +233,7 @@ fn serve(listener: TcpListener, addr: SocketAddr, state: &AppState) -> std::io::
             let app_state = state.clone();
             let app = App::new()
                 .wrap(crate::http::problem_bodies())
+                .wrap(middleware::from_fn(crate::http::throttle::throttle))
                 .wrap(middleware::from_fn(crate::http::observe::observe))
                 .configure(crate::http::configure(app_state))
                 .into_factory()
@@ -239,6 +265,20 @@ fn serve(listener: TcpListener, addr: SocketAddr, state: &AppState) -> std::io::
                 .finish(map_config(app, |_| AppConfig::default()))
                 .tcp()
         })?;
+    if let Some(metrics_listener) = metrics_listener {
+        builder = builder.listen("scanlogin-metrics", metrics_listener, move || {
+            let app = App::new()
+                .app_data(metrics_state.clone())
+                .wrap(crate::http::problem_bodies())
+                .configure(crate::http::configure_metrics)
+                .into_factory()
+                .map_err(|err| err.error_response());
+            HttpService::build()
+                .client_request_timeout(Duration::from_secs(5))
+                .finish(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
+    }
     if settings.server.workers > 0 {
         builder = builder.workers(settings.server.workers);
     }
@@ -267,13 +307,12 @@ async fn sweeper(state: AppState) {
         }
         if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
             last_purge = Some(tokio::time::Instant::now());
-            state.limiter.shrink();
+            state.limits.shrink();
             match state.login.purge(retention_ms, housekeeping.batch).await {
                 Ok(0) => {}
                 Ok(n) => info!(rows = n, "housekeeping deleted old rows"),
                 Err(e) => warn!(error = %e, "housekeeping failed"),
             }
-            state.oidc.shrink();
             if let Err(e) = state.oidc.purge(housekeeping.batch).await {
                 warn!(error = %e, "OpenID Connect housekeeping failed");
             }

@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::login::Login;
 use crate::oidc::Oidc;
 use crate::push::Registry;
-use crate::ratelimit::RateLimit;
+use crate::ratelimit::RateLimits;
 use crate::wechat::simulator::Simulator;
 
 /// Cheap handles to everything a handler needs.
@@ -19,7 +19,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub login: Arc<Login>,
     pub registry: Arc<Registry>,
-    pub limiter: Arc<RateLimit>,
+    pub limits: Arc<RateLimits>,
     pub shutdown: CancellationToken,
     pub simulator: Option<Arc<Simulator>>,
     pub open_sockets: Arc<AtomicI64>,

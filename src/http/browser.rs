@@ -10,6 +10,7 @@ use serde_json::json;
 use super::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::login::{BrowserInfo, rfc3339};
+use crate::ratelimit::RateLimits;
 use crate::scene::State;
 use crate::state::AppState;
 
@@ -21,9 +22,22 @@ pub struct CreateScene {
     client_id: String,
 }
 
-/// The `Origin` header, when it is text.
-pub(crate) fn origin(headers: &header::HeaderMap) -> Option<&str> {
-    headers.get(header::ORIGIN).and_then(|v| v.to_str().ok())
+/// The `Origin` header: `None` when absent (not a browser). One that is
+/// not visible ASCII, or more than one, is refused (a browser never sends
+/// either, so treating them as "no Origin" would let a script pass as a
+/// server).
+pub(crate) fn origin(headers: &header::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut all = headers.get_all(header::ORIGIN);
+    let Some(first) = all.next() else {
+        return Ok(None);
+    };
+    if all.next().is_some() {
+        return Err(ApiError::OriginNotAllowed("several Origin headers".into()));
+    }
+    first
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::OriginNotAllowed("an Origin that is not ASCII".into()))
 }
 
 /// `POST /api/v1/scenes`
@@ -33,9 +47,7 @@ pub async fn create_scene(
     body: web::Json<CreateScene>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    if let Some(ip) = ip {
-        state.limiter.check(ip)?;
-    }
+    RateLimits::by_ip(&state.limits.scenes, ip)?;
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -48,7 +60,7 @@ pub async fn create_scene(
     };
     let scene = state
         .login
-        .create_scene(&body.client_id, origin(req.headers()), browser)
+        .create_scene(&body.client_id, origin(req.headers())?, browser)
         .await?;
     let base = state
         .settings
@@ -75,9 +87,12 @@ pub async fn create_scene(
 
 /// `GET /api/v1/scenes/{scene_id}/qrcode`
 pub async fn qrcode(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    RateLimits::by_ip(&state.limits.qrcodes, ip)?;
     let img = state.login.qrcode(&path).await?;
     Ok(HttpResponse::Ok()
         .content_type(img.content_type)
@@ -121,8 +136,10 @@ pub async fn events(
         ),
     };
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
+    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    RateLimits::by_ip(&state.limits.polls, ip)?;
     let token = bearer(&req)?;
-    let origin = origin(req.headers());
+    let origin = origin(req.headers())?;
     // Listen before reading, so a change between the two is not missed.
     let mut sub = state.registry.subscribe(&path);
     let mut view = state.login.browser_view(&path, token, origin).await?;

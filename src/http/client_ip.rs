@@ -1,18 +1,24 @@
 //! The address a request comes from: the peer, or, when the peer is a trusted
 //! proxy, the last address in `X-Forwarded-For` that is not a trusted proxy.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use actix_web::HttpRequest;
+use actix_web::http::header::HeaderMap;
 
 /// The client's IP as the hub believes it.
 pub fn client_ip(req: &HttpRequest, trusted: &[IpAddr]) -> Option<IpAddr> {
-    let peer = req.peer_addr()?.ip();
+    ip_of(req.peer_addr(), req.headers(), trusted)
+}
+
+/// [`client_ip`] from a connection's peer and a request's headers (for the
+/// WebSocket upgrade, which is not an actix-web request).
+pub fn ip_of(peer: Option<SocketAddr>, headers: &HeaderMap, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = peer?.ip();
     if !trusted.contains(&peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = req
-        .headers()
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

@@ -3,7 +3,6 @@
 //! `demo` is configured, and redeems only that client's tickets.
 
 use actix_web::{HttpResponse, web};
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 use crate::error::ApiError;
@@ -25,13 +24,6 @@ pub async fn redeem(
         .settings
         .client(DEMO_CLIENT)
         .ok_or_else(ApiError::not_found)?;
-    let answer = state
-        .login
-        .redeem(
-            DEMO_CLIENT,
-            client.client_secret.expose_secret(),
-            &body.ticket,
-        )
-        .await?;
+    let answer = state.login.redeem(client, &body.ticket).await?;
     Ok(HttpResponse::Ok().json(answer))
 }

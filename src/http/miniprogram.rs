@@ -1,12 +1,26 @@
 //! The mini-program API: scan, confirm, cancel.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::login::{ConfirmInput, MpAuth, ProfileInput};
+use crate::ratelimit::RateLimits;
+use crate::scene::SceneId;
 use crate::state::AppState;
+
+/// Mini-program calls are limited per phone IP and per scene (a scene id
+/// that does not parse is refused later without any work).
+fn throttle(req: &HttpRequest, state: &AppState, scene_id: &str) -> Result<(), ApiError> {
+    let ip = client_ip(req, &state.settings.server.trusted_proxies);
+    RateLimits::by_ip(&state.limits.mp, ip)?;
+    if let Some(id) = SceneId::parse(scene_id) {
+        state.limits.mp_scene.check(&id.to_string())?;
+    }
+    Ok(())
+}
 
 #[derive(Deserialize)]
 pub struct ScanBody {
@@ -17,10 +31,12 @@ pub struct ScanBody {
 
 /// `POST /api/v1/mp/scan`
 pub async fn scan(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<ScanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    throttle(&req, &state, &b.scene_id)?;
     if b.code.is_empty() {
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
@@ -59,10 +75,12 @@ pub struct ConfirmBody {
 
 /// `POST /api/v1/mp/confirm`
 pub async fn confirm(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    throttle(&req, &state, &b.scene_id)?;
     let auth = auth(b.mp_token, b.code)?;
     let input = ConfirmInput {
         encrypted_data: b.encrypted_data,
@@ -88,10 +106,12 @@ pub struct CancelBody {
 
 /// `POST /api/v1/mp/cancel`
 pub async fn cancel(
+    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<CancelBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
+    throttle(&req, &state, &b.scene_id)?;
     let auth = auth(b.mp_token, b.code)?;
     let state_now = state
         .login

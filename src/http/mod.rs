@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod ops;
 pub mod site;
 pub mod socket;
+pub mod throttle;
 pub mod web_assets;
 pub mod ws_conn;
 
@@ -39,7 +40,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .block_on_origin_mismatch(false)
             .max_age(600);
         let simulator = state.simulator.clone();
-        let has_demo = state.settings.client(demo::DEMO_CLIENT).is_some();
+        let public_metrics = state.settings.server.metrics_bind.is_none();
+        // The demo redeems without a secret: like the simulator, it exists
+        // only in simulator mode.
+        let has_demo = simulator.is_some() && state.settings.client(demo::DEMO_CLIENT).is_some();
         cfg.app_data(web::Data::new(state))
             .app_data(json_config())
             .app_data(
@@ -67,9 +71,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(web::resource("/api/v1/tickets/redeem").post(site::redeem))
             .service(web::resource("/healthz").get(ops::healthz))
             .service(web::resource("/readyz").get(ops::readyz))
-            .service(web::resource("/metrics").get(ops::metrics))
             .configure(web_assets::configure)
             .configure(oidc::configure);
+        if public_metrics {
+            cfg.service(web::resource("/metrics").get(ops::metrics));
+        }
         if has_demo {
             cfg.service(web::resource("/demo/redeem").post(demo::redeem));
         }
@@ -80,6 +86,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         }
         cfg.default_service(web::to(not_found));
     }
+}
+
+/// The routes of the `server.metrics_bind` listener: `/metrics` only.
+pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/metrics").get(ops::metrics))
+        .default_service(web::to(not_found));
 }
 
 fn json_config() -> web::JsonConfig {

@@ -11,11 +11,10 @@ use url::form_urlencoded;
 
 use super::browser::origin;
 use super::client_ip::client_ip;
+use crate::config::ClientSettings;
 use crate::error::ApiError;
 use crate::keys::random_token;
-use crate::oidc::{
-    AuthorizeRefusal, ClientAuth, Completion, OAuthError, PendingAuthorization, TokenRequest,
-};
+use crate::oidc::{AuthorizeRefusal, Completion, OAuthError, PendingAuthorization, TokenRequest};
 use crate::state::AppState;
 
 /// The authorize page's template.
@@ -101,9 +100,6 @@ pub async fn authorize(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(ip) = client_ip(&req, &state.settings.server.trusted_proxies) {
-        state.limiter.check(ip)?;
-    }
     let pairs: Vec<(String, String)> = form_urlencoded::parse(req.query_string().as_bytes())
         .take(64)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -255,16 +251,13 @@ pub async fn complete(
     state: web::Data<AppState>,
     body: web::Json<CompleteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(ip) = client_ip(&req, &state.settings.server.trusted_proxies) {
-        state.limiter.check(ip)?;
-    }
     let own = state
         .settings
         .server
         .public_url
         .origin()
         .ascii_serialization();
-    if let Some(o) = origin(req.headers()).filter(|o| *o != own) {
+    if let Some(o) = origin(req.headers())?.filter(|o| *o != own) {
         return Err(ApiError::OriginNotAllowed(o.to_owned()));
     }
     let body = body.into_inner();
@@ -316,6 +309,20 @@ fn basic(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
     Ok(Some((form_decode(id), form_decode(secret))))
 }
 
+/// Checks the client's credentials as the ticket API does (failures
+/// throttled per client and source IP), answering OAuth's `invalid_client`.
+fn authenticate<'a>(
+    req: &HttpRequest,
+    state: &'a AppState,
+    client_id: &str,
+    secret: &str,
+) -> Result<&'a ClientSettings, OAuthError> {
+    super::site::authenticate(req, state, client_id, secret).map_err(|e| match e {
+        ApiError::Unauthorized(_) => OAuthError::InvalidClient("client authentication failed"),
+        other => OAuthError::Api(other),
+    })
+}
+
 /// `POST /oauth2/token`
 pub async fn token(
     req: HttpRequest,
@@ -349,7 +356,7 @@ pub async fn token(
     };
     let form_id = take("client_id");
     let form_secret = take("client_secret");
-    let auth = match (basic(&req)?, form_id, form_secret) {
+    let (id, secret) = match (basic(&req)?, form_id, form_secret) {
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method, not Basic and client_secret both",
@@ -360,18 +367,35 @@ pub async fn token(
                 "client_id differs from the Basic credentials",
             ));
         }
-        (Some((id, secret)), _, None) => ClientAuth::Basic { id, secret },
-        (None, Some(id), Some(secret)) => ClientAuth::Form { id, secret },
-        (None, id, _) => ClientAuth::None { id },
+        (Some(pair), _, None) => pair,
+        (None, Some(id), Some(secret)) => (id, secret),
+        (None, id, _) => {
+            let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+            let id = id.unwrap_or_default();
+            let known = state.settings.client(&id).is_some();
+            state
+                .limits
+                .auth_allowed(&id, known, ip)
+                .map_err(ApiError::from)?;
+            state.limits.auth_failed(&id, known, ip);
+            return Err(OAuthError::InvalidClient(
+                "client authentication is required (client_secret_basic or client_secret_post)",
+            ));
+        }
     };
+    let client = authenticate(&req, &state, &id, &secret)?;
+    state
+        .limits
+        .redeems
+        .check(&client.client_id)
+        .map_err(ApiError::from)?;
     let request = TokenRequest {
         grant_type: take("grant_type"),
         code: take("code"),
         redirect_uri: take("redirect_uri"),
         code_verifier: take("code_verifier"),
     };
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    let answer = state.oidc.token(auth, request, ip).await?;
+    let answer = state.oidc.token(client, request).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

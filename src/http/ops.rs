@@ -25,12 +25,14 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .body(crate::telemetry::metrics::render(handle, open)))
 }
 
-/// `GET /readyz`: the database answers.
+/// How long readiness may take before the node counts as not ready.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /readyz`: the database answers reads and takes writes, in time.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .login
-        .ready()
+    tokio::time::timeout(READY_WITHIN, state.login.ready())
         .await
+        .map_err(|_| ApiError::Unavailable("database: no answer within 2 s".into()))?
         .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
     Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
 }

@@ -6,6 +6,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
+use super::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -14,8 +15,9 @@ pub struct RedeemBody {
     ticket: String,
 }
 
-/// `(client_id, client_secret)` from `Authorization: Basic ...`.
-fn basic(req: &HttpRequest) -> Result<(String, String), ApiError> {
+/// `(client_id, client_secret)` from `Authorization: Basic ...` (RFC 7617;
+/// the scheme name is case-insensitive).
+pub(crate) fn basic(req: &HttpRequest) -> Result<(String, String), ApiError> {
     const MISSING: ApiError =
         ApiError::Unauthorized("HTTP Basic client_id:client_secret is required");
     let value = req
@@ -23,11 +25,32 @@ fn basic(req: &HttpRequest) -> Result<(String, String), ApiError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or(MISSING)?;
-    let encoded = value.strip_prefix("Basic ").ok_or(MISSING)?;
+    let (scheme, encoded) = value.split_once(' ').ok_or(MISSING)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(MISSING);
+    }
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| MISSING)?;
     let text = String::from_utf8(decoded).map_err(|_| MISSING)?;
     let (id, secret) = text.split_once(':').ok_or(MISSING)?;
     Ok((id.to_owned(), secret.to_owned()))
+}
+
+/// Checks a client's credentials, throttling failures per client and
+/// source IP: a stranger guessing secrets is slowed down; the site's own
+/// backend, from another IP, is not.
+pub(crate) fn authenticate<'a>(
+    req: &HttpRequest,
+    state: &'a AppState,
+    client_id: &str,
+    secret: &str,
+) -> Result<&'a crate::config::ClientSettings, ApiError> {
+    let ip = client_ip(req, &state.settings.server.trusted_proxies);
+    let known = state.settings.client(client_id).is_some();
+    state.limits.auth_allowed(client_id, known, ip)?;
+    state
+        .login
+        .authenticate_client(client_id, secret)
+        .inspect_err(|_| state.limits.auth_failed(client_id, known, ip))
 }
 
 /// `POST /api/v1/tickets/redeem`
@@ -37,10 +60,9 @@ pub async fn redeem(
     body: web::Json<RedeemBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (client_id, secret) = basic(&req)?;
-    let answer = state
-        .login
-        .redeem(&client_id, &secret, &body.ticket)
-        .await?;
+    let client = authenticate(&req, &state, &client_id, &secret)?;
+    state.limits.redeems.check(&client.client_id)?;
+    let answer = state.login.redeem(client, &body.ticket).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))

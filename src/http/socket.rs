@@ -129,7 +129,13 @@ async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<St
     ws::verify_handshake(req.head()).map_err(|e| {
         ApiError::InvalidRequest(format!("a WebSocket upgrade request is required: {e}"))
     })?;
-    let origin = super::browser::origin(req.head().headers());
+    let ip = super::client_ip::ip_of(
+        req.peer_addr(),
+        req.head().headers(),
+        &state.settings.server.trusted_proxies,
+    );
+    crate::ratelimit::RateLimits::by_ip(&state.limits.sockets, ip)?;
+    let origin = super::browser::origin(req.head().headers())?;
     match (state.login.scene_client(scene_id).await?, origin) {
         (Some(c), o) => state.login.check_origin(c, o)?,
         (None, Some(o)) if !state.settings.any_client_allows(o) => {

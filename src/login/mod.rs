@@ -20,6 +20,7 @@ use crate::push::Bus;
 use crate::scene::codes::SceneCodes;
 use crate::scene::store::Confirmation;
 use crate::scene::{Binding, ConfirmedView, NewScene, SceneId, SceneStore, SceneView, State};
+use crate::sealed::Sealer;
 use crate::tickets::{TicketStore, ticket_value};
 use crate::users::{Person, UserProfile, UserStore};
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
@@ -87,9 +88,19 @@ pub struct ClientView {
     pub origin: Option<String>,
 }
 
+/// Who made the scene: a web page (it sent an `Origin`) or a program that
+/// did not say, which is what a QRLJacking script looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserKind {
+    Browser,
+    Server,
+}
+
 /// Which browser asks.
 #[derive(Debug, Serialize)]
 pub struct BrowserView {
+    pub kind: BrowserKind,
     pub ip: String,
     pub user_agent: String,
 }
@@ -154,11 +165,11 @@ impl Login {
         observer: Option<FlowObserver>,
     ) -> Self {
         Self {
-            scenes: SceneStore::new(db.clone()),
+            scenes: SceneStore::new(db.clone(), Sealer::new(&key)),
             codes: SceneCodes::new(db.clone()),
             users: UserStore,
             tickets: TicketStore::new(db.clone()),
-            exchanges: CodeExchanges::new(db.clone(), wechat.clone()),
+            exchanges: CodeExchanges::new(db.clone(), wechat.clone(), Sealer::new(&key)),
             settings,
             db,
             wechat,
@@ -386,7 +397,7 @@ impl Login {
                     app_id: app,
                     openid,
                     unionid: row.unionid.clone(),
-                    session_key: row.session_key.clone().unwrap_or_default(),
+                    session_key: self.scenes.session_key(row).unwrap_or_default(),
                 };
                 Ok((binding, None))
             }
@@ -461,12 +472,16 @@ impl Login {
                 client: ClientView {
                     id: client.client_id.clone(),
                     name: client.name.clone(),
-                    origin: row
-                        .origin
-                        .clone()
-                        .or_else(|| client.allowed_origins.first().cloned()),
+                    // Only what the browser said: a scene made without an
+                    // Origin was made by a script, not the site's page.
+                    origin: row.origin.clone(),
                 },
                 browser: BrowserView {
+                    kind: if row.origin.is_some() {
+                        BrowserKind::Browser
+                    } else {
+                        BrowserKind::Server
+                    },
                     ip: row.browser_ip.clone(),
                     user_agent: row.browser_user_agent.clone(),
                 },
@@ -702,19 +717,26 @@ impl Login {
         .await
     }
 
-    /// A site backend redeems a ticket with its client credentials.
-    pub async fn redeem(
+    /// The client whose id and secret these are (compared in constant time).
+    pub fn authenticate_client(
         &self,
         client_id: &str,
         client_secret: &str,
-        ticket: &str,
-    ) -> Result<RedeemAnswer, ApiError> {
+    ) -> Result<&ClientSettings, ApiError> {
         let client = self.settings.client(client_id);
         let known =
             client.is_some_and(|c| secrets_equal(client_secret, c.client_secret.expose_secret()));
-        let Some(client) = client.filter(|_| known) else {
-            return Err(ApiError::Unauthorized("client credentials are wrong"));
-        };
+        client
+            .filter(|_| known)
+            .ok_or(ApiError::Unauthorized("client credentials are wrong"))
+    }
+
+    /// An authenticated site backend redeems a ticket made for it.
+    pub async fn redeem(
+        &self,
+        client: &ClientSettings,
+        ticket: &str,
+    ) -> Result<RedeemAnswer, ApiError> {
         let redeemed = self
             .tickets
             .redeem(&self.key, ticket, &client.client_id, now_ms())
@@ -775,8 +797,8 @@ impl Login {
         Ok(total)
     }
 
-    /// Whether the database answers.
+    /// Whether the database answers reads and takes writes.
     pub async fn ready(&self) -> Result<(), DbErr> {
-        self.scenes.ping().await
+        self.db.check_ready().await
     }
 }

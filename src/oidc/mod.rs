@@ -8,16 +8,13 @@
 pub mod claims;
 pub mod error;
 pub mod keys;
-pub mod limits;
 pub mod store;
 
 use std::collections::HashSet;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -27,14 +24,13 @@ use url::Url;
 use crate::config::{ClientSettings, Settings};
 use crate::db::Db;
 use crate::error::ApiError;
-use crate::keys::{now_ms, random_token, secrets_equal, token_hash};
+use crate::keys::{now_ms, random_token, token_hash};
 use crate::login::Login;
 use crate::sealed::Sealer;
 
 use self::claims::{IdTokenClaims, user_claims};
 pub use self::error::OAuthError;
 use self::keys::{KeyError, SigningKeys};
-use self::limits::TokenLimits;
 use self::store::{CodeIssue, GrantStore, NewAccessToken, NewGrant};
 
 /// How long an authorization code works.
@@ -129,16 +125,6 @@ pub enum Completion {
     Cancelled,
 }
 
-/// How a client authenticated at the token endpoint.
-pub enum ClientAuth {
-    /// `Authorization: Basic` (already form-decoded).
-    Basic { id: String, secret: String },
-    /// `client_id` and `client_secret` in the form.
-    Form { id: String, secret: String },
-    /// Nothing usable.
-    None { id: Option<String> },
-}
-
 /// The token endpoint's form, after the client's fields are taken out.
 pub struct TokenRequest {
     pub grant_type: Option<String>,
@@ -163,7 +149,6 @@ pub struct Oidc {
     login: Arc<Login>,
     keys: SigningKeys,
     grants: GrantStore,
-    limits: TokenLimits,
 }
 
 impl From<KeyError> for ApiError {
@@ -187,7 +172,6 @@ impl Oidc {
         Self {
             keys: SigningKeys::new(db.clone(), sealer),
             grants: GrantStore::new(db),
-            limits: TokenLimits::default(),
             settings,
             login,
         }
@@ -433,14 +417,7 @@ impl Oidc {
             .settings
             .client(&grant.client_id)
             .ok_or_else(|| ApiError::UnknownClient(grant.client_id.clone()))?;
-        let redeemed = self
-            .login
-            .redeem(
-                &client.client_id,
-                client.client_secret.expose_secret(),
-                &ticket,
-            )
-            .await?;
+        let redeemed = self.login.redeem(client, &ticket).await?;
         let scope: Vec<&str> = grant.scope.split(' ').collect();
         let claims = user_claims(&redeemed.user, &scope);
         let claims_json =
@@ -476,34 +453,14 @@ impl Oidc {
         ))
     }
 
-    /// `POST /oauth2/token`: authenticates the client, checks the code's
+    /// `POST /oauth2/token` for an authenticated client: checks the code's
     /// bindings and PKCE, and answers the tokens. A code presented again
     /// revokes the access token issued with it.
     pub async fn token(
         &self,
-        auth: ClientAuth,
+        client: &ClientSettings,
         req: TokenRequest,
-        ip: Option<IpAddr>,
     ) -> Result<TokenAnswer, OAuthError> {
-        let (id, secret) = match auth {
-            ClientAuth::Basic { id, secret } | ClientAuth::Form { id, secret } => (id, secret),
-            ClientAuth::None { id } => {
-                self.limits.check_blocked(id.as_deref().unwrap_or(""), ip)?;
-                self.limits.failed(id.as_deref().unwrap_or(""), ip);
-                return Err(OAuthError::InvalidClient(
-                    "client authentication is required (Basic or client_secret_post)",
-                ));
-            }
-        };
-        self.limits.check_blocked(&id, ip)?;
-        let client = self.settings.client(&id);
-        let genuine =
-            client.is_some_and(|c| secrets_equal(&secret, c.client_secret.expose_secret()));
-        let Some(client) = client.filter(|_| genuine) else {
-            self.limits.failed(&id, ip);
-            return Err(OAuthError::InvalidClient("client authentication failed"));
-        };
-        self.limits.check_client(&client.client_id)?;
         match req.grant_type.as_deref() {
             Some("authorization_code") => {}
             None => return Err(OAuthError::invalid_request("grant_type is missing")),
@@ -635,11 +592,6 @@ impl Oidc {
             }
         }
         Ok(total)
-    }
-
-    /// Forgets rate-limit keys whose allowance is full again.
-    pub fn shrink(&self) {
-        self.limits.shrink();
     }
 }
 

@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::State;
 use crate::db::Db;
+use crate::sealed::Sealer;
 
 /// The first scanner of a scene: who they are at WeChat.
 #[derive(Clone)]
@@ -41,10 +42,17 @@ pub struct Confirmation<'a> {
     pub user_id: Expr,
 }
 
-/// Reads and transitions scenes.
+/// Reads and transitions scenes. The scanner's session key is kept sealed
+/// (`crate::sealed`) and dropped once the scene is final.
 #[derive(Clone)]
 pub struct SceneStore {
     db: Db,
+    sealer: Sealer,
+}
+
+/// Where a scene's session key is sealed: its column and row.
+fn session_key_context(id: &str) -> String {
+    format!("scenes.session_key:{id}")
 }
 
 fn bound_to(b: &Binding) -> Condition {
@@ -67,8 +75,26 @@ fn from_states(b: &Binding, allow_waiting: bool) -> Condition {
 }
 
 impl SceneStore {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// The store over `db`, sealing session keys with `sealer`.
+    pub fn new(db: Db, sealer: Sealer) -> Self {
+        Self { db, sealer }
+    }
+
+    fn seal_session_key(&self, id: &str, b: &Binding) -> String {
+        self.sealer
+            .seal_str(&session_key_context(id), &b.session_key)
+    }
+
+    /// The scanner's session key, opened; `None` when there is none or it
+    /// does not open (sealed under another `server.secret_key`).
+    pub fn session_key(&self, row: &scenes::Model) -> Option<String> {
+        let sealed = row.session_key.as_deref()?;
+        self.sealer
+            .open_str(&session_key_context(&row.id), sealed)
+            .inspect_err(
+                |e| tracing::warn!(scene_id = %row.id, error = %e, "session key does not open"),
+            )
+            .ok()
     }
 
     pub async fn insert(&self, s: NewScene) -> Result<(), DbErr> {
@@ -118,7 +144,7 @@ impl SceneStore {
             .col_expr(C::AppId, Expr::value(b.app_id.clone()))
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::Unionid, Expr::value(b.unionid.clone()))
-            .col_expr(C::SessionKey, Expr::value(b.session_key.clone()))
+            .col_expr(C::SessionKey, Expr::value(self.seal_session_key(id, b)))
             .col_expr(C::MpTokenHash, Expr::value(mp_token_hash))
             .col_expr(C::ScannedAt, Expr::value(now))
             .filter(C::Id.eq(id))
@@ -132,7 +158,7 @@ impl SceneStore {
     /// The same person scanned again: keep their newest session key.
     pub async fn rescan(&self, id: &str, b: &Binding, now: i64) -> Result<bool, DbErr> {
         let res = scenes::Entity::update_many()
-            .col_expr(C::SessionKey, Expr::value(b.session_key.clone()))
+            .col_expr(C::SessionKey, Expr::value(self.seal_session_key(id, b)))
             .filter(C::Id.eq(id))
             .filter(C::State.eq(State::Scanned.as_str()))
             .filter(bound_to(b))
@@ -156,6 +182,7 @@ impl SceneStore {
     ) -> Result<Option<String>, DbErr> {
         let mut rows = scenes::Entity::update_many()
             .col_expr(C::State, Expr::value(State::Confirmed.as_str()))
+            .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
             .col_expr(C::AppId, Expr::value(b.app_id.clone()))
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::Unionid, Expr::value(b.unionid.clone()))
@@ -205,6 +232,7 @@ impl SceneStore {
     ) -> Result<bool, DbErr> {
         let res = scenes::Entity::update_many()
             .col_expr(C::State, Expr::value(State::Cancelled.as_str()))
+            .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
             .col_expr(C::AppId, Expr::value(b.app_id.clone()))
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
@@ -254,10 +282,5 @@ impl SceneStore {
             .exec(self.db.write())
             .await?
             .rows_affected)
-    }
-
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), DbErr> {
-        self.db.read().ping().await
     }
 }

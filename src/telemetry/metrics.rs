@@ -98,9 +98,19 @@ pub fn wechat_call(api: &'static str, outcome: &str, seconds: f64) {
     ::metrics::histogram!("scanlogin_wechat_call_seconds", "api" => api).record(seconds);
 }
 
-/// One HTTP request.
+/// A method as a label: the standard ones by name, anything a client made
+/// up as `other`, so requests cannot add series without bound.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
+/// One HTTP request (`route` is a route template or `unmatched`; statuses
+/// are the hub's own, so both are bounded).
 pub fn http_request(route: String, method: &str, status: u16, seconds: f64) {
-    ::metrics::counter!("scanlogin_http_requests_total", "route" => route.clone(), "method" => method.to_owned(),
+    ::metrics::counter!("scanlogin_http_requests_total", "route" => route.clone(), "method" => method_label(method),
         "status" => status.to_string())
     .increment(1);
     ::metrics::histogram!("scanlogin_http_request_seconds", "route" => route).record(seconds);

@@ -103,6 +103,7 @@ impl WechatClient {
         base: Url,
         apps: &[AppSettings],
         db: Db,
+        sealer: crate::sealed::Sealer,
         observer: Option<CallObserver>,
     ) -> Self {
         let mut base = base;
@@ -114,7 +115,7 @@ impl WechatClient {
             http,
             base,
             apps: apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect(),
-            tokens: TokenStore::new(db),
+            tokens: TokenStore::new(db, sealer),
             memory: DashMap::new(),
             refresh_locks: KeyedLocks::default(),
             observer,

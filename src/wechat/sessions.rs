@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use super::client::{WechatClient, WechatError, WxSession};
 use crate::keys::now_ms;
 use crate::locks::KeyedLocks;
+use crate::sealed::Sealer;
 
 /// How long an exchange is remembered (a code's own life).
 pub const REMEMBER_MS: i64 = 5 * 60 * 1000;
@@ -31,19 +32,27 @@ pub struct Exchange {
     pub outcome: Option<String>,
 }
 
-/// Exchanges codes at most once.
+/// Exchanges codes at most once. Session keys are stored sealed.
 pub struct CodeExchanges {
     db: Db,
     wechat: Arc<WechatClient>,
     locks: KeyedLocks,
+    sealer: Sealer,
+}
+
+/// Where an exchange's session key is sealed: its column and row.
+fn session_key_context(code_hash: &str) -> String {
+    format!("code_exchanges.session_key:{code_hash}")
 }
 
 impl CodeExchanges {
-    pub fn new(db: Db, wechat: Arc<WechatClient>) -> Self {
+    /// Exchanges through `wechat`, remembered in `db`.
+    pub fn new(db: Db, wechat: Arc<WechatClient>, sealer: Sealer) -> Self {
         Self {
             db,
             wechat,
             locks: KeyedLocks::default(),
+            sealer,
         }
     }
 
@@ -84,7 +93,9 @@ impl CodeExchanges {
             app_id: Set(app_id.to_owned()),
             openid: Set(openid.clone()),
             unionid: Set(unionid.clone()),
-            session_key: Set(session_key.expose_secret().to_owned()),
+            session_key: Set(self
+                .sealer
+                .seal_str(&session_key_context(&hash), session_key.expose_secret())),
             created_at: Set(now),
             expires_at: Set(now + REMEMBER_MS),
             scene_id: Set(Some(scene_id.to_owned())),
@@ -123,17 +134,24 @@ impl CodeExchanges {
             .filter(C::ExpiresAt.gt(now_ms()))
             .one(self.db.read())
             .await?;
-        Ok(row.map(|m| {
+        Ok(row.and_then(|m| {
+            // A key sealed under another server key cannot be used: the
+            // exchange counts as forgotten.
+            let session_key = self
+                .sealer
+                .open_str(&session_key_context(&m.code_hash), &m.session_key)
+                .inspect_err(|e| tracing::warn!(error = %e, "remembered session key does not open"))
+                .ok()?;
             let first_scene = m.scene_id.unwrap_or_default();
             let exchange = Exchange {
                 code_hash: m.code_hash,
                 app_id: m.app_id,
                 openid: m.openid,
                 unionid: m.unionid,
-                session_key: SecretString::from(m.session_key),
+                session_key: SecretString::from(session_key),
                 outcome: m.outcome,
             };
-            (exchange, first_scene)
+            Some((exchange, first_scene))
         }))
     }
 

@@ -25,6 +25,11 @@ use crate::config::AppSettings;
 use crate::keys::{now_ms, random_token, secrets_equal};
 
 const CODE_LIFE_MS: i64 = 5 * 60 * 1000;
+/// How long a pretend person's session key is kept for `/sim/api/userinfo`.
+const SESSION_LIFE_MS: i64 = 30 * 60 * 1000;
+/// Most codes, and most sessions, the simulator holds at once: past it,
+/// `/sim/api/login` answers 503 until old ones run out.
+pub const MAX_HELD: usize = 10_000;
 const TOKEN_LIFE_S: i64 = 7200;
 
 struct SimCode {
@@ -41,8 +46,17 @@ pub struct Simulator {
     public_url: String,
     tokens: DashMap<String, (String, i64)>,
     codes: DashMap<String, SimCode>,
-    /// Latest session key per (app, user), as WeChat keeps one per person.
-    sessions: DashMap<(String, String), String>,
+    /// Latest session key per (app, user), as WeChat keeps one per person,
+    /// with when it was made.
+    sessions: DashMap<(String, String), (String, i64)>,
+}
+
+/// Why the simulator hands out no code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimRefusal {
+    UnknownApp,
+    /// It holds [`MAX_HELD`] codes or sessions already.
+    Full,
 }
 
 /// A pretend person's identity in one app.
@@ -73,8 +87,10 @@ impl Simulator {
     }
 
     /// Plays `wx.login` for `user` in `app_id`: a fresh one-time code.
-    pub fn login(&self, app_id: &str, user: &str) -> Option<String> {
-        self.apps.get(app_id)?;
+    pub fn login(&self, app_id: &str, user: &str) -> Result<String, SimRefusal> {
+        if !self.apps.contains_key(app_id) {
+            return Err(SimRefusal::UnknownApp);
+        }
         let mut key = [0u8; 16];
         rand::rng().fill_bytes(&mut key);
         let session_key = STANDARD.encode(key);
@@ -82,7 +98,14 @@ impl Simulator {
         let now = now_ms();
         self.codes.retain(|_, c| now - c.created_at < CODE_LIFE_MS);
         self.sessions
-            .insert((app_id.to_owned(), user.to_owned()), session_key.clone());
+            .retain(|_, (_, made)| now - *made < SESSION_LIFE_MS);
+        let session = (app_id.to_owned(), user.to_owned());
+        if self.codes.len() >= MAX_HELD
+            || (self.sessions.len() >= MAX_HELD && !self.sessions.contains_key(&session))
+        {
+            return Err(SimRefusal::Full);
+        }
+        self.sessions.insert(session, (session_key.clone(), now));
         self.codes.insert(
             code.clone(),
             SimCode {
@@ -93,7 +116,7 @@ impl Simulator {
                 used: false,
             },
         );
-        Some(code)
+        Ok(code)
     }
 
     fn token_valid(&self, token: &str) -> bool {
@@ -325,8 +348,13 @@ async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> 
         return HttpResponse::BadRequest().json(json!({"errmsg": "user must be 1-64 characters"}));
     }
     match sim.login(&app_id, user) {
-        Some(code) => HttpResponse::Ok().json(json!({"code": code, "app_id": app_id})),
-        None => HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"})),
+        Ok(code) => HttpResponse::Ok().json(json!({"code": code, "app_id": app_id})),
+        Err(SimRefusal::UnknownApp) => {
+            HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}))
+        }
+        Err(SimRefusal::Full) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "60"))
+            .json(json!({"errmsg": "the simulator holds too many codes; retry later"})),
     }
 }
 
@@ -349,7 +377,7 @@ async fn sim_userinfo(sim: web::Data<Arc<Simulator>>, req: web::Json<UserInfoReq
     let Some(key_b64) = sim
         .sessions
         .get(&(app_id.clone(), req.user.clone()))
-        .map(|k| k.clone())
+        .map(|k| k.0.clone())
     else {
         return HttpResponse::BadRequest().json(json!({"errmsg": "call /sim/api/login first"}));
     };

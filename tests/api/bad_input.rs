@@ -233,8 +233,8 @@ async fn bad_long_poll_parameters() {
 #[tokio::test]
 async fn rate_limit_is_429_with_retry_after() {
     let app = spawn_app_with(|cfg| {
-        cfg.scenes_per_minute = 2;
-        cfg.burst = 3;
+        cfg.rate_limit.scenes_per_minute = 2;
+        cfg.rate_limit.burst = 3;
     })
     .await;
     for _ in 0..3 {

@@ -27,6 +27,8 @@ impl Node {
             [database]
             url = "{db_url}"
             max_connections = 4
+            [wechat]
+            mode = "simulator"
             [rate_limit]
             scenes_per_minute = 10000
             burst = 1000

@@ -423,7 +423,7 @@ async fn phone_is_shown_the_real_browser_and_secrets_are_not_cached() {
     let scan = ok_json(app.scan(&scene.id, &app.login_code("o_viewer")).await).await;
     assert_eq!(
         scan["browser"],
-        json!({"ip": "127.0.0.1", "user_agent": "TestBrowser/1.0 (scanlogin tests)"})
+        json!({"kind": "browser", "ip": "127.0.0.1", "user_agent": "TestBrowser/1.0 (scanlogin tests)"})
     );
     // The phone never sees the browser's secret.
     assert!(!scan.to_string().contains(&scene.browser_token));
@@ -512,8 +512,8 @@ async fn scenes_of_another_client_redeem_only_there() {
 async fn behind_a_trusted_proxy_the_forwarded_address_is_the_browsers() {
     let app = spawn_app_with(|cfg| {
         cfg.trusted_proxies = vec!["127.0.0.1".into()];
-        cfg.scenes_per_minute = 1;
-        cfg.burst = 1;
+        cfg.rate_limit.scenes_per_minute = 1;
+        cfg.rate_limit.burst = 1;
     })
     .await;
     let create = |forwarded: &'static str| {

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use reqwest::{Response, StatusCode};
+use scanlogin::config::RateLimitSettings;
 use scanlogin::{Application, Settings};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
@@ -65,8 +66,12 @@ pub enum TestDb {
 pub struct TestConfig {
     pub ttl_secs: u64,
     pub timeout_ms: u64,
-    pub scenes_per_minute: u32,
-    pub burst: u32,
+    /// `[rate_limit]`; every limit is high unless a test lowers it.
+    pub rate_limit: RateLimitSettings,
+    /// `server.metrics_bind`.
+    pub metrics_bind: Option<String>,
+    /// `database.busy_timeout_ms`.
+    pub busy_timeout_ms: u64,
     /// `(app_id, secret)`; the first is the default app.
     pub apps: Vec<(String, String)>,
     /// Use the hub's built-in simulator instead of the fake.
@@ -85,8 +90,9 @@ impl Default for TestConfig {
         Self {
             ttl_secs: 300,
             timeout_ms: 1500,
-            scenes_per_minute: 10_000,
-            burst: 10_000,
+            rate_limit: generous_limits(),
+            metrics_bind: None,
+            busy_timeout_ms: 5_000,
             apps: vec![(APP_ID.into(), APP_SECRET.into())],
             simulator: false,
             housekeeping_secs: 60,
@@ -94,6 +100,23 @@ impl Default for TestConfig {
             db: default_db(),
             redirect_uris: Vec::new(),
         }
+    }
+}
+
+/// Limits no ordinary test reaches (one address plays every browser and
+/// phone), still switched on so every request passes through them.
+pub fn generous_limits() -> RateLimitSettings {
+    RateLimitSettings {
+        scenes_per_minute: 100_000,
+        burst: 100_000,
+        qrcodes_per_minute: 100_000,
+        sockets_per_minute: 100_000,
+        polls_per_minute: 100_000,
+        mp_per_minute: 100_000,
+        mp_per_scene_per_minute: 100_000,
+        redeems_per_minute: 100_000,
+        auth_failures_per_minute: 100_000,
+        other_per_minute: 100_000,
     }
 }
 
@@ -231,11 +254,13 @@ secret_key = "{key}"
 workers = 2
 shutdown_timeout_secs = 1
 trusted_proxies = {proxies:?}
+{metrics_bind}
 
 [database]
 url = "{db_url}"
 max_connections = 8
 migrate_on_start = true
+busy_timeout_ms = {busy}
 
 [wechat]
 mode = "{mode}"
@@ -248,8 +273,7 @@ ttl_secs = {ttl}
 sweep_interval_ms = 100
 
 [rate_limit]
-scenes_per_minute = {per_minute}
-burst = {burst}
+{limits}
 
 [housekeeping]
 retention_secs = 3600
@@ -272,8 +296,13 @@ allowed_origins = ["{OTHER_ORIGIN}"]
         key = random_hex(24),
         timeout = cfg.timeout_ms,
         ttl = cfg.ttl_secs,
-        per_minute = cfg.scenes_per_minute,
-        burst = cfg.burst,
+        limits = toml::to_string(&cfg.rate_limit).expect("limits as TOML"),
+        metrics_bind = cfg
+            .metrics_bind
+            .as_ref()
+            .map(|b| format!("metrics_bind = \"{b}\""))
+            .unwrap_or_default(),
+        busy = cfg.busy_timeout_ms,
         housekeeping = cfg.housekeeping_secs,
         proxies = cfg.trusted_proxies,
         redirect_uris = cfg.redirect_uris,
