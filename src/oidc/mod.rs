@@ -608,3 +608,74 @@ pub async fn rotate_keys(settings: &Settings) -> anyhow::Result<keys::KeyInfo> {
     let _ = db.close().await;
     Ok(made?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+        [wechat]
+        mode = "simulator"
+        [[apps]]
+        app_id = "wxtest"
+        secret = "s"
+        [[clients]]
+        client_id = "shop"
+        name = "Shop"
+        client_secret = "0123456789abcdef"
+    "#;
+
+    fn settings(redirect_uris: &str) -> Result<Settings, crate::config::ConfigError> {
+        Settings::from_sources(
+            &format!("{BASE}redirect_uris = {redirect_uris}\n"),
+            Vec::<(String, String)>::new(),
+        )
+    }
+
+    #[test]
+    fn redirect_uris_must_be_absolute_http_urls_without_fragment() {
+        for bad in [
+            r#"["/callback"]"#,
+            r#"["ftp://x/cb"]"#,
+            r#"["https://x/cb#frag"]"#,
+        ] {
+            let err = settings(bad).expect_err(bad).to_string();
+            assert!(err.contains("clients[0].redirect_uris"), "{err}");
+        }
+        assert!(settings(r#"["https://shop.example/cb", "http://127.0.0.1:9/cb"]"#).is_ok());
+    }
+
+    #[test]
+    fn plain_http_off_loopback_is_a_warning_only() {
+        let s = settings(r#"["http://shop.example/cb"]"#).expect("valid");
+        let warnings = s.warnings().join("\n");
+        assert!(warnings.contains("clients[0].redirect_uris"), "{warnings}");
+        for quiet in [
+            r#"["https://shop.example/cb"]"#,
+            r#"["http://127.0.0.1:8080/cb"]"#,
+            r#"["http://[::1]:8080/cb"]"#,
+            r#"["http://localhost/cb"]"#,
+        ] {
+            let s = settings(quiet).expect("valid");
+            assert!(
+                !s.warnings().iter().any(|w| w.contains("redirect_uris")),
+                "{quiet}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_hub_origin_counts_only_for_openid_clients() {
+        let s = settings(r#"["https://shop.example/cb"]"#).expect("valid");
+        let own = s.server.public_url.origin().ascii_serialization();
+        let shop = s.client("shop").expect("shop");
+        assert!(hub_page_origin(&s, shop, &own));
+        assert!(!hub_page_origin(&s, shop, "https://evil.example"));
+        let plain = settings("[]").expect("valid");
+        assert!(!hub_page_origin(
+            &plain,
+            plain.client("shop").expect("shop"),
+            &own
+        ));
+    }
+}
