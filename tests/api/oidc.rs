@@ -717,3 +717,101 @@ async fn rotation_keeps_old_tokens_verifiable() {
     verify(&app, &old_token).await;
     verify(&app, new_token).await;
 }
+
+#[tokio::test]
+async fn the_signing_key_is_sealed_at_rest() {
+    let app = oidc_app().await;
+    let db = sea_orm::Database::connect(&app.db_url).await.expect("db");
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            "SELECT kid, private_key FROM oidc_keys",
+        ))
+        .await
+        .expect("read keys");
+    let _ = db.close().await;
+    assert_eq!(rows.len(), 1, "one key made on first start");
+    let sealed: String = rows[0].try_get_by_index(1).expect("private_key");
+    assert!(sealed.starts_with("v1."), "sealed format");
+    assert!(!sealed.contains("PRIVATE KEY"), "no PEM in the database");
+}
+
+/// Two nodes starting at once on one fresh PostgreSQL database end up with
+/// one signing key, which both publish and use.
+#[tokio::test]
+async fn nodes_starting_together_share_one_key() {
+    let Ok(admin_url) = std::env::var(crate::helpers::POSTGRES_ENV) else {
+        println!("skipped: {} not set", crate::helpers::POSTGRES_ENV);
+        return;
+    };
+    let name = format!("oidc_{}", uuid::Uuid::new_v4().simple());
+    let admin = sea_orm::Database::connect(&admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create database");
+    let mut url = url::Url::parse(&admin_url).expect("URL");
+    url.set_path(&format!("/{name}"));
+    let toml = format!(
+        r#"
+        [server]
+        bind = "127.0.0.1:0"
+        secret_key = "oidc-cluster-test-key-0123456789abcdef"
+        [database]
+        url = "{url}"
+        max_connections = 4
+        [wechat]
+        mode = "simulator"
+        [log]
+        level = "warn"
+        [[apps]]
+        app_id = "wxoidc"
+        secret = "oidc-app-secret"
+        [[clients]]
+        client_id = "shop"
+        name = "Shop"
+        client_secret = "shop-client-secret-123"
+        redirect_uris = ["https://shop.test/cb"]
+        "#
+    );
+    let settings = || scanlogin::Settings::from_sources(&toml, Vec::new()).expect("settings");
+    let (a, b) = tokio::join!(
+        scanlogin::Application::build(settings()),
+        scanlogin::Application::build(settings())
+    );
+    let (a, b) = (a.expect("node A"), b.expect("node B"));
+    let ports = [a.port(), b.port()];
+    let stops = [a.shutdown_token(), b.shutdown_token()];
+    let tasks = [
+        tokio::spawn(a.run_until_stopped()),
+        tokio::spawn(b.run_until_stopped()),
+    ];
+    let http = reqwest::Client::new();
+    let mut kids = Vec::new();
+    for port in ports {
+        let set: Value = http
+            .get(format!("http://127.0.0.1:{port}/oauth2/jwks"))
+            .send()
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("JSON");
+        let keys = set["keys"].as_array().expect("keys").clone();
+        assert_eq!(keys.len(), 1, "{set}");
+        kids.push(keys[0]["kid"].clone());
+    }
+    assert_eq!(kids[0], kids[1], "both nodes publish the same key");
+    for stop in stops {
+        stop.cancel();
+    }
+    for task in tasks {
+        let _ = tokio::time::timeout(WAIT, task).await;
+    }
+    let _ = admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
+    let _ = admin.close().await;
+}
