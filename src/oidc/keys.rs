@@ -110,9 +110,14 @@ impl SigningKeys {
     /// The published public keys: the current one and those replaced less
     /// than the ID token lifetime (plus leeway) ago.
     pub async fn jwks(&self) -> Result<JwkSet, KeyError> {
+        let published = self.published_rows().await?;
         let mut keys = Vec::new();
-        for row in self.published_rows().await? {
+        for row in &published {
             keys.push(self.load(row.generation).await?.jwk.clone());
+        }
+        // Keys no longer published are no longer needed in memory either.
+        if let Ok(mut map) = self.loaded.lock() {
+            map.retain(|g, _| published.iter().any(|p| p.generation == *g));
         }
         Ok(JwkSet { keys })
     }
