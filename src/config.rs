@@ -38,6 +38,8 @@ pub struct Settings {
     pub apps: Vec<AppSettings>,
     #[serde(default)]
     pub clients: Vec<ClientSettings>,
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// `[server]`: where the hub listens and how it names itself.
@@ -314,6 +316,41 @@ pub struct ClientSettings {
     /// client without any cannot use OpenID Connect.
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    /// `whsec_` + base64 of at least 24 random bytes; signs the webhooks.
+    #[serde(default)]
+    pub webhook_secret: Option<SecretString>,
+}
+
+/// `[webhooks]`: delivering login events to the clients' `webhook_url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// Whole-request timeout of one delivery attempt.
+    pub timeout_ms: u64,
+    /// Delay before the first retry; each later one doubles up to
+    /// `retry_max_ms`, and each is jittered down by up to half.
+    pub retry_first_ms: u64,
+    /// Longest delay between two attempts.
+    pub retry_max_ms: u64,
+    /// How long a failing event is retried before it is marked failed.
+    pub retry_for_secs: u64,
+    /// How often each node looks for due events (a login wakes it at once).
+    pub poll_interval_ms: u64,
+    /// Deliveries in flight at once on one node.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            timeout_ms: 10_000,
+            retry_first_ms: 5_000,
+            retry_max_ms: 3_600_000,
+            retry_for_secs: 86_400,
+            poll_interval_ms: 1_000,
+            concurrency: 16,
+        }
+    }
 }
 
 /// A configuration that cannot be used, with one line per mistake.
@@ -472,6 +509,7 @@ impl Settings {
                 }
             }
         }
+        out.extend(crate::webhooks::settings_problems(self));
         out
     }
 
@@ -526,6 +564,7 @@ impl Settings {
                 }
             }
         }
+        out.extend(crate::webhooks::settings_warnings(self));
         out
     }
 

@@ -1,5 +1,5 @@
 //! The one error type at the HTTP edge, rendered as RFC 9457 problem details
-//! with the stable `code` of SPEC.md. 4xx answers show their message; 5xx
+//! with the stable `code` of docs/api.md. 4xx answers show their message; 5xx
 //! answers are opaque and the detail goes to the log only.
 
 use actix_web::http::StatusCode;
@@ -52,7 +52,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The stable snake_case code of SPEC.md.
+    /// The stable snake_case code of docs/api.md.
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) | Self::BadRequestStatus { .. } => "invalid_request",

@@ -18,6 +18,7 @@ pub mod state;
 pub mod telemetry;
 pub mod tickets;
 pub mod users;
+pub mod webhooks;
 pub mod wechat;
 
 pub use config::Settings;

@@ -1,4 +1,5 @@
-//! The `scanlogin` binary: `serve` (default), `migrate`, `check-config`.
+//! The `scanlogin` binary: `serve` (default), `migrate`, `check-config`,
+//! `webhooks retry`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,6 +28,24 @@ enum Command {
     /// Make a new OpenID Connect signing key; older keys stay published
     /// until the tokens they signed expire.
     RotateKeys,
+    /// Webhook events kept in the database.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhooksCommand {
+    /// Re-queue a failed event, or every failed one, for a fresh retry window.
+    Retry {
+        /// The event's `webhook-id` (`msg_...`).
+        #[arg(required_unless_present = "failed", conflicts_with = "failed")]
+        id: Option<String>,
+        /// Re-queue every failed event.
+        #[arg(long)]
+        failed: bool,
+    },
 }
 
 #[tokio::main]
@@ -62,6 +81,37 @@ async fn main() -> ExitCode {
         }
         Command::Serve => serve(settings).await,
         Command::RotateKeys => rotate_keys(&settings).await,
+        Command::Webhooks {
+            command: WebhooksCommand::Retry { id, .. },
+        } => webhooks_retry(&settings, id.as_deref()).await,
+    }
+}
+
+/// `scanlogin webhooks retry <id> | --failed`.
+async fn webhooks_retry(settings: &Settings, id: Option<&str>) -> ExitCode {
+    let db = match scanlogin::db::connect(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("database.url: cannot connect: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = scanlogin::keys::now_ms();
+    let result = scanlogin::webhooks::outbox::requeue(&db, id, now).await;
+    let _ = db.close().await;
+    match (result, id) {
+        (Ok(0), Some(id)) => {
+            eprintln!("no failed webhook event {id:?}");
+            ExitCode::FAILURE
+        }
+        (Ok(n), _) => {
+            println!("{n} webhook event(s) re-queued");
+            ExitCode::SUCCESS
+        }
+        (Err(e), _) => {
+            eprintln!("re-queueing failed: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -14,10 +14,12 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::RateLimitSettings;
 
-/// Most (client, IP) pairs held in the failed-authentication box at once;
-/// past it the oldest blocks are forgotten first by [`RateLimits::shrink`]
-/// and new ones still block (they replace nothing).
-const MAX_BLOCKED: usize = 100_000;
+/// Most (client, IP) pairs whose failed authentications are counted at
+/// once; past it, failures from new pairs are not counted until
+/// [`RateLimits::shrink`] forgets ended windows.
+const MAX_COUNTED: usize = 100_000;
+/// The window failed authentications are counted in.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 /// A refusal: wait this long before trying again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -107,9 +109,10 @@ pub struct RateLimits {
     pub mp_scene: Limit<String>,
     pub redeems: Limit<String>,
     pub other: Limit<IpKey>,
-    auth_failures: Limit<(String, IpKey)>,
-    /// (client, IP) pairs that used up their failures, until when.
-    blocked: DashMap<(String, IpKey), Instant>,
+    /// Failed authentications allowed per (client, IP) and window; 0: off.
+    max_failures: u32,
+    /// Failures per (client, IP) in the window that began at the instant.
+    failures: DashMap<(String, IpKey), (u32, Instant)>,
 }
 
 impl RateLimits {
@@ -124,8 +127,8 @@ impl RateLimits {
             mp_scene: Limit::per_minute(s.mp_per_scene_per_minute),
             redeems: Limit::per_minute(s.redeems_per_minute),
             other: Limit::per_minute(s.other_per_minute),
-            auth_failures: Limit::per_minute(s.auth_failures_per_minute),
-            blocked: DashMap::new(),
+            max_failures: s.auth_failures_per_minute,
+            failures: DashMap::new(),
         }
     }
 
@@ -154,26 +157,33 @@ impl RateLimits {
         known: bool,
         ip: Option<IpAddr>,
     ) -> Result<(), Throttled> {
-        let Some(key) = Self::auth_key(client_id, known, ip) else {
+        let Some(key) = Self::auth_key(client_id, known, ip).filter(|_| self.max_failures > 0)
+        else {
             return Ok(());
         };
-        match self.blocked.get(&key).map(|until| *until) {
-            Some(until) if until > Instant::now() => Err(Throttled::after(until - Instant::now())),
+        let now = Instant::now();
+        match self.failures.get(&key).map(|f| *f) {
+            Some((count, since)) if count >= self.max_failures && now < since + FAILURE_WINDOW => {
+                Err(Throttled::after(since + FAILURE_WINDOW - now))
+            }
             _ => Ok(()),
         }
     }
 
-    /// Counts a failed client authentication; once the source has used up
-    /// its allowance it is blocked until one more failure is allowed.
+    /// Counts a failed client authentication in the source's window.
     pub fn auth_failed(&self, client_id: &str, known: bool, ip: Option<IpAddr>) {
-        let Some(key) = Self::auth_key(client_id, known, ip) else {
+        let Some(key) = Self::auth_key(client_id, known, ip).filter(|_| self.max_failures > 0)
+        else {
             return;
         };
-        if let Err(t) = self.auth_failures.check(&key)
-            && self.blocked.len() < MAX_BLOCKED
-        {
-            let until = Instant::now() + Duration::from_secs(t.retry_after_secs);
-            self.blocked.insert(key, until);
+        let now = Instant::now();
+        if let Some(mut f) = self.failures.get_mut(&key) {
+            if now >= f.1 + FAILURE_WINDOW {
+                *f = (0, now);
+            }
+            f.0 = f.0.saturating_add(1);
+        } else if self.failures.len() < MAX_COUNTED {
+            self.failures.insert(key, (1, now));
         }
     }
 
@@ -191,10 +201,10 @@ impl RateLimits {
         }
         self.mp_scene.shrink();
         self.redeems.shrink();
-        self.auth_failures.shrink();
         let now = Instant::now();
-        self.blocked.retain(|_, until| *until > now);
-        self.blocked.shrink_to_fit();
+        self.failures
+            .retain(|_, (_, since)| now < *since + FAILURE_WINDOW);
+        self.failures.shrink_to_fit();
     }
 }
 
@@ -238,7 +248,7 @@ mod tests {
         let limits = RateLimits::new(&s);
         let stranger: Option<IpAddr> = Some("198.51.100.1".parse().unwrap());
         let backend: Option<IpAddr> = Some("203.0.113.5".parse().unwrap());
-        for _ in 0..3 {
+        for _ in 0..2 {
             assert!(limits.auth_allowed("shop", true, stranger).is_ok());
             limits.auth_failed("shop", true, stranger);
         }

@@ -143,3 +143,29 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+    use secrecy::SecretString;
+
+    proptest! {
+        #[test]
+        fn anything_sealed_opens_in_its_place_only(plain in prop::collection::vec(any::<u8>(), 0..200),
+                                                   place in "\\PC{0,30}") {
+            let s = Sealer::new(&ServerKey::from_secret(&SecretString::from("k".repeat(32))));
+            let sealed = s.seal(&place, &plain);
+            prop_assert_eq!(s.open(&place, &sealed).ok(), Some(plain));
+            let elsewhere = format!("{place}x");
+            prop_assert!(s.open(&elsewhere, &sealed).is_err());
+        }
+
+        /// Text from the database that this hub did not seal never opens.
+        #[test]
+        fn arbitrary_text_does_not_open(text in "\\PC{0,120}") {
+            let s = Sealer::new(&ServerKey::from_secret(&SecretString::from("k".repeat(32))));
+            prop_assert!(s.open("p", &text).is_err());
+        }
+    }
+}

@@ -117,10 +117,15 @@ impl Application {
             ));
             Arc::new(pg_bus::PgBus::new(db.write().clone()))
         };
-        let flow_observer: FlowObserver = Arc::new(|event| match event {
-            FlowEvent::Created => metrics::scene_created(),
-            FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),
-            FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
+        let webhook_wake = crate::webhooks::Wake::default();
+        let wake = webhook_wake.clone();
+        let flow_observer: FlowObserver = Arc::new(move |event| {
+            wake.on_flow(event);
+            match event {
+                FlowEvent::Created => metrics::scene_created(),
+                FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),
+                FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
+            }
         });
         let login = Arc::new(Login::new(
             settings.clone(),
@@ -154,6 +159,12 @@ impl Application {
         };
         let server = serve(listener, addr, metrics_listener, &state)?;
         background.push(tokio::spawn(sweeper(state.clone())));
+        background.push(crate::webhooks::worker::spawn(
+            settings.clone(),
+            db.clone(),
+            webhook_wake,
+            shutdown.clone(),
+        )?);
         info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
         Ok(Self {
             addr,

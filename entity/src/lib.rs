@@ -10,4 +10,5 @@ pub mod scene_codes;
 pub mod scenes;
 pub mod tickets;
 pub mod users;
+pub mod webhook_events;
 pub mod wechat_tokens;

@@ -67,3 +67,37 @@ pub async fn redeem(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use actix_web::test::TestRequest;
+    use proptest::prelude::*;
+
+    fn with_authorization(value: &[u8]) -> HttpRequest {
+        let mut req = TestRequest::default();
+        if let Ok(v) = header::HeaderValue::from_bytes(value) {
+            req = req.insert_header((header::AUTHORIZATION, v));
+        }
+        req.to_http_request()
+    }
+
+    proptest! {
+        /// Any Authorization header: credentials or 401, never a panic.
+        #[test]
+        fn any_header_is_credentials_or_unauthorized(value in prop::collection::vec(any::<u8>(), 0..200)) {
+            match basic(&with_authorization(&value)) {
+                Ok(_) => {}
+                Err(e) => prop_assert_eq!(e.code(), "unauthorized"),
+            }
+        }
+
+        /// What a stock client sends comes back as it was, in any case of "Basic".
+        #[test]
+        fn credentials_round_trip(id in "[^:\\p{C}]{1,30}", secret in "\\PC{0,40}", upper: bool) {
+            let scheme = if upper { "BASIC" } else { "basic" };
+            let value = format!("{scheme} {}", STANDARD.encode(format!("{id}:{secret}")));
+            prop_assert_eq!(basic(&with_authorization(value.as_bytes())).ok(), Some((id, secret)));
+        }
+    }
+}

@@ -559,6 +559,8 @@ impl Login {
             self.tickets
                 .issue(&txn, &row.id, &row.client_id, &user_id, now)
                 .await?;
+            crate::webhooks::record_confirmed(&txn, &self.settings, &row.id, &row.client_id, now)
+                .await?;
             txn.commit().await?;
             info!(user_id, "scene confirmed");
             self.observe(FlowEvent::Ended(State::Confirmed));
@@ -694,11 +696,23 @@ impl Login {
                 return Ok(State::Cancelled);
             }
             let allow_waiting = matches!(auth, MpAuth::Code(_));
-            if !self
+            let (now, txn) = (now_ms(), self.db.write().begin().await?);
+            let cancelled = self
                 .scenes
-                .cancel(&row.id, &b, allow_waiting, now_ms())
-                .await?
-            {
+                .cancel(&txn, &row.id, &b, allow_waiting, now)
+                .await?;
+            if cancelled {
+                crate::webhooks::record_cancelled(
+                    &txn,
+                    &self.settings,
+                    &row.id,
+                    &row.client_id,
+                    now,
+                )
+                .await?;
+            }
+            txn.commit().await?;
+            if !cancelled {
                 let fresh = self.load(&row.id).await?;
                 return Err(self.refusal(&fresh, &b));
             }

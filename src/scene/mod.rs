@@ -133,3 +133,29 @@ mod tests {
         assert!(SceneId::parse("abc").is_none());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A scene id is exactly 32 lowercase hex characters.
+        #[test]
+        fn scene_ids_are_32_lowercase_hex(s in "\\PC{0,40}") {
+            let ok = s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            prop_assert_eq!(SceneId::parse(&s).is_some(), ok);
+        }
+
+        #[test]
+        fn valid_ids_round_trip(s in "[0-9a-f]{32}") {
+            prop_assert_eq!(SceneId::parse(&s).map(|id| id.to_string()), Some(s));
+        }
+    }
+
+    #[test]
+    fn new_ids_parse() {
+        let id = SceneId::new_random();
+        assert_eq!(SceneId::parse(id.as_str()), Some(id));
+    }
+}

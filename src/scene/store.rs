@@ -182,7 +182,6 @@ impl SceneStore {
     ) -> Result<Option<String>, DbErr> {
         let mut rows = scenes::Entity::update_many()
             .col_expr(C::State, Expr::value(State::Confirmed.as_str()))
-            .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
             .col_expr(C::AppId, Expr::value(b.app_id.clone()))
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::Unionid, Expr::value(b.unionid.clone()))
@@ -222,9 +221,11 @@ impl SceneStore {
         Ok(())
     }
 
-    /// `scanned (by b) | waiting -> cancelled`.
+    /// `scanned (by b) | waiting -> cancelled`, inside the caller's
+    /// transaction (which also queues the webhook event).
     pub async fn cancel(
         &self,
+        conn: &impl ConnectionTrait,
         id: &str,
         b: &Binding,
         allow_waiting: bool,
@@ -232,7 +233,6 @@ impl SceneStore {
     ) -> Result<bool, DbErr> {
         let res = scenes::Entity::update_many()
             .col_expr(C::State, Expr::value(State::Cancelled.as_str()))
-            .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
             .col_expr(C::AppId, Expr::value(b.app_id.clone()))
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
@@ -240,7 +240,7 @@ impl SceneStore {
             .filter(C::Id.eq(id))
             .filter(C::ExpiresAt.gt(now))
             .filter(from_states(b, allow_waiting))
-            .exec(self.db.write())
+            .exec(conn)
             .await?;
         Ok(res.rows_affected == 1)
     }

@@ -68,6 +68,22 @@ fn describe() {
         "scanlogin_http_request_seconds",
         "HTTP request latency by route template"
     );
+    ::metrics::describe_counter!(
+        "scanlogin_webhook_attempts_total",
+        "Webhook delivery attempts by result (2xx, non_2xx, timeout, error)"
+    );
+    ::metrics::describe_counter!(
+        "scanlogin_webhook_deliveries_total",
+        "Webhook events finished, by outcome (delivered, failed)"
+    );
+    ::metrics::describe_gauge!(
+        "scanlogin_webhook_oldest_pending_seconds",
+        "Age of the oldest webhook event not yet delivered (0 when none)"
+    );
+    ::metrics::describe_gauge!(
+        "scanlogin_webhook_failed_events",
+        "Webhook events given up and kept for `scanlogin webhooks retry`"
+    );
 }
 
 /// The text exposition, with the open-socket gauge set to `open_sockets`.
@@ -114,4 +130,21 @@ pub fn http_request(route: String, method: &str, status: u16, seconds: f64) {
         "status" => status.to_string())
     .increment(1);
     ::metrics::histogram!("scanlogin_http_request_seconds", "route" => route).record(seconds);
+}
+
+/// One webhook delivery attempt, by result (`2xx`, `non_2xx`, `timeout`, `error`).
+pub fn webhook_attempt(result: &'static str) {
+    ::metrics::counter!("scanlogin_webhook_attempts_total", "result" => result).increment(1);
+}
+
+/// A webhook event's final outcome (`delivered` or `failed`).
+pub fn webhook_delivery(outcome: &'static str) {
+    ::metrics::counter!("scanlogin_webhook_deliveries_total", "outcome" => outcome).increment(1);
+}
+
+/// The age of the oldest pending webhook event (0 when none) and how many
+/// failed events are kept.
+pub fn webhook_backlog(oldest_pending_seconds: f64, failed: i64) {
+    ::metrics::gauge!("scanlogin_webhook_oldest_pending_seconds").set(oldest_pending_seconds);
+    ::metrics::gauge!("scanlogin_webhook_failed_events").set(failed as f64);
 }

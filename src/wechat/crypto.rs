@@ -120,3 +120,69 @@ mod tests {
         assert_eq!(decrypt_user_data(k, "AAAA", k), Err(DecryptError::Padding));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use aes::cipher::BlockEncryptMut;
+    use proptest::prelude::*;
+
+    type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
+
+    fn encrypt(key: &[u8; 16], iv: &[u8; 16], plain: &[u8]) -> String {
+        STANDARD.encode(
+            Aes128CbcEnc::new_from_slices(key, iv)
+                .expect("16-byte key and iv")
+                .encrypt_padded_vec_mut::<Pkcs7>(plain),
+        )
+    }
+
+    proptest! {
+        /// Whatever a client sends as key, data and iv: an error or data, never a panic.
+        #[test]
+        fn any_text_decrypts_or_fails_cleanly(key in ".{0,40}", data in ".{0,200}", iv in ".{0,40}") {
+            let _ = decrypt_user_data(&key, &data, &iv);
+        }
+
+        /// Base64 of the wrong length is a length error, never a panic.
+        #[test]
+        fn wrong_lengths_are_named(key in prop::collection::vec(any::<u8>(), 0..40),
+                                   iv in prop::collection::vec(any::<u8>(), 0..40)) {
+            let got = decrypt_user_data(&STANDARD.encode(&key), "AAAA", &STANDARD.encode(&iv));
+            if key.len() != 16 {
+                prop_assert_eq!(got, Err(DecryptError::Length("session_key")));
+            } else if iv.len() != 16 {
+                prop_assert_eq!(got, Err(DecryptError::Length("iv")));
+            }
+        }
+
+        /// Any plaintext under the right key: its JSON, or `NotJson`.
+        #[test]
+        fn any_plaintext_is_json_or_not_json(key: [u8; 16], iv: [u8; 16],
+                                            plain in prop::collection::vec(any::<u8>(), 0..300)) {
+            let got = decrypt_user_data(&STANDARD.encode(key), &encrypt(&key, &iv, &plain), &STANDARD.encode(iv));
+            prop_assert!(got.is_ok() || got == Err(DecryptError::NotJson));
+        }
+
+        /// What WeChat encrypts comes back field for field.
+        #[test]
+        fn user_data_round_trips(key: [u8; 16], iv: [u8; 16], open_id in "[a-zA-Z0-9_-]{1,40}",
+                                 nick in "\\PC{0,20}", appid in "wx[a-f0-9]{16}") {
+            let plain = serde_json::json!({"openId": open_id, "nickName": nick,
+                "watermark": {"appid": appid, "timestamp": 1}}).to_string();
+            let got = decrypt_user_data(&STANDARD.encode(key), &encrypt(&key, &iv, plain.as_bytes()),
+                &STANDARD.encode(iv)).expect("decrypts");
+            prop_assert_eq!(got.open_id, Some(open_id));
+            prop_assert_eq!(got.nick_name, Some(nick));
+            prop_assert_eq!(got.watermark.map(|w| w.appid), Some(appid));
+        }
+
+        /// The signature matches exactly sha1(raw + key), whatever the input.
+        #[test]
+        fn signature_matches_only_its_own_digest(raw in ".{0,100}", key in ".{0,30}", other in "[0-9a-f]{0,40}") {
+            let good = hex::encode(Sha1::digest(format!("{raw}{key}").as_bytes()));
+            prop_assert!(signature_matches(&raw, &key, &good));
+            prop_assert_eq!(signature_matches(&raw, &key, &other), other == good);
+        }
+    }
+}

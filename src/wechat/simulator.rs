@@ -410,3 +410,28 @@ async fn sim_userinfo(sim: web::Data<Arc<Simulator>>, req: web::Json<UserInfoReq
         "signature": hex::encode(sha.finalize()),
     }))
 }
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+    use secrecy::SecretString;
+
+    #[test]
+    fn codes_and_sessions_are_bounded() {
+        let app = AppSettings {
+            app_id: "wxsim".into(),
+            secret: SecretString::from("s"),
+            page: "pages/x".into(),
+            env_version: "release".into(),
+            check_path: true,
+            width: 430,
+        };
+        let sim = Simulator::new(&[app], "http://127.0.0.1:1");
+        for i in 0..MAX_HELD {
+            assert!(sim.login("wxsim", &format!("user{i}")).is_ok());
+        }
+        assert_eq!(sim.login("wxsim", "one-more"), Err(SimRefusal::Full));
+        assert_eq!(sim.login("wxnope", "x"), Err(SimRefusal::UnknownApp));
+        assert!(sim.codes.len() <= MAX_HELD && sim.sessions.len() <= MAX_HELD);
+    }
+}

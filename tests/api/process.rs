@@ -432,3 +432,107 @@ async fn debug_logs_carry_no_secret() {
         );
     }
 }
+
+/// Runs a one-shot `scanlogin` command on the repo's config with these
+/// overrides; (exit code, stdout, stderr).
+fn run_command(command: &str, dir: &Path, extra: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
+    cmd.arg(command)
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
+        .env(
+            "SCANLOGIN__DATABASE__URL",
+            format!("sqlite://{}", dir.join("hub.db").display()),
+        )
+        .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("start scanlogin");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("scanlogin {command} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_simulator_refuses_a_network_bind_unless_told() {
+    let dir = tempfile::tempdir().expect("dir");
+    let network = [("SCANLOGIN__SERVER__BIND", "0.0.0.0:0")];
+    for command in ["check-config", "serve"] {
+        let (code, _, stderr) = run_command(command, dir.path(), &network);
+        assert_ne!(code, 0, "{command} must refuse: {stderr}");
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("wechat.simulator_on_network"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{command}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("hub.db").exists(),
+        "a refused start touches nothing"
+    );
+    // Told so, it starts; check-config still warns about the simulator.
+    let told = [
+        ("SCANLOGIN__SERVER__BIND", "0.0.0.0:0"),
+        ("SCANLOGIN__WECHAT__SIMULATOR_ON_NETWORK", "true"),
+    ];
+    let (code, stdout, stderr) = run_command("check-config", dir.path(), &told);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("warning: wechat.mode: simulator"),
+        "{stdout}"
+    );
+    // A limit of 0 is reported.
+    let off = [("SCANLOGIN__RATE_LIMIT__MP_PER_MINUTE", "0")];
+    let (code, stdout, _) = run_command("check-config", dir.path(), &off);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("rate_limit.mp_per_minute"), "{stdout}");
+}
+
+#[tokio::test]
+async fn malformed_requests_write_no_error_lines() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().expect("dir");
+    let log_path = dir.path().join("hub.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut hub = Hub::start(dir.path(), free_port(), &[], Stdio::from(log));
+    hub.wait_ready().await;
+    let garbage: [&[u8]; 4] = [
+        b"GARBAGE\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+        b"POST /api/v1/scenes HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nhello",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX: \x01\x02\r\n\r\n",
+    ];
+    for request in garbage {
+        let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", hub.port))
+            .await
+            .expect("connect");
+        conn.write_all(request).await.expect("write");
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+        assert!(answer.starts_with(b"HTTP/1.1 400"), "{request:?}");
+    }
+    // Bad JSON and wrong credentials are the clients' mistakes too.
+    let (status, _) = post(hub.url("/api/v1/scenes"), json!([1])).await;
+    assert_eq!(status, 400);
+    hub.sigterm();
+    assert_eq!(hub.wait_exit(), 0);
+    let text = std::fs::read_to_string(&log_path).expect("log");
+    assert!(text.contains("scanlogin listening"), "{text}");
+    assert!(!text.contains("ERROR"), "{text}");
+}

@@ -76,8 +76,10 @@ async function browserSees(hub, scene, after) {
   return res.json();
 }
 
-async function newScene(hub) {
-  const r = await h.postJson(`${hub.url}/api/v1/scenes`, { client_id: "demo" }, { "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36" });
+async function newScene(hub, { origin = "http://127.0.0.1:8080" } = {}) {
+  const headers = { "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36" };
+  if (origin) headers.Origin = origin;
+  const r = await h.postJson(`${hub.url}/api/v1/scenes`, { client_id: "demo" }, headers);
   assert.equal(r.status, 201, JSON.stringify(r.data));
   return r.data;
 }
@@ -163,6 +165,7 @@ describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").
     const scan = await logic.scan(ctx, logic.sceneFromQuery({ scene: encodeURIComponent(scene.scene_id) }));
     assert.deepEqual(scan.site, { id: "demo", name: "Demo site", origin: "http://127.0.0.1:8080" });
     assert.equal(scan.browser.ip, "127.0.0.1");
+    assert.equal(scan.browser.kind, "browser");
     assert.equal(scan.browser.label, "Chrome · Windows");
     assert.ok(scan.mpToken);
     assert.equal((await browserSees(hub, scene, "waiting")).state, "scanned");
@@ -198,6 +201,13 @@ describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").
     const ev = await browserSees(hub, scene, "scanned");
     assert.equal(ev.user.nickname, "Carol 旧版");
     assert.equal(ev.user.avatar_url, `${hub.url}/sim/avatars/3.svg`);
+  });
+
+  test("a code made without a web page is shown as such, so the person can refuse", async () => {
+    const scene = await newScene(hub, { origin: null });
+    const scan = await logic.scan({ wx: fakeWx(hub.url, "alice"), hub: hub.url }, scene.scene_id);
+    assert.equal(scan.site.origin, "");
+    assert.equal(scan.browser.kind, "server");
   });
 
   test("cancel: the browser is told; a later confirm is refused as already answered", async () => {

@@ -166,7 +166,9 @@
 
   /**
    * Scans: wx.login, then POST /api/v1/mp/scan. Resolves
-   * { mpToken, expiresAt, site: {id, name, origin}, browser: {ip, userAgent, label} }.
+   * { mpToken, expiresAt, site: {id, name, origin}, browser: {kind, ip, userAgent, label} }.
+   * `browser.kind` is "server" when the code was made without a web page
+   * (no Origin): what a QRLJacking script does, so the page warns.
    */
   function scan(ctx, sceneId) {
     if (!sceneId) return Promise.reject(ScanError("bad_scene"));
@@ -184,7 +186,12 @@
           mpToken: a.mp_token,
           expiresAt: a.expires_at,
           site: { id: client.id, name: client.name || client.id, origin: client.origin || "" },
-          browser: { ip: browser.ip || "", userAgent: browser.user_agent || "", label: describeBrowser(browser.user_agent) }
+          browser: {
+            kind: browser.kind === "server" ? "server" : "browser",
+            ip: browser.ip || "",
+            userAgent: browser.user_agent || "",
+            label: describeBrowser(browser.user_agent)
+          }
         };
       });
   }

@@ -1,0 +1,296 @@
+//! Signed webhooks (`login.confirmed`, `login.cancelled`) sent the Standard
+//! Webhooks way to each client's `webhook_url`. An event is written to the
+//! outbox in the same transaction as the login's state change
+//! ([`record_confirmed`], [`record_cancelled`]); the delivery worker sends it
+//! at least once, retrying with growing delays, and survives restarts.
+
+pub mod outbox;
+pub mod signing;
+pub mod worker;
+
+use std::sync::Arc;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbErr};
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::config::{ClientSettings, Settings};
+use crate::login::{FlowEvent, rfc3339};
+use crate::scene::State;
+use crate::users::{UserProfile, join_profile, read_profile};
+use signing::SigningKey;
+
+/// Event type of a confirmed login.
+pub const LOGIN_CONFIRMED: &str = "login.confirmed";
+/// Event type of a cancelled login.
+pub const LOGIN_CANCELLED: &str = "login.cancelled";
+
+/// The JSON body of an event.
+#[derive(Debug, Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: String,
+    data: EventData<'a>,
+}
+
+/// What happened, to which scene, for which client.
+#[derive(Debug, Serialize)]
+struct EventData<'a> {
+    scene_id: &'a str,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserProfile>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirmed_at: Option<String>,
+}
+
+fn has_webhook(settings: &Settings, client_id: &str) -> bool {
+    settings
+        .client(client_id)
+        .is_some_and(|c| c.webhook_url.is_some())
+}
+
+/// Inside a confirm's transaction, after its ticket was issued: queues
+/// `login.confirmed` when the client has a webhook. `user` and
+/// `confirmed_at` are read from the ticket exactly as a redemption reads them.
+pub async fn record_confirmed(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    scene_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    use entity::tickets::{self, Column as T};
+    if !has_webhook(settings, client_id) {
+        return Ok(());
+    }
+    let mut query = Query::select()
+        .column((tickets::Entity, T::IssuedAt))
+        .from(tickets::Entity)
+        .and_where(Expr::col((tickets::Entity, T::SceneId)).eq(scene_id))
+        .to_owned();
+    join_profile(&mut query, Expr::col((tickets::Entity, T::UserId)));
+    let rows = conn.query_all(&query).await?;
+    let issued_at: i64 = rows
+        .first()
+        .ok_or_else(|| DbErr::Custom("the confirmed scene has no ticket".into()))?
+        .try_get_by_index(0)?;
+    let user = read_profile(&rows, 1)?
+        .ok_or_else(|| DbErr::Custom("the confirmed scene's user is missing".into()))?;
+    let event = Event {
+        kind: LOGIN_CONFIRMED,
+        timestamp: rfc3339(now),
+        data: EventData {
+            scene_id,
+            client_id,
+            user: Some(user),
+            confirmed_at: Some(rfc3339(issued_at)),
+        },
+    };
+    outbox::insert(conn, client_id, LOGIN_CONFIRMED, &body(&event)?, now).await
+}
+
+/// Inside a cancel's transaction: queues `login.cancelled` when the client
+/// has a webhook.
+pub async fn record_cancelled(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    scene_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    if !has_webhook(settings, client_id) {
+        return Ok(());
+    }
+    let event = Event {
+        kind: LOGIN_CANCELLED,
+        timestamp: rfc3339(now),
+        data: EventData {
+            scene_id,
+            client_id,
+            user: None,
+            confirmed_at: None,
+        },
+    };
+    outbox::insert(conn, client_id, LOGIN_CANCELLED, &body(&event)?, now).await
+}
+
+fn body(event: &Event<'_>) -> Result<String, DbErr> {
+    serde_json::to_string(event).map_err(|e| DbErr::Custom(format!("webhook body: {e}")))
+}
+
+/// Wakes this node's delivery worker after a login ended, so the first
+/// attempt does not wait for the next poll.
+#[derive(Clone, Default)]
+pub struct Wake(Arc<Notify>);
+
+impl Wake {
+    /// Called with every flow event (after its transaction committed).
+    pub fn on_flow(&self, event: FlowEvent) {
+        if matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
+            self.0.notify_one();
+        }
+    }
+
+    /// Resolves after the next wake-up (or at once if one is pending).
+    pub async fn notified(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// A client's webhook as the worker uses it.
+pub struct Target {
+    /// Where events are POSTed.
+    pub url: url::Url,
+    /// What signs them.
+    pub key: SigningKey,
+}
+
+/// The webhook of `client`, when it has a usable one.
+pub fn target(client: &ClientSettings) -> Option<Target> {
+    use secrecy::ExposeSecret;
+    let url = client.webhook_url.clone()?;
+    let key = SigningKey::parse(client.webhook_secret.as_ref()?.expose_secret()).ok()?;
+    Some(Target { url, key })
+}
+
+/// Mistakes in the webhook settings, one line each (never the secret).
+pub fn settings_problems(s: &Settings) -> Vec<String> {
+    use secrecy::ExposeSecret;
+    let mut out = Vec::new();
+    for (i, client) in s.clients.iter().enumerate() {
+        if let Some(secret) = &client.webhook_secret
+            && let Err(why) = SigningKey::parse(secret.expose_secret())
+        {
+            out.push(format!("clients[{i}].webhook_secret: {why}"));
+        }
+        if let Some(url) = &client.webhook_url {
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+                out.push(format!("clients[{i}].webhook_url: must be an http(s) URL"));
+            }
+            if client.webhook_secret.is_none() {
+                out.push(format!(
+                    "clients[{i}].webhook_secret: required with webhook_url"
+                ));
+            }
+        }
+    }
+    let w = &s.webhooks;
+    if !(100..=60_000).contains(&w.timeout_ms) {
+        out.push("webhooks.timeout_ms: must be within 100..=60000".into());
+    }
+    if !(10..=30_000).contains(&w.retry_first_ms) {
+        out.push("webhooks.retry_first_ms: must be within 10..=30000".into());
+    }
+    if w.retry_max_ms < w.retry_first_ms || w.retry_max_ms > 86_400_000 {
+        out.push("webhooks.retry_max_ms: from retry_first_ms up to 86400000".into());
+    }
+    if w.retry_for_secs == 0 {
+        out.push("webhooks.retry_for_secs: must be at least 1".into());
+    }
+    if !(50..=60_000).contains(&w.poll_interval_ms) {
+        out.push("webhooks.poll_interval_ms: must be within 50..=60000".into());
+    }
+    if !(1..=256).contains(&w.concurrency) {
+        out.push("webhooks.concurrency: must be within 1..=256".into());
+    }
+    out
+}
+
+/// Advice about the webhook settings that does not stop `serve`.
+pub fn settings_warnings(s: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, client) in s.clients.iter().enumerate() {
+        if let Some(url) = &client.webhook_url
+            && url.scheme() != "https"
+            && !is_loopback(url)
+        {
+            out.push(format!(
+                "clients[{i}].webhook_url: not https; events would cross the network in clear"
+            ));
+        }
+        if client.webhook_secret.is_some() && client.webhook_url.is_none() {
+            out.push(format!(
+                "clients[{i}].webhook_secret: set without webhook_url; no webhook is sent"
+            ));
+        }
+    }
+    if s.webhooks.retry_for_secs < 86_400 {
+        out.push("webhooks.retry_for_secs: under a day; receivers down longer lose events".into());
+    }
+    out
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    fn settings(url: &str, secret: &str) -> Result<Settings, crate::config::ConfigError> {
+        let text = format!(
+            r#"
+            [[apps]]
+            app_id = "wxtest"
+            secret = "s"
+            [[clients]]
+            client_id = "shop"
+            name = "Shop"
+            client_secret = "0123456789abcdef"
+            webhook_url = "{url}"
+            webhook_secret = "{secret}"
+            "#
+        );
+        Settings::from_sources(&text, Vec::new())
+    }
+
+    #[test]
+    fn bad_secrets_are_errors_that_do_not_repeat_them() {
+        let short = format!("whsec_{}", STANDARD.encode([5u8; 23]));
+        for bad in [short.as_str(), "whsec_***", "plain-secret-0123456789abcdef"] {
+            let err = settings("https://a.example/h", bad)
+                .expect_err(bad)
+                .to_string();
+            assert!(err.contains("clients[0].webhook_secret"), "{err}");
+            assert!(!err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn plain_http_is_a_warning_except_on_loopback_and_secrets_stay_hidden() {
+        let secret = format!("whsec_{}", STANDARD.encode([5u8; 32]));
+        let s = settings("http://a.example/h", &secret).expect("valid");
+        assert!(
+            s.warnings()
+                .iter()
+                .any(|w| w.starts_with("clients[0].webhook_url: not https")),
+            "{:?}",
+            s.warnings()
+        );
+        assert!(!format!("{s:?}").contains(&secret[6..]));
+        for local in [
+            "http://127.0.0.1:9000/h",
+            "http://localhost/h",
+            "http://[::1]/h",
+        ] {
+            let s = settings(local, &secret).expect("valid");
+            assert!(
+                !s.warnings().iter().any(|w| w.contains("webhook_url")),
+                "{local}"
+            );
+        }
+        let s = settings("https://a.example/h", &secret).expect("valid");
+        assert!(target(&s.clients[0]).is_some());
+    }
+}
