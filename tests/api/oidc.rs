@@ -815,3 +815,74 @@ async fn nodes_starting_together_share_one_key() {
         .await;
     let _ = admin.close().await;
 }
+
+#[tokio::test]
+async fn malformed_requests_get_clear_answers_and_change_nothing() {
+    let app = oidc_app().await;
+    // The page's completion: unknown handle, neither ticket nor cancel,
+    // not JSON, a foreign Origin.
+    let res = complete(&app, &json!({"handle": "nope", "cancelled": true})).await;
+    assert_problem(res, 400, "invalid_request").await;
+    let p = pkce();
+    let (data, _, _) = page_data(authorize(&app, &params(&p, "s", "n")).await).await;
+    let res = complete(&app, &json!({"handle": data["handle"]})).await;
+    assert_problem(res, 400, "invalid_request").await;
+    let res = complete(
+        &app,
+        &json!({"handle": data["handle"], "ticket": "forged.ticket"}),
+    )
+    .await;
+    assert_problem(res, 400, "invalid_ticket").await;
+    let res = app
+        .http
+        .post(app.url("/oauth2/authorize/complete"))
+        .header("Origin", "https://evil.test")
+        .json(&json!({"handle": data["handle"], "cancelled": true}))
+        .send()
+        .await
+        .expect("POST complete");
+    assert_problem(res, 403, "origin_not_allowed").await;
+    let res = app
+        .http
+        .post(app.url("/oauth2/authorize/complete"))
+        .header(CONTENT_TYPE, "text/plain")
+        .body("handle")
+        .send()
+        .await
+        .expect("POST complete");
+    assert_eq!(res.status(), 415);
+    // None of that ended the request: cancelling it still works once.
+    let res = complete(&app, &json!({"handle": data["handle"], "cancelled": true})).await;
+    assert_eq!(res.status(), 200);
+
+    // The token endpoint: JSON instead of a form, a repeated parameter, a
+    // body over 8 KiB.
+    let res = app
+        .http
+        .post(app.url("/oauth2/token"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .json(&json!({"grant_type": "authorization_code"}))
+        .send()
+        .await
+        .expect("POST token");
+    oauth_error(res, 400, "invalid_request").await;
+    let twice = [
+        ("grant_type", "authorization_code"),
+        ("code", "a"),
+        ("code", "b"),
+    ];
+    oauth_error(
+        token(&app, &twice, Some((CLIENT_ID, CLIENT_SECRET))).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    let big = "x".repeat(9 * 1024);
+    let res = token(
+        &app,
+        &[("code", big.as_str())],
+        Some((CLIENT_ID, CLIENT_SECRET)),
+    )
+    .await;
+    assert_eq!(res.status(), 413);
+}
