@@ -8,6 +8,7 @@ mod m20261122_000001_init;
 mod m20261122_000002_scene_origin;
 mod m20261130_000020_oidc;
 mod m20261130_000030_webhooks;
+mod m20261130_000040_wechat_depth;
 
 /// Every migration of scanlogin, oldest first.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_scene_origin::Migration),
             Box::new(m20261130_000020_oidc::Migration),
             Box::new(m20261130_000030_webhooks::Migration),
+            Box::new(m20261130_000040_wechat_depth::Migration),
         ]
     }
 }

@@ -82,6 +82,7 @@ pub async fn create_scene(
             "qrcode_url": format!("{base}/api/v1/scenes/{id}/qrcode"),
             "ws_url": format!("{ws_base}/api/v1/scenes/{id}/ws"),
             "events_url": format!("{base}/api/v1/scenes/{id}/events"),
+            "app_id": scene.app_id,
         })))
 }
 

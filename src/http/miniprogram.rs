@@ -71,6 +71,7 @@ pub struct ConfirmBody {
     raw_data: Option<String>,
     signature: Option<String>,
     profile: Option<ProfileInput>,
+    phone_code: Option<String>,
 }
 
 /// `POST /api/v1/mp/confirm`
@@ -88,6 +89,7 @@ pub async fn confirm(
         raw_data: b.raw_data,
         signature: b.signature,
         profile: b.profile,
+        phone_code: b.phone_code,
     };
     let (state_now, user_id) = state
         .login

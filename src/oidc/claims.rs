@@ -21,7 +21,9 @@ pub struct IdTokenClaims<'a> {
 }
 
 /// The person's claims for `scope`: `sub` (the redeem API's `user.id`),
-/// `name` and `picture` with `profile`, and `unionid` when WeChat gave one.
+/// `name` and `picture` with `profile`, `phone_number` and
+/// `phone_number_verified` with `phone` when the client may have them, and
+/// `unionid` when WeChat gave one.
 pub fn user_claims(user: &UserProfile, scope: &[&str]) -> Map<String, Value> {
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.id));
@@ -36,8 +38,13 @@ pub fn user_claims(user: &UserProfile, scope: &[&str]) -> Map<String, Value> {
     if let Some(unionid) = &user.unionid {
         claims.insert("unionid".into(), json!(unionid));
     }
-    // Issue 14 adds the phone number: with `phone` in the scope and a number
-    // known for a client with `phone = true`, insert `phone_number` and
-    // `phone_number_verified` here.
+    // `user.phone_number` is only there for a client with `phone = true`;
+    // the number came from WeChat's getuserphonenumber, so it is verified.
+    if scope.contains(&"phone")
+        && let Some(number) = &user.phone_number
+    {
+        claims.insert("phone_number".into(), json!(number));
+        claims.insert("phone_number_verified".into(), json!(true));
+    }
     claims
 }

@@ -204,9 +204,8 @@ impl Oidc {
             "id_token_signing_alg_values_supported": ["RS256"],
             "scopes_supported": SCOPES,
             "subject_types_supported": ["public"],
-            // Issue 14 adds phone_number and phone_number_verified.
             "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
-                "name", "picture", "unionid"],
+                "name", "picture", "unionid", "phone_number", "phone_number_verified"],
             "authorization_response_iss_parameter_supported": true,
         })
     }

@@ -886,3 +886,79 @@ async fn malformed_requests_get_clear_answers_and_change_nothing() {
     .await;
     assert_eq!(res.status(), 413);
 }
+
+/// A client with `phone = true` gets the phone claims with scope `phone`.
+#[tokio::test]
+async fn the_phone_scope_gives_a_phone_clients_verified_number() {
+    const PHONE_CLIENT: &str = "phone-site";
+    const PHONE_SECRET: &str = "phone-site-secret-0123456789";
+    let app = spawn_app_with(|c| {
+        c.extra_toml = format!(
+            "[[clients]]\nclient_id = \"{PHONE_CLIENT}\"\nname = \"Phone site\"\n\
+             client_secret = \"{PHONE_SECRET}\"\nphone = true\nredirect_uris = [\"{REDIRECT}\"]\n"
+        );
+    })
+    .await;
+    let p = pkce();
+    let ps = with(
+        with(params(&p, "s", "n"), "client_id", Some(PHONE_CLIENT)),
+        "scope",
+        Some("openid phone"),
+    );
+    let (data, _, _) = page_data(authorize(&app, &ps).await).await;
+    let res = app
+        .post_scene(&json!({"client_id": PHONE_CLIENT}), Some(PUBLIC_URL))
+        .await;
+    let body: Value = res.json().await.expect("scene");
+    let scene = crate::helpers::Scene {
+        id: body["scene_id"].as_str().expect("id").to_owned(),
+        browser_token: body["browser_token"].as_str().expect("token").to_owned(),
+        body,
+    };
+    let mp_token = app
+        .scanned(&scene.id, &app.login_code(&unique("openid")))
+        .await;
+    app.fake.add_phone_code("oidc-pc-1", "13912345678");
+    ok_json(
+        app.confirm(
+            &json!({"scene_id": scene.id, "mp_token": mp_token, "phone_code": "oidc-pc-1"}),
+        )
+        .await,
+    )
+    .await;
+    let ticket = ok_json(app.events(&scene, None, 0).await).await["ticket"]
+        .as_str()
+        .expect("ticket")
+        .to_owned();
+    let to = ok_json(complete(&app, &json!({"handle": data["handle"], "ticket": ticket})).await)
+        .await["redirect_to"]
+        .as_str()
+        .expect("redirect_to")
+        .to_owned();
+    let code = query(&to)["code"].clone();
+    let answer = ok_json(
+        token(
+            &app,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &p.verifier),
+            ],
+            Some((PHONE_CLIENT, PHONE_SECRET)),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(answer["scope"], "openid phone");
+    let id_token = answer["id_token"].as_str().expect("id_token");
+    let claims = jsonwebtoken::dangerous::insecure_decode::<Value>(id_token)
+        .expect("claims")
+        .claims;
+    assert_eq!(claims["phone_number"], "13912345678");
+    assert_eq!(claims["phone_number_verified"], true);
+    assert!(claims.get("name").is_none(), "no profile scope: {claims}");
+    let info =
+        ok_json(userinfo(&app, answer["access_token"].as_str().expect("access_token")).await).await;
+    assert_eq!(info["phone_number"], "13912345678");
+}
