@@ -47,6 +47,39 @@ pub async fn scan(
     Ok(HttpResponse::Ok().json(answer))
 }
 
+#[derive(Deserialize)]
+pub struct InsideLoginBody {
+    code: String,
+    app_id: Option<String>,
+}
+
+/// `POST /api/v1/mp/login`: a login inside the mini-program itself; the
+/// same `user_id` a website login gives, and an ID token (`aud` = app id).
+pub async fn login(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Json<InsideLoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+    RateLimits::by_ip(&state.limits.mp, ip)?;
+    let b = body.into_inner();
+    if b.code.is_empty() {
+        return Err(ApiError::InvalidRequest("code is required".into()));
+    }
+    let person = state
+        .login
+        .inside_login(&b.code, b.app_id.as_deref())
+        .await?;
+    let (id_token, expires_in) = state.oidc.inside_id_token(&person).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({
+            "user_id": person.user_id,
+            "id_token": id_token,
+            "expires_in": expires_in,
+        })))
+}
+
 fn auth(mp_token: Option<String>, code: Option<String>) -> Result<MpAuth, ApiError> {
     match (
         mp_token.filter(|t| !t.is_empty()),

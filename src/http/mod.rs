@@ -66,6 +66,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(
                 web::scope("/api/v1/mp")
                     .service(web::resource("/scan").post(miniprogram::scan))
+                    .service(web::resource("/login").post(miniprogram::login))
                     .service(web::resource("/confirm").post(miniprogram::confirm))
                     .service(web::resource("/cancel").post(miniprogram::cancel))
                     .service(web::resource("/avatar").post(avatars::upload)),

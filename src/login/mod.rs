@@ -2,6 +2,10 @@
 //! confirms or cancels, and a site backend redeems a ticket. Handlers call
 //! these functions; these call the stores, WeChat and the bus.
 
+mod inside;
+
+pub use inside::InsideLogin;
+
 use std::sync::Arc;
 use std::time::Duration;
 

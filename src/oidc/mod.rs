@@ -575,6 +575,35 @@ impl Oidc {
             ))
     }
 
+    /// An ID token for a person logged in inside the mini-program: signed
+    /// like the OIDC ID token, `aud` = the app's `app_id`, so the
+    /// mini-program's own backend can verify it with the JWKS. Returns the
+    /// token and its life in seconds.
+    pub async fn inside_id_token(
+        &self,
+        login: &crate::login::InsideLogin,
+    ) -> Result<(String, i64), ApiError> {
+        let mut user = serde_json::Map::new();
+        user.insert("sub".into(), serde_json::json!(login.user_id));
+        if let Some(unionid) = &login.unionid {
+            user.insert("unionid".into(), serde_json::json!(unionid));
+        }
+        let iat = now_ms() / 1000;
+        let token = self
+            .keys
+            .sign(&IdTokenClaims {
+                iss: self.issuer(),
+                aud: &login.app_id,
+                exp: iat + ID_TOKEN_TTL_SECS,
+                iat,
+                auth_time: iat,
+                nonce: None,
+                user: &user,
+            })
+            .await?;
+        Ok((token, ID_TOKEN_TTL_SECS))
+    }
+
     /// `GET /oauth2/jwks`.
     pub async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, ApiError> {
         Ok(self.keys.jwks().await?)

@@ -114,6 +114,27 @@ impl UserStore {
         Func::coalesce(candidates).into()
     }
 
+    /// The user `p` already is, or `new_id`: [`Self::existing_or`] in a
+    /// SELECT of its own, for logins that update no scene.
+    pub async fn existing(
+        &self,
+        conn: &impl ConnectionTrait,
+        p: &Person<'_>,
+        new_id: &str,
+    ) -> Result<String, DbErr> {
+        let query = Query::select()
+            .expr_as(
+                Self::existing_or(p, new_id),
+                sea_orm::sea_query::Alias::new("id"),
+            )
+            .to_owned();
+        let row = conn
+            .query_one_raw(conn.get_database_backend().build(&query))
+            .await?
+            .ok_or_else(|| DbErr::RecordNotFound("a SELECT without FROM gave no row".into()))?;
+        row.try_get("", "id")
+    }
+
     /// Records `p` as the user `found`, which [`Self::existing_or`]`(p,
     /// new_id)` gave in this transaction, and updates their profile; returns
     /// the user id, which differs from `found` only when a concurrent first

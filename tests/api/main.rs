@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod hostile_ws;
 mod housekeeping;
+mod mp_login;
 mod oidc;
 mod postgres;
 mod process;
