@@ -6,6 +6,7 @@ pub mod client_ip;
 pub mod demo;
 pub mod miniprogram;
 pub mod observe;
+pub mod openapi;
 pub mod ops;
 pub mod site;
 pub mod socket;
@@ -70,6 +71,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(web::resource("/api/v1/tickets/redeem").post(site::redeem))
             .service(web::resource("/healthz").get(ops::healthz))
             .service(web::resource("/readyz").get(ops::readyz))
+            .service(web::resource("/openapi.json").get(openapi::document))
             .configure(web_assets::configure);
         if public_metrics {
             cfg.service(web::resource("/metrics").get(ops::metrics));
