@@ -39,6 +39,7 @@ pub const ERROR_CODES: [&str; 18] = [
 pub struct Problem {
     /// A URI naming the problem type: `urn:scanlogin:error:{code}`.
     #[serde(rename = "type")]
+    #[schema(format = "uri")]
     pub r#type: String,
     /// The HTTP reason phrase of `status`.
     pub title: &'static str,
@@ -52,9 +53,11 @@ pub struct Problem {
     pub code: &'static str,
     /// WeChat's `errcode` (only with `code` = `wechat_error`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errcode: Option<i64>,
     /// WeChat's `errmsg` (only with `code` = `wechat_error`).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub errmsg: Option<String>,
 }
 

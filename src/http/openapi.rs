@@ -48,13 +48,13 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::ops::readyz,
         document,
     ),
-    components(schemas(Problem, crate::login::BrowserEvent)),
+    components(schemas(Problem, crate::login::BrowserEvent, super::socket::AuthFrame)),
     modifiers(&SecuritySchemes, &ProblemAnswers),
     tags(
         (name = "browser", description = "Called by the widget in the browser (CORS per client)"),
         (name = "mini-program", description = "Called by the mini-program with wx.request"),
         (name = "site", description = "Called by the site's backend"),
-        (name = "operations", description = "Liveness and readiness"),
+        (name = "operations", description = "Liveness, readiness and this document"),
     )
 )]
 pub struct ApiDoc;
@@ -114,7 +114,7 @@ impl Modify for ProblemAnswers {
                     );
                     if code == 429 || code == 503 {
                         answer.headers.insert(
-                            header::RETRY_AFTER.as_str().to_owned(),
+                            "Retry-After".to_owned(),
                             RefOr::T(
                                 HeaderBuilder::new()
                                     .schema(Some(u64::schema()))
@@ -136,6 +136,7 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::open
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi",
     tag = "operations",
     summary = "This document (OpenAPI 3.1)",
     responses(

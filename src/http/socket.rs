@@ -43,10 +43,15 @@ pub mod close {
     pub const EXPIRED: u16 = 4410;
 }
 
-#[derive(Deserialize)]
-struct AuthFrame {
+/// The browser's first WebSocket message.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WsAuthFrame)]
+pub(crate) struct AuthFrame {
+    /// `auth`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^auth$")]
     kind: String,
+    /// The scene's `browser_token` from `POST /api/v1/scenes`.
     browser_token: String,
 }
 
@@ -60,7 +65,7 @@ struct AuthFrame {
     summary = "The scene's WebSocket (state pushes)",
     description = "A WebSocket upgrade (`Upgrade: websocket`). `Origin` is checked like \
         `POST /api/v1/scenes`. The browser's first frame must be the text message \
-        `{\"type\": \"auth\", \"browser_token\": \"...\"}` within 10 s. The server then \
+        `{\"type\": \"auth\", \"browser_token\": \"...\"}` (schema `WsAuthFrame`) within 10 s. The server then \
         sends the current state at once and each change, as text messages with the \
         `BrowserEvent` schema (the `confirmed` event adds `ticket` and `user`). The server \
         pings every 20 s and drops a socket silent for 60 s. Frames or messages larger \

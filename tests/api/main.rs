@@ -11,6 +11,7 @@ mod flow;
 mod helpers;
 mod hostile;
 mod housekeeping;
+mod openapi;
 mod postgres;
 mod process;
 mod simulator;
