@@ -34,6 +34,7 @@ pub struct SceneCreated {
     /// This browser's secret for the WebSocket auth frame and `events`:
     /// never put it in a URL.
     pub browser_token: String,
+    /// `waiting`.
     pub state: State,
     /// When the scene expires (RFC 3339).
     #[schema(format = DateTime)]

@@ -128,15 +128,19 @@ pub struct RedeemAnswer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventType {
+    /// A state event.
     State,
 }
 
 /// The event a browser receives over the WebSocket and from `events`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BrowserEvent {
+    /// `state`.
     #[serde(rename = "type")]
     pub r#type: EventType,
+    /// The scene the event is about.
     pub scene_id: String,
+    /// The scene's state now.
     pub state: State,
     /// The one-time ticket for the site's backend (only when `confirmed`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,8 +155,10 @@ pub struct BrowserEvent {
 /// The person shown to the browser after a confirm.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventUser {
+    /// The nickname the phone sent, if any.
     #[schema(required = true)]
     pub nickname: Option<String>,
+    /// The avatar URL the phone sent, if any.
     #[schema(required = true)]
     pub avatar_url: Option<String>,
 }
