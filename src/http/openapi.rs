@@ -132,7 +132,7 @@ impl Modify for ProblemAnswers {
 static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
 
 /// `GET /openapi.json`: the document, with the configured public URL as
-/// its server.
+/// its server, readable from any origin.
 #[utoipa::path(
     get,
     path = "/openapi.json",
@@ -150,5 +150,7 @@ pub async fn document(state: web::Data<AppState>) -> HttpResponse {
     doc.servers = Some(vec![Server::new(base.trim_end_matches('/'))]);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        // Public and without credentials: any OpenAPI viewer may load it.
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
         .json(doc)
 }

@@ -160,6 +160,7 @@ impl Doc {
             header(&res, CONTENT_TYPE.as_str()).starts_with("application/json"),
             "{res:?}"
         );
+        assert_eq!(header(&res, "access-control-allow-origin"), "*");
         Self {
             json: res.json().await.expect("the document is JSON"),
         }
