@@ -1,5 +1,5 @@
 //! The one error type at the HTTP edge, rendered as RFC 9457 problem details
-//! with the stable `code` of SPEC.md. 4xx answers show their message; 5xx
+//! with the stable `code` of docs/api.md. 4xx answers show their message; 5xx
 //! answers are opaque and the detail goes to the log only.
 
 use actix_web::http::StatusCode;
@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-/// Every `code` a problem can carry (SPEC.md "Errors"); the `code` enum of
+/// Every `code` a problem can carry (docs/api.md "Errors"); the `code` enum of
 /// the OpenAPI document. A unit test checks every [`ApiError`] against it.
 pub const ERROR_CODES: [&str; 18] = [
     "invalid_request",
@@ -65,7 +65,7 @@ fn error_code_schema() -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some(
-            "The stable, machine-readable error code (SPEC.md \"Errors\").",
+            "The stable, machine-readable error code (docs/api.md \"Errors\").",
         ))
         .enum_values(Some(ERROR_CODES))
         .into()
@@ -116,7 +116,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// The stable snake_case code of SPEC.md.
+    /// The stable snake_case code of docs/api.md.
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) | Self::BadRequestStatus { .. } => "invalid_request",

@@ -3,7 +3,7 @@
 //! production, and WeChat's side of the work is not counted in the hub's CPU.
 //!
 //! It speaks WeChat's wire format for what the hub calls on a login
-//! (`/work/shared/WECHAT.md`): `POST /cgi-bin/stable_token` and
+//! (as WeChat documents it): `POST /cgi-bin/stable_token` and
 //! `GET /sns/jscode2session`, errors as HTTP 200 with
 //! `{"errcode", "errmsg"}`. Anything else is a 404 with a WeChat-style error.
 //!

@@ -24,8 +24,8 @@ const PROBLEM_JSON: &str = "application/problem+json";
 #[openapi(
     info(
         title = "scanlogin",
-        description = "Scan-with-WeChat login hub. The contract is SPEC.md; this document \
-            gives the field-level detail.\n\n\
+        description = "Scan-with-WeChat login hub. The contract is docs/api.md in the \
+            repository; this document gives the field-level detail.\n\n\
             Authentication: the browser's `browser_token` (from `POST /api/v1/scenes`) as \
             `Authorization: Bearer` on `events` and in the WebSocket's first frame; the site \
             backend's HTTP Basic `client_id:client_secret` on `tickets/redeem`; the \

@@ -69,7 +69,8 @@ pub(crate) fn authenticate<'a>(
     responses(
         (status = 200, description = "The user", body = crate::login::RedeemAnswer),
         (status = 400, description = "`invalid_ticket` or `invalid_request`"),
-        (status = 401, description = "`unauthorized`: missing or wrong client credentials"),
+        (status = 401, description = "`unauthorized`: missing or wrong client credentials",
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"scanlogin\"`"))),
         (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
         (status = 415, description = "`invalid_request`: not `application/json`"),
         (status = 429, description = "`rate_limited` (per client; failed authentication per \

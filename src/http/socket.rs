@@ -4,7 +4,13 @@
 //! and hands the bare stream to a session task, so a waiting browser keeps no
 //! HTTP buffers. The session authenticates with its first frame, sends the
 //! current state, then each change, pings every 20 s and ends with a close
-//! code of SPEC.md.
+//! code of docs/api.md.
+//!
+//! A scene holds at most [`MAX_SOCKETS_PER_SCENE`] authenticated sockets on
+//! this node: one more is refused at the upgrade (429 `rate_limited`, no
+//! 101), or, when it raced another past that check, closed with 1008 once
+//! authenticated. Only authenticated sockets take a place, so someone who has
+//! seen a scene id but not its browser token cannot crowd the browser out.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +31,7 @@ use ws::{CloseCode, CloseReason};
 use super::ws_conn::{Incoming, WsConn};
 use crate::error::ApiError;
 use crate::push::Subscription;
+use crate::push::registry::SocketSlot;
 use crate::scene::{SceneView, State};
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -33,10 +40,15 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(20);
 const SILENCE_LIMIT: Duration = Duration::from_secs(60);
 const MAX_FRAME: usize = 4 * 1024;
+/// Authenticated WebSockets one scene may hold on this node (docs/api.md).
+pub const MAX_SOCKETS_PER_SCENE: usize = 8;
+/// The `Retry-After` of a refusal for a full scene: a place frees when one of
+/// its browsers leaves.
+const FULL_SCENE_RETRY_SECS: u64 = 10;
 /// The route, as metrics and logs name it.
 const ROUTE: &str = "/api/v1/scenes/{scene_id}/ws";
 
-/// Close codes of SPEC.md.
+/// Close codes of docs/api.md.
 pub mod close {
     pub const BAD_TOKEN: u16 = 4401;
     pub const UNKNOWN_SCENE: u16 = 4404;
@@ -71,15 +83,17 @@ pub(crate) struct AuthFrame {
         pings every 20 s and drops a socket silent for 60 s. Frames or messages larger \
         than 4 KiB are refused. Close codes: 1000 after a final state; 4401 bad or \
         missing auth frame (or none within 10 s); 4404 unknown scene; 4410 expired scene; \
-        1009 message too large; 1007 text that is not UTF-8; 1002 protocol error; 1012 the \
-        hub is restarting (reconnect); 1013 the hub could not read the scene (retry); 1001 no \
-        answer to pings.",
+        1009 frame or message over 4 KiB; 1007 text that is not UTF-8; 1002 a broken control \
+        frame; 1008 the scene already has 8 sockets; 1012 the hub is restarting (reconnect to \
+        the same scene); 1013 the hub could not read the scene (retry); 1001 no answer to \
+        pings for 60 s.",
     params(("scene_id" = String, Path, description = "32 lowercase hex characters")),
     responses(
         (status = 101, description = "Switching Protocols: the socket is open"),
         (status = 400, description = "`invalid_request`: not a WebSocket upgrade request"),
         (status = 403, description = "`origin_not_allowed`"),
-        (status = 429, description = "`rate_limited` (upgrades per IP)"),
+        (status = 429, description = "`rate_limited` (upgrades per IP, or the scene already \
+            has 8 sockets)"),
         (status = 503, description = "`unavailable`"),
     )
 )]
@@ -174,6 +188,9 @@ async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<St
         }
         _ => {}
     }
+    if state.registry.sockets_of(scene_id) >= MAX_SOCKETS_PER_SCENE {
+        return Err(ApiError::RateLimited(FULL_SCENE_RETRY_SECS));
+    }
     Ok(scene_id.to_owned())
 }
 
@@ -239,13 +256,14 @@ async fn authenticate(conn: &mut WsConn) -> Result<String, Option<CloseReason>> 
     }
 }
 
-/// Authenticates, subscribes and sends the current state; the state shown
-/// when the session goes on to wait, or how it ends.
+/// Authenticates, subscribes, takes a place among the scene's sockets and
+/// sends the current state; what the session goes on to wait with, or how it
+/// ends.
 async fn start(
     state: &AppState,
     scene_id: &str,
     conn: &mut WsConn,
-) -> Result<(Subscription, State), Option<CloseReason>> {
+) -> Result<(Subscription, SocketSlot, State), Option<CloseReason>> {
     let token = authenticate(conn).await?;
     // Listen before reading the state, so no change falls in between.
     let sub = state.registry.subscribe(scene_id);
@@ -265,6 +283,12 @@ async fn start(
         }
     };
     drop(token);
+    let Some(slot) = state.registry.socket_slot(scene_id, MAX_SOCKETS_PER_SCENE) else {
+        return Err(Some(CloseReason {
+            code: CloseCode::Policy,
+            description: Some("too many sockets for this scene".into()),
+        }));
+    };
     if view.state == State::Expired {
         let _ = send(conn, state, &view).await;
         return Err(reason(close::EXPIRED, "scene expired"));
@@ -275,7 +299,7 @@ async fn start(
     if view.state.is_final() {
         return Err(normal(view.state.as_str()));
     }
-    Ok((sub, view.state))
+    Ok((sub, slot, view.state))
 }
 
 /// A session. Everything but the wait itself is boxed: those futures are
@@ -284,7 +308,12 @@ async fn start(
 async fn run(state: Arc<AppState>, scene_id: String, mut conn: WsConn) {
     let _open = state.open_socket();
     let end = match Box::pin(start(&state, &scene_id, &mut conn)).await {
-        Ok((sub, shown)) => wait(&state, &scene_id, &mut conn, sub, shown).await,
+        Ok((sub, slot, shown)) => {
+            let end = wait(&state, &scene_id, &mut conn, sub, shown).await;
+            // A closing socket gives its place back before it says so.
+            drop(slot);
+            end
+        }
         Err(end) => end,
     };
     if let Some(reason) = end {

@@ -5,6 +5,12 @@
 //! read buffer exists while a frame is arriving, each write allocates just
 //! its frame), which is what lets one hub hold many waiting browsers in a few
 //! kilobytes each (docs/benchmarks.md).
+//!
+//! The codec checks a frame's size only once the whole frame is buffered, so
+//! each frame header is looked at first ([`check_header`]): a frame, or a
+//! joined message, above the limit ends the socket (1009) before any of its
+//! payload is read, and the read buffer never holds more than the limit plus
+//! one frame header. Text must be UTF-8 (1007).
 
 use std::io;
 use std::time::Duration;
@@ -21,10 +27,16 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// Bytes asked of the kernel per read.
 const READ_CHUNK: usize = 512;
+/// The longest frame header from a client: 2 bytes, a 64-bit length, a mask
+/// (RFC 6455 §5.2).
+const MAX_HEADER: usize = 14;
+/// The largest control frame payload (RFC 6455 §5.5).
+const MAX_CONTROL: u64 = 125;
 
 /// A whole message from the browser (continuations joined).
 #[derive(Debug)]
 pub enum Incoming {
+    /// A text message, checked to be UTF-8.
     Text(Bytes),
     Binary(Bytes),
     Ping(Bytes),
@@ -39,6 +51,10 @@ pub enum RecvError {
     Protocol(#[from] ProtocolError),
     #[error("message larger than {0} bytes")]
     TooLarge(usize),
+    #[error("text message is not UTF-8")]
+    NotUtf8,
+    #[error("control frame fragmented or longer than 125 bytes")]
+    BadControl,
 }
 
 impl RecvError {
@@ -46,7 +62,8 @@ impl RecvError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             Self::TooLarge(_) | Self::Protocol(ProtocolError::Overflow) => CloseCode::Size,
-            Self::Protocol(_) => CloseCode::Protocol,
+            Self::NotUtf8 => CloseCode::Invalid,
+            Self::BadControl | Self::Protocol(_) => CloseCode::Protocol,
         }
     }
 }
@@ -79,6 +96,10 @@ impl WsConn {
     /// only await is for readiness, so it can sit in a `select!`.
     pub async fn recv(&mut self) -> Option<Result<Incoming, RecvError>> {
         loop {
+            let joined = self.partial.as_ref().map_or(0, |(_, b)| b.len());
+            if let Err(e) = check_header(&self.read_buf, joined, self.max_message) {
+                return Some(Err(e));
+            }
             match self.codec.decode(&mut self.read_buf) {
                 Ok(Some(frame)) => match self.join(frame) {
                     Ok(Some(msg)) => return Some(Ok(msg)),
@@ -95,10 +116,16 @@ impl WsConn {
             if self.io.readable().await.is_err() {
                 return None;
             }
-            self.read_buf.reserve(READ_CHUNK);
-            match self.io.try_read_buf(&mut self.read_buf) {
+            // What is buffered is one unfinished frame whose header passed,
+            // so it fits in `max_message + MAX_HEADER`; read no further.
+            let room = (self.max_message + MAX_HEADER).saturating_sub(self.read_buf.len());
+            if room == 0 {
+                return Some(Err(RecvError::TooLarge(self.max_message)));
+            }
+            let mut chunk = [0; READ_CHUNK];
+            match self.io.try_read(&mut chunk[..room.min(READ_CHUNK)]) {
                 Ok(0) => return None,
-                Ok(_) => {}
+                Ok(n) => self.read_buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return None,
             }
@@ -108,7 +135,7 @@ impl WsConn {
     /// Joins continuation frames into one message, bounded by `max_message`.
     fn join(&mut self, frame: Frame) -> Result<Option<Incoming>, RecvError> {
         Ok(Some(match frame {
-            Frame::Text(b) => Incoming::Text(b),
+            Frame::Text(b) => Incoming::Text(utf8(b)?),
             Frame::Binary(b) => Incoming::Binary(b),
             Frame::Ping(b) => Incoming::Ping(b),
             Frame::Pong(_) => Incoming::Pong,
@@ -134,7 +161,7 @@ impl WsConn {
                     return Ok(None);
                 }
                 if is_text {
-                    Incoming::Text(buf.freeze())
+                    Incoming::Text(utf8(buf.freeze())?)
                 } else {
                     Incoming::Binary(buf.freeze())
                 }
@@ -175,5 +202,115 @@ impl WsConn {
         })
         .await;
         let _ = self.io.shutdown().await;
+    }
+}
+
+/// `bytes` if they are UTF-8 (RFC 6455 §8.1: else fail the connection, 1007).
+fn utf8(bytes: Bytes) -> Result<Bytes, RecvError> {
+    match std::str::from_utf8(&bytes) {
+        Ok(_) => Ok(bytes),
+        Err(_) => Err(RecvError::NotUtf8),
+    }
+}
+
+/// Looks at the header of the frame at the start of `buf` (RFC 6455 §5.2),
+/// before its payload arrives: a control frame must be final and at most 125
+/// bytes; any other frame must keep the message (`joined` bytes so far, of a
+/// fragmented one) within `max`. Fine, too, while the header is incomplete.
+/// Everything else (masking, opcodes, reserved bits) the codec checks.
+fn check_header(buf: &[u8], joined: usize, max: usize) -> Result<(), RecvError> {
+    let [first, second, rest @ ..] = buf else {
+        return Ok(());
+    };
+    let (fin, opcode, short) = (first & 0x80 != 0, first & 0x0F, second & 0x7F);
+    if opcode & 0x08 != 0 {
+        // A control frame's length is never an extended one.
+        return if fin && u64::from(short) <= MAX_CONTROL {
+            Ok(())
+        } else {
+            Err(RecvError::BadControl)
+        };
+    }
+    let len = match short {
+        126 => match rest.first_chunk::<2>() {
+            Some(bytes) => u64::from(u16::from_be_bytes(*bytes)),
+            None => return Ok(()),
+        },
+        127 => match rest.first_chunk::<8>() {
+            Some(bytes) => u64::from_be_bytes(*bytes),
+            None => return Ok(()),
+        },
+        short => u64::from(short),
+    };
+    let so_far = if opcode == 0 { joined } else { 0 };
+    match usize::try_from(len) {
+        Ok(len) if len <= max.saturating_sub(so_far) => Ok(()),
+        _ => Err(RecvError::TooLarge(max)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_judged_by_their_declared_length() {
+        let max = 4096;
+        // Incomplete headers wait for more.
+        for partial in [
+            &[][..],
+            &[0x81],
+            &[0x81, 0xFE, 0x10],
+            &[0x81, 0xFF, 0, 0, 0],
+        ] {
+            assert!(check_header(partial, 0, max).is_ok(), "{partial:?}");
+        }
+        // 7-, 16- and 64-bit lengths.
+        assert!(check_header(&[0x81, 0x80 | 125], 0, max).is_ok());
+        assert!(check_header(&[0x81, 0xFE, 0x10, 0x00], 0, max).is_ok());
+        let too_big = [0x81, 0xFE, 0x10, 0x01];
+        assert!(matches!(
+            check_header(&too_big, 0, max),
+            Err(RecvError::TooLarge(4096))
+        ));
+        let gib = [0x81, 0xFF, 0, 0, 0, 0, 0x40, 0, 0, 0];
+        assert!(matches!(
+            check_header(&gib, 0, max),
+            Err(RecvError::TooLarge(_))
+        ));
+        let msb = [0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0];
+        assert!(matches!(
+            check_header(&msb, 0, max),
+            Err(RecvError::TooLarge(_))
+        ));
+        // A continuation counts what is already joined; a new message does not.
+        let cont = [0x80, 0xFE, 0x08, 0x00];
+        assert!(check_header(&cont, 2048, max).is_ok());
+        assert!(matches!(
+            check_header(&cont, 2049, max),
+            Err(RecvError::TooLarge(_))
+        ));
+        assert!(check_header(&[0x81, 0xFE, 0x10, 0x00], 4000, max).is_ok());
+        // Control frames: final, at most 125 bytes.
+        assert!(check_header(&[0x89, 0x80 | 125], 0, max).is_ok());
+        assert!(matches!(
+            check_header(&[0x89, 0x80 | 126], 0, max),
+            Err(RecvError::BadControl)
+        ));
+        assert!(matches!(
+            check_header(&[0x09, 0x80], 0, max),
+            Err(RecvError::BadControl)
+        ));
+        assert!(matches!(
+            check_header(&[0x88, 0x80 | 127], 0, max),
+            Err(RecvError::BadControl)
+        ));
+    }
+
+    #[test]
+    fn close_codes_name_the_fault() {
+        assert_eq!(u16::from(RecvError::TooLarge(1).close_code()), 1009);
+        assert_eq!(u16::from(RecvError::NotUtf8.close_code()), 1007);
+        assert_eq!(u16::from(RecvError::BadControl.close_code()), 1002);
     }
 }

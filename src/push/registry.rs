@@ -2,9 +2,12 @@
 //! has a one-slot mailbox that keeps the furthest state pushed to it and a
 //! `Notify`: dispatch never waits and never fails, one slow browser never
 //! holds up another, and a listener that has not read yet still gets the
-//! latest state (states only move forward, SPEC.md). No map guard is held
+//! latest state (states only move forward, docs/api.md). No map guard is held
 //! across an await. A mailbox is a few dozen bytes, where a channel's
 //! buffers were about 800 per waiting browser.
+//!
+//! It also counts each scene's authenticated WebSockets (a long-poll listens
+//! too but is not a socket), so a scene holds a bounded number of them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -49,6 +52,13 @@ type Listeners = Vec<(u64, Arc<Mailbox>)>;
 pub struct Registry {
     map: DashMap<String, Listeners>,
     next_id: AtomicU64,
+    sockets: DashMap<String, usize>,
+}
+
+/// One WebSocket's place among its scene's; dropping it frees the place.
+pub struct SocketSlot {
+    registry: Arc<Registry>,
+    scene_id: String,
 }
 
 /// One listener's end; dropping it unregisters.
@@ -89,6 +99,29 @@ impl Registry {
         }
     }
 
+    /// A place for one more WebSocket on `scene_id`, unless it already has
+    /// `max` on this node. Counting and taking are one step, so concurrent
+    /// callers never get past `max`.
+    pub fn socket_slot(self: &Arc<Self>, scene_id: &str, max: usize) -> Option<SocketSlot> {
+        let mut count = self.sockets.entry(scene_id.to_owned()).or_default();
+        if *count >= max {
+            drop(count);
+            self.sockets.remove_if(scene_id, |_, n| *n == 0);
+            return None;
+        }
+        *count += 1;
+        drop(count);
+        Some(SocketSlot {
+            registry: self.clone(),
+            scene_id: scene_id.to_owned(),
+        })
+    }
+
+    /// WebSockets holding a place on `scene_id` on this node.
+    pub fn sockets_of(&self, scene_id: &str) -> usize {
+        self.sockets.get(scene_id).map_or(0, |n| *n)
+    }
+
     /// Hands `view` to every local listener of its scene; returns how many
     /// there were.
     pub fn dispatch(&self, view: SceneView) -> usize {
@@ -125,6 +158,17 @@ impl Drop for Subscription {
     }
 }
 
+impl Drop for SocketSlot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.registry.sockets.get_mut(&self.scene_id) {
+            *n = n.saturating_sub(1);
+        }
+        self.registry
+            .sockets
+            .remove_if(&self.scene_id, |_, n| *n == 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +195,29 @@ mod tests {
         drop(a);
         assert_eq!(reg.scenes(), 0);
         assert_eq!(reg.dispatch(view("s1", State::Expired)), 0);
+    }
+
+    #[test]
+    fn a_scene_takes_at_most_max_sockets_and_frees_them() {
+        let reg = Arc::new(Registry::default());
+        let mut held: Vec<_> = (0..3)
+            .map(|_| reg.socket_slot("s", 3).expect("room"))
+            .collect();
+        assert!(reg.socket_slot("s", 3).is_none());
+        assert_eq!(reg.sockets_of("s"), 3);
+        // Another scene has its own count; listeners are not sockets.
+        let other = reg.socket_slot("t", 3).expect("room");
+        let _listener = reg.subscribe("s");
+        assert_eq!(reg.sockets_of("s"), 3);
+        held.pop();
+        assert_eq!(reg.sockets_of("s"), 2);
+        held.push(reg.socket_slot("s", 3).expect("a freed place"));
+        drop((held, other));
+        assert_eq!((reg.sockets_of("s"), reg.sockets_of("t")), (0, 0));
+        assert!(reg.sockets.is_empty(), "no entry left behind");
+        // A refusal leaves no entry behind either.
+        assert!(reg.socket_slot("u", 0).is_none());
+        assert!(reg.sockets.is_empty());
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use crate::helpers::{
     spawn_app_with, unique,
 };
 
-/// Checks the full redeem answer of SPEC.md and returns it.
+/// Checks the full redeem answer of docs/api.md and returns it.
 pub async fn assert_redeems(app: &TestApp, scene: &Scene, ticket: &str, openid: &str) -> Value {
     let body = ok_json(app.redeem(ticket).await).await;
     assert_eq!(body["scene_id"], scene.id.as_str(), "{body}");

@@ -377,6 +377,17 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     body
 }
 
+/// GETs `url` and returns its text (any status): `/metrics` and the like.
+pub async fn get_text(http: &reqwest::Client, url: String) -> String {
+    http.get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .expect("text body")
+}
+
 /// Reads a 200 JSON answer, failing with the body otherwise.
 pub async fn ok_json(res: Response) -> Value {
     let status = res.status();

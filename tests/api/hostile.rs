@@ -577,15 +577,7 @@ async fn made_up_methods_do_not_grow_the_metrics() {
             .expect("request");
         assert!(res.status().is_client_error());
     }
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = crate::helpers::get_text(&app.http, app.url("/metrics")).await;
     assert!(!text.contains("X7Y"), "a made-up method became a label");
     assert!(text.contains("method=\"other\""), "{text}");
 }

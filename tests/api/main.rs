@@ -10,6 +10,7 @@ mod fake_wechat;
 mod flow;
 mod helpers;
 mod hostile;
+mod hostile_ws;
 mod housekeeping;
 mod openapi;
 mod postgres;

@@ -1,6 +1,6 @@
 //! `GET /openapi.json`: a valid OpenAPI 3.1 document (parsed by the stock
 //! `oas3` crate, every `$ref` resolving, every component schema valid JSON
-//! Schema 2020-12) covering every route of the hub, with the fields SPEC.md
+//! Schema 2020-12) covering every route of the hub, with the fields docs/api.md
 //! fixes marked required; and real answers of a running hub, through a whole
 //! login and a row of refusals, validated against the schemas it documents
 //! (with the `jsonschema` crate, objects closed to undocumented fields).
@@ -28,7 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/openapi.json"),
 ];
 
-/// The error codes of SPEC.md "Errors".
+/// The error codes of docs/api.md "Errors".
 const SPEC_CODES: &[&str] = &[
     "invalid_request",
     "unknown_client",
@@ -50,7 +50,7 @@ const SPEC_CODES: &[&str] = &[
     "internal",
 ];
 
-/// The fields SPEC.md fixes in each answer, which the document must mark
+/// The fields docs/api.md fixes in each answer, which the document must mark
 /// required (`a.b`: field `b` of the object in field `a`; `a[]`: the items
 /// of array `a`).
 const REQUIRED_ANSWER_FIELDS: &[(&str, &str, &str, &[&str])] = &[
@@ -116,7 +116,7 @@ const REQUIRED_ANSWER_FIELDS: &[(&str, &str, &str, &[&str])] = &[
     ("get", "/readyz", "200", &["status"]),
 ];
 
-/// The request fields SPEC.md makes mandatory, and the optional ones it names.
+/// The request fields docs/api.md makes mandatory, and the optional ones it names.
 const REQUEST_FIELDS: &[(&str, &[&str], &[&str])] = &[
     ("/api/v1/scenes", &["client_id"], &[]),
     ("/api/v1/mp/scan", &["scene_id", "code"], &["app_id"]),
@@ -457,7 +457,7 @@ async fn the_document_is_valid_openapi_3_1_and_covers_every_route() {
         }
     }
 
-    // The problem document: RFC 9457 members required, the codes of SPEC.md.
+    // The problem document: RFC 9457 members required, the codes of docs/api.md.
     let problem = &schemas["Problem"];
     doc.assert_required(
         "Problem",
@@ -472,7 +472,7 @@ async fn the_document_is_valid_openapi_3_1_and_covers_every_route() {
         .collect();
     assert_eq!(codes, SPEC_CODES);
 
-    // SPEC.md's fields are required in answers, named in requests.
+    // docs/api.md's fields are required in answers, named in requests.
     for (method, path, status, fields) in REQUIRED_ANSWER_FIELDS {
         let schema = doc.answer_schema(method, path, status, "application/json");
         doc.assert_required(&format!("{method} {path} {status}"), schema, fields);

@@ -613,15 +613,7 @@ async fn failed_answers_are_retried_with_the_same_id_and_never_after_a_2xx() {
     assert_eq!(receiver.seen().len(), 4, "{:?}", receiver.seen());
     assert_verified(&secret, &seen).await;
 
-    let metrics = hub
-        .http
-        .get(hub.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
     for name in [
         "scanlogin_webhook_attempts_total{result=\"non_2xx\"}",
         "scanlogin_webhook_attempts_total{result=\"2xx\"}",
@@ -982,15 +974,7 @@ async fn an_answer_slower_than_the_timeout_is_retried_and_logins_do_not_wait_for
     let row = rows.iter().find(|r| r.id == hanging.id).expect("row");
     assert_eq!(row.attempts, 2);
     assert_eq!(seen.len(), 4, "one attempt each for the others: {seen:?}");
-    let metrics = hub
-        .http
-        .get(hub.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
     assert!(
         metrics.contains("scanlogin_webhook_attempts_total{result=\"timeout\"}"),
         "{metrics}"
