@@ -82,8 +82,9 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Every 4xx/5xx answer of every operation is a [`Problem`]; 429 and 503
-/// say when to retry.
+/// Every 4xx/5xx answer of every operation that does not name its own body
+/// (the OAuth endpoints answer RFC 6749 errors) is a [`Problem`]; 429 and
+/// 503 say when to retry.
 struct ProblemAnswers;
 
 impl Modify for ProblemAnswers {
@@ -107,11 +108,12 @@ impl Modify for ProblemAnswers {
                     if code < 400 {
                         continue;
                     }
-                    answer.content.clear();
-                    answer.content.insert(
-                        PROBLEM_JSON.to_owned(),
-                        RefOr::T(ContentBuilder::new().schema(Some(problem.clone())).build()),
-                    );
+                    if answer.content.is_empty() {
+                        answer.content.insert(
+                            PROBLEM_JSON.to_owned(),
+                            RefOr::T(ContentBuilder::new().schema(Some(problem.clone())).build()),
+                        );
+                    }
                     if code == 429 || code == 503 {
                         answer.headers.insert(
                             "Retry-After".to_owned(),
