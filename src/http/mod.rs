@@ -71,7 +71,6 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(web::resource("/api/v1/tickets/redeem").post(site::redeem))
             .service(web::resource("/healthz").get(ops::healthz))
             .service(web::resource("/readyz").get(ops::readyz))
-            .service(web::resource("/openapi.json").get(openapi::document))
             .configure(web_assets::configure);
         if public_metrics {
             cfg.service(web::resource("/metrics").get(ops::metrics));
@@ -79,6 +78,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         if has_demo {
             cfg.service(web::resource("/demo/redeem").post(demo::redeem));
         }
+        cfg.service(web::resource("/openapi.json").get(openapi::document));
         if let Some(sim) = simulator {
             cfg.app_data(web::Data::new(sim))
                 .configure(crate::wechat::simulator::Simulator::configure)
