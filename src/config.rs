@@ -286,6 +286,24 @@ pub struct AppSettings {
     pub check_path: bool,
     #[serde(default = "default_width")]
     pub width: u32,
+    /// `getwxacodeunlimit`'s `auto_color`: WeChat picks the line colour.
+    #[serde(default)]
+    pub auto_color: bool,
+    /// `getwxacodeunlimit`'s `line_color` (used when `auto_color` is off).
+    #[serde(default)]
+    pub line_color: Option<LineColor>,
+    /// `getwxacodeunlimit`'s `is_hyaline`: a transparent background.
+    #[serde(default)]
+    pub is_hyaline: bool,
+}
+
+/// An RGB colour, `{ r = 0, g = 0, b = 0 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LineColor {
+    pub r: u8,
+    pub g: u8,
+    pub b: u8,
 }
 
 fn default_page() -> String {
@@ -315,6 +333,14 @@ pub struct ClientSettings {
     /// `whsec_` + base64 of at least 24 random bytes; signs the webhooks.
     #[serde(default)]
     pub webhook_secret: Option<SecretString>,
+    /// The `[[apps]]` entry whose mini-program code this client's scenes
+    /// show (default: the first); on a quota error the next app's is shown.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// Whether this client is given the person's phone number (redeem's
+    /// `user.phone_number`); the phone then offers to share it.
+    #[serde(default)]
+    pub phone: bool,
 }
 
 /// `[webhooks]`: delivering login events to the clients' `webhook_url`.
@@ -498,6 +524,13 @@ impl Settings {
                 if let Err(why) = check_origin(origin) {
                     out.push(format!("clients[{i}].allowed_origins: {origin:?} {why}"));
                 }
+            }
+            if let Some(app) = &client.app_id
+                && !app_ids.contains(app.as_str())
+            {
+                out.push(format!(
+                    "clients[{i}].app_id: {app:?} is not an [[apps]] entry"
+                ));
             }
         }
         out.extend(crate::webhooks::settings_problems(self));
@@ -709,6 +742,27 @@ mod tests {
         assert_eq!(s.scene.ttl_secs, 60);
         assert_eq!(s.apps[0].secret.expose_secret(), "from-env");
         assert_eq!(s.server.bind.port(), 9000);
+    }
+
+    #[test]
+    fn a_client_app_must_be_configured_and_colors_are_rgb() {
+        let text = format!(
+            "{BASE}\n[[clients]]\nclient_id = \"b\"\nname = \"B\"\nclient_secret = \"0123456789abcdef\"\napp_id = \"wxnope\"\n"
+        );
+        let err = Settings::from_sources(&text, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("clients[1].app_id"), "{err}");
+        let text = BASE.replace(
+            "secret = \"s\"",
+            "secret = \"s\"\nline_color = { r = 1, g = 2, b = 300 }",
+        );
+        assert!(Settings::from_sources(&text, env(&[])).is_err());
+        let text = BASE.replace(
+            "secret = \"s\"",
+            "secret = \"s\"\nline_color = { r = 1, g = 2, b = 3 }\nis_hyaline = true",
+        );
+        let s = Settings::from_sources(&text, env(&[])).expect("valid");
+        assert_eq!(s.apps[0].line_color, Some(LineColor { r: 1, g: 2, b: 3 }));
+        assert!(s.apps[0].is_hyaline && !s.apps[0].auto_color);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! sea-orm entities of scanlogin: the shape of each table, nothing else.
 //! Timestamps are milliseconds since the Unix epoch.
 
+pub mod avatars;
 pub mod code_exchanges;
 pub mod identities;
 pub mod scene_codes;

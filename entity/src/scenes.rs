@@ -28,6 +28,9 @@ pub struct Model {
     pub finished_at: Option<i64>,
     /// `Origin` of the page that asked for the scene, when a browser did.
     pub origin: Option<String>,
+    /// The app whose mini-program code the scene shows (the client's app,
+    /// or the next one after a quota error); `None` before the first code.
+    pub code_app_id: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -12,6 +12,11 @@ pub struct Model {
     pub unionid: Option<String>,
     pub nickname: Option<String>,
     pub avatar_url: Option<String>,
+    /// The phone number, sealed (`crate::sealed` of the hub, context
+    /// `users.phone_number:{id}`).
+    pub phone_number: Option<String>,
+    /// The avatar the person uploaded (`avatars.id`), if any.
+    pub avatar_id: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }

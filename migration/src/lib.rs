@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_init;
 mod m20261122_000002_scene_origin;
 mod m20261130_000030_webhooks;
+mod m20261130_000040_wechat_depth;
 
 /// Every migration of scanlogin, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_scene_origin::Migration),
             Box::new(m20261130_000030_webhooks::Migration),
+            Box::new(m20261130_000040_wechat_depth::Migration),
         ]
     }
 }

@@ -50,6 +50,10 @@ pub struct SceneCreated {
     /// The long-poll fallback.
     #[schema(format = "uri")]
     pub events_url: String,
+    /// The mini-program whose code the scene shows (`null` when no app has
+    /// quota left).
+    #[schema(required = true)]
+    pub app_id: Option<String>,
 }
 
 /// The `Origin` header: `None` when absent (not a browser). One that is
@@ -130,6 +134,7 @@ pub async fn create_scene(
             state: State::Waiting,
             expires_at: rfc3339(scene.expires_at),
             expires_in,
+            app_id: scene.app_id,
         }))
 }
 

@@ -109,6 +109,9 @@ pub struct ConfirmBody {
     signature: Option<String>,
     /// Nickname and avatar when not taken from the decrypted data.
     profile: Option<ProfileInput>,
+    /// The code from the `getPhoneNumber` button: the hub asks WeChat for
+    /// the number and keeps it (sealed) on the user.
+    phone_code: Option<String>,
 }
 
 /// The answer to `POST /api/v1/mp/confirm`.
@@ -160,6 +163,7 @@ pub async fn confirm(
         raw_data: b.raw_data,
         signature: b.signature,
         profile: b.profile,
+        phone_code: b.phone_code,
     };
     let (state_now, user_id) = state
         .login

@@ -1,6 +1,7 @@
 //! Routes, one file per audience: browsers, the mini-program, site backends,
 //! operators, plus the static web pages and the simulator when enabled.
 
+pub mod avatars;
 pub mod browser;
 pub mod client_ip;
 pub mod demo;
@@ -66,8 +67,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::scope("/api/v1/mp")
                     .service(web::resource("/scan").post(miniprogram::scan))
                     .service(web::resource("/confirm").post(miniprogram::confirm))
-                    .service(web::resource("/cancel").post(miniprogram::cancel)),
+                    .service(web::resource("/cancel").post(miniprogram::cancel))
+                    .service(web::resource("/avatar").post(avatars::upload)),
             )
+            .service(web::resource("/api/v1/avatars/{id}").get(avatars::serve))
             .service(web::resource("/api/v1/tickets/redeem").post(site::redeem))
             .service(web::resource("/healthz").get(ops::healthz))
             .service(web::resource("/readyz").get(ops::readyz))

@@ -30,7 +30,8 @@ const PROBLEM_JSON: &str = "application/problem+json";
             `Authorization: Bearer` on `events` and in the WebSocket's first frame; the site \
             backend's HTTP Basic `client_id:client_secret` on `tickets/redeem`; the \
             mini-program's `mp_token` (from `mp/scan`) as a field of the JSON body of \
-            `mp/confirm` and `mp/cancel` (or a fresh `wx.login` `code` instead).\n\n\
+            `mp/confirm` and `mp/cancel` (or a fresh `wx.login` `code` instead), and as \
+            `Authorization: Bearer` on `mp/avatar`.\n\n\
             Every error is an RFC 9457 problem document (`application/problem+json`, schema \
             `Problem`) with a stable `code`; 429 and 503 carry `Retry-After`.",
         license(name = "MIT", identifier = "MIT"),
@@ -43,6 +44,8 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::miniprogram::scan,
         super::miniprogram::confirm,
         super::miniprogram::cancel,
+        super::avatars::upload,
+        super::avatars::serve,
         super::site::redeem,
         super::ops::healthz,
         super::ops::readyz,
@@ -79,6 +82,14 @@ impl Modify for SecuritySchemes {
                 .into(),
         );
         components.add_security_scheme("client_basic", SecurityScheme::Http(basic));
+        let mut mp = Http::new(HttpAuthScheme::Bearer);
+        mp.description = Some(
+            "The mini-program's `mp_token` from `POST /api/v1/mp/scan`, as \
+             `Authorization: Bearer <mp_token>` (avatar upload only; confirm and cancel take \
+             it in the body)."
+                .into(),
+        );
+        components.add_security_scheme("mp_token", SecurityScheme::Http(mp));
     }
 }
 

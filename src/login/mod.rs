@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarStore};
 use crate::config::{AppSettings, ClientSettings, Settings};
 use crate::db::Db;
 use crate::error::ApiError;
@@ -21,7 +22,8 @@ use crate::scene::store::Confirmation;
 use crate::scene::{Binding, ConfirmedView, NewScene, SceneId, SceneStore, SceneView, State};
 use crate::sealed::Sealer;
 use crate::tickets::{TicketStore, ticket_value};
-use crate::users::{Person, UserProfile, UserStore};
+use crate::users::{Person, UserProfile, UserStore, phone_context};
+use crate::wechat::apps::{AppChooser, QUOTA_ERROR};
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
 use crate::wechat::{CodeExchanges, CodeImage, WechatClient};
 
@@ -42,6 +44,8 @@ pub struct CreatedScene {
     pub scene_id: String,
     pub browser_token: String,
     pub expires_at: i64,
+    /// The app whose mini-program code the scene shows.
+    pub app_id: Option<String>,
 }
 
 /// How the phone proves who it is.
@@ -69,6 +73,8 @@ pub struct ConfirmInput {
     pub raw_data: Option<String>,
     pub signature: Option<String>,
     pub profile: Option<ProfileInput>,
+    /// The `code` of the `getPhoneNumber` button, when the person shared it.
+    pub phone_code: Option<String>,
 }
 
 /// The answer to a scan.
@@ -94,6 +100,9 @@ pub struct ClientView {
     /// The client's first allowed origin, if it has one.
     #[schema(required = true)]
     pub origin: Option<String>,
+    /// Whether the site asks for the phone number (`phone = true`): the
+    /// phone then offers the "share my phone number" button.
+    pub wants_phone: bool,
 }
 
 /// Who made the scene: a web page (it sent an `Origin`) or a program that
@@ -190,6 +199,8 @@ pub struct Login {
     image_locks: KeyedLocks,
     code_calls: KeyedLocks,
     observer: Option<FlowObserver>,
+    avatars: AvatarStore,
+    apps: AppChooser,
 }
 
 /// RFC 3339 with milliseconds, UTC.
@@ -214,6 +225,8 @@ impl Login {
         observer: Option<FlowObserver>,
     ) -> Self {
         Self {
+            avatars: AvatarStore::new(db.clone()),
+            apps: AppChooser::new(settings.apps.iter().map(|a| a.app_id.clone()).collect()),
             scenes: SceneStore::new(db.clone(), Sealer::new(&key)),
             codes: SceneCodes::new(db.clone()),
             users: UserStore,
@@ -273,6 +286,7 @@ impl Login {
         let browser_token = random_token();
         let now = now_ms();
         let expires_at = now + self.settings.scene.ttl_secs as i64 * 1000;
+        let app_id = self.apps.pick(client.app_id.as_deref(), now);
         self.scenes
             .insert(NewScene {
                 id: id.to_string(),
@@ -283,6 +297,7 @@ impl Login {
                 origin: origin.map(str::to_owned),
                 created_at: now,
                 expires_at,
+                code_app_id: app_id.clone(),
             })
             .await?;
         info!(scene_id = %id, client_id, "scene created");
@@ -291,6 +306,7 @@ impl Login {
             scene_id: id.to_string(),
             browser_token,
             expires_at,
+            app_id,
         })
     }
 
@@ -308,14 +324,68 @@ impl Login {
         if let Some(img) = self.codes.get(id).await? {
             return Ok(img);
         }
-        let app = self.app(None)?;
         let img = self
-            .wechat
-            .code_image(&app.app_id, id)
+            .code_image(&row)
             .instrument(info_span!("wechat_code", scene_id = %id))
             .await?;
         self.codes.put(id, &img, now_ms()).await?;
         Ok(img)
+    }
+
+    /// Asks WeChat for the scene's code: from the scene's app, or on a quota
+    /// error (45009) from the next configured app, which the scene then
+    /// names. Any other error, or a quota error from every app, is returned.
+    async fn code_image(&self, row: &entity::scenes::Model) -> Result<CodeImage, ApiError> {
+        let preferred = row.code_app_id.clone().or_else(|| {
+            self.settings
+                .client(&row.client_id)
+                .and_then(|c| c.app_id.clone())
+        });
+        let mut last = None;
+        for app_id in self.apps.candidates(preferred.as_deref(), now_ms()) {
+            let result = self.wechat.code_image(&app_id, &row.id).await;
+            let outcome = match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.errcode.to_string(),
+            };
+            crate::telemetry::metrics::code_call(&app_id, &outcome);
+            match result {
+                Ok(img) => {
+                    self.apps.worked(&app_id);
+                    if row.code_app_id.as_deref() != Some(app_id.as_str()) {
+                        info!(scene_id = %row.id, app_id, "code made by another app");
+                        self.scenes.set_code_app(&row.id, &app_id).await?;
+                    }
+                    return Ok(img);
+                }
+                Err(e) if e.errcode == QUOTA_ERROR => {
+                    warn!(app_id, "WeChat quota spent; trying the next app");
+                    self.apps.exhausted(&app_id, now_ms());
+                    last = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map_or_else(
+            || ApiError::InvalidRequest("no app is configured".into()),
+            ApiError::from,
+        ))
+    }
+
+    /// The app a mini-program call acts for: the one it names, which must be
+    /// the app whose code the scene shows, else that app.
+    fn scene_app<'a>(
+        &self,
+        row: &'a entity::scenes::Model,
+        named: Option<&'a str>,
+    ) -> Result<Option<&'a str>, ApiError> {
+        match (named, row.code_app_id.as_deref()) {
+            (Some(named), Some(shown)) if named != shown => Err(ApiError::InvalidRequest(format!(
+                "this code belongs to app {shown:?}, not {named:?}"
+            ))),
+            (Some(named), _) => Ok(Some(named)),
+            (None, shown) => Ok(shown),
+        }
     }
 
     /// The scene as its browser may see it: checks the browser token.
@@ -489,6 +559,7 @@ impl Login {
         let auth = MpAuth::Code(code.to_owned());
         let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
+        let app_id = self.scene_app(&row, app_id)?;
         let span = info_span!("scan", scene_id = %row.id);
         async {
             let client = self.client(&row.client_id)?;
@@ -522,6 +593,7 @@ impl Login {
                     // Only what the browser said: a scene made without an
                     // Origin was made by a script, not the site's page.
                     origin: row.origin.clone(),
+                    wants_phone: client.phone,
                 },
                 browser: BrowserView {
                     kind: if row.origin.is_some() {
@@ -549,6 +621,7 @@ impl Login {
         let arrived = std::time::Instant::now();
         let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
+        let app_id = self.scene_app(&row, app_id)?;
         let span = info_span!("confirm", scene_id = %row.id);
         async {
             let (b, used) = self.resolve(&row, app_id, &auth).await?;
@@ -568,7 +641,13 @@ impl Login {
             if !eligible {
                 return Err(self.refusal(&row, &b));
             }
+            let phone_code = input.phone_code.clone();
             let (nickname, avatar_url) = self.profile(&b, input)?;
+            // Asked before anything is written: a refusal leaves the scene scanned.
+            let phone = match phone_code {
+                Some(code) => Some(self.phone_number(&b.app_id, &code).await?),
+                None => None,
+            };
             let person = Person {
                 app_id: &b.app_id,
                 openid: &b.openid,
@@ -603,6 +682,15 @@ impl Login {
             if user_id != found {
                 self.scenes.set_user(&txn, &row.id, &user_id).await?;
             }
+            if let Some(url) = &avatar_url {
+                let public_url = self.settings.server.public_url.as_str();
+                let own = crate::avatars::own_avatar_id(public_url, url);
+                self.users.set_avatar(&txn, &user_id, own).await?;
+            }
+            if let Some(number) = &phone {
+                let sealed = Sealer::new(&self.key).seal_str(&phone_context(&user_id), number);
+                self.users.set_phone(&txn, &user_id, &sealed).await?;
+            }
             self.tickets
                 .issue(&txn, &row.id, &row.client_id, &user_id, now)
                 .await?;
@@ -630,6 +718,20 @@ impl Login {
         }
         .instrument(span)
         .await
+    }
+
+    /// The phone number behind a `getPhoneNumber` code, from WeChat.
+    async fn phone_number(&self, app_id: &str, code: &str) -> Result<String, ApiError> {
+        if code.is_empty() || code.len() > 256 {
+            return Err(ApiError::InvalidRequest(
+                "phone_code must be 1-256 characters".into(),
+            ));
+        }
+        Ok(self
+            .wechat
+            .phone_number(app_id, code)
+            .instrument(info_span!("wechat_phone"))
+            .await?)
     }
 
     /// Nickname and avatar from the plain profile, the decrypted data or the
@@ -731,6 +833,7 @@ impl Login {
     ) -> Result<State, ApiError> {
         let _code = self.hold_code(&auth, app_id).await?;
         let row = self.load(scene_id).await?;
+        let app_id = self.scene_app(&row, app_id)?;
         let span = info_span!("cancel", scene_id = %row.id);
         async {
             let (b, used) = self.resolve(&row, app_id, &auth).await?;
@@ -803,9 +906,10 @@ impl Login {
             .redeem(&self.key, ticket, &client.client_id, now_ms())
             .await?
             .ok_or(ApiError::InvalidTicket)?;
-        let user = redeemed
+        let mut user = redeemed
             .user
             .ok_or_else(|| ApiError::Internal("ticket's user is missing".into()))?;
+        user.reveal_phone(&Sealer::new(&self.key), client.phone);
         info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
         Ok(RedeemAnswer {
             user,
@@ -849,13 +953,62 @@ impl Login {
             let n = self.scenes.purge_before(cutoff, batch).await?
                 + self.codes.purge_before(cutoff, batch).await?
                 + self.tickets.purge_before(cutoff, batch).await?
-                + self.exchanges.purge_before(now, batch).await?;
+                + self.exchanges.purge_before(now, batch).await?
+                + self.avatars.purge_unreferenced(cutoff, batch).await?;
             total += n;
             if n == 0 {
                 break;
             }
         }
         Ok(total)
+    }
+
+    /// Refuses a token that is not the `mp_token` of a live scanned scene
+    /// (before an avatar's body is read).
+    pub async fn check_avatar_token(&self, mp_token: &str) -> Result<(), ApiError> {
+        if self.avatars.token_is_live(mp_token, now_ms()).await? {
+            Ok(())
+        } else {
+            Err(ApiError::InvalidToken(
+                "mp_token is not the token of a scanned scene",
+            ))
+        }
+    }
+
+    /// Checks, re-encodes and stores an uploaded avatar (after
+    /// [`Self::check_avatar_token`]); returns its absolute URL.
+    pub async fn upload_avatar(
+        &self,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, ApiError> {
+        let png = self
+            .avatars
+            .reencode(content_type, bytes)
+            .await
+            .map_err(|e| match e {
+                AvatarError::UnsupportedType => ApiError::BadRequestStatus {
+                    status: actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    detail: e.to_string(),
+                },
+                AvatarError::Busy => ApiError::Unavailable(e.to_string()),
+                other => ApiError::InvalidRequest(other.to_string()),
+            })?;
+        let id = self.avatars.put(png, now_ms()).await?;
+        info!(avatar_id = %id, "avatar stored");
+        let base = self.settings.server.public_url.as_str();
+        Ok(format!("{}{AVATAR_PATH}{id}", base.trim_end_matches('/')))
+    }
+
+    /// A stored avatar.
+    pub async fn avatar(&self, id: &str) -> Result<Avatar, ApiError> {
+        self.avatars
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::BadRequestStatus {
+                status: actix_web::http::StatusCode::NOT_FOUND,
+                detail: "no such avatar".into(),
+            })
     }
 
     /// Whether the database answers reads and takes writes.

@@ -31,6 +31,8 @@ pub struct NewScene {
     pub origin: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The app whose code the scene will show.
+    pub code_app_id: Option<String>,
 }
 
 /// What a confirm writes.
@@ -118,6 +120,7 @@ impl SceneStore {
             avatar_url: Set(None),
             finished_at: Set(None),
             origin: Set(s.origin),
+            code_app_id: Set(s.code_app_id),
         };
         scenes::Entity::insert(row)
             .exec_without_returning(self.db.write())
@@ -217,6 +220,16 @@ impl SceneStore {
             .col_expr(C::UserId, Expr::value(user_id))
             .filter(C::Id.eq(id))
             .exec(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// The scene's code now comes from `app_id` (a fallback after a quota error).
+    pub async fn set_code_app(&self, id: &str, app_id: &str) -> Result<(), DbErr> {
+        scenes::Entity::update_many()
+            .col_expr(C::CodeAppId, Expr::value(app_id))
+            .filter(C::Id.eq(id))
+            .exec(self.db.write())
             .await?;
         Ok(())
     }

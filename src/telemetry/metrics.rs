@@ -56,6 +56,14 @@ fn describe() {
         "scanlogin_wechat_calls_total",
         "Calls to WeChat by API and outcome (ok or errcode)"
     );
+    ::metrics::describe_counter!(
+        "scanlogin_wechat_code_calls_total",
+        "Code image calls (getwxacodeunlimit) by app and outcome (ok or errcode)"
+    );
+    ::metrics::describe_counter!(
+        "scanlogin_wechat_quota_errors_total",
+        "Quota errors (45009) from getwxacodeunlimit by app; the next app is used"
+    );
     ::metrics::describe_histogram!(
         "scanlogin_wechat_call_seconds",
         "Latency of calls to WeChat by API"
@@ -112,6 +120,18 @@ pub fn confirm_to_push(seconds: f64) {
 pub fn wechat_call(api: &'static str, outcome: &str, seconds: f64) {
     ::metrics::counter!("scanlogin_wechat_calls_total", "api" => api, "outcome" => outcome.to_owned()).increment(1);
     ::metrics::histogram!("scanlogin_wechat_call_seconds", "api" => api).record(seconds);
+}
+
+/// One `getwxacodeunlimit` call for `app_id` (a configured app, so the
+/// labels are bounded), and whether WeChat said its quota is spent.
+pub fn code_call(app_id: &str, outcome: &str) {
+    ::metrics::counter!("scanlogin_wechat_code_calls_total", "app_id" => app_id.to_owned(),
+        "outcome" => outcome.to_owned())
+    .increment(1);
+    if outcome == "45009" {
+        ::metrics::counter!("scanlogin_wechat_quota_errors_total", "app_id" => app_id.to_owned())
+            .increment(1);
+    }
 }
 
 /// A method as a label: the standard ones by name, anything a client made

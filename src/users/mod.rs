@@ -32,6 +32,36 @@ pub struct UserProfile {
     pub avatar_url: Option<String>,
     /// One `(app_id, openid)` per mini-program the person has used.
     pub identities: Vec<IdentityView>,
+    /// The phone number, only for clients with `phone = true` (see
+    /// [`UserProfile::reveal_phone`]); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub phone_number: Option<String>,
+    /// The phone number as stored (sealed); never serialised.
+    #[serde(skip)]
+    pub phone_sealed: Option<String>,
+}
+
+/// Where a user's phone number is sealed: the column and the row.
+pub fn phone_context(user_id: &str) -> String {
+    format!("users.phone_number:{user_id}")
+}
+
+impl UserProfile {
+    /// Opens the sealed phone number into `phone_number` when `allowed`
+    /// (the client has `phone = true`); otherwise leaves it absent.
+    pub fn reveal_phone(&mut self, sealer: &crate::sealed::Sealer, allowed: bool) {
+        self.phone_number = None;
+        if !allowed {
+            return;
+        }
+        if let Some(sealed) = &self.phone_sealed {
+            match sealer.open_str(&phone_context(&self.id), sealed) {
+                Ok(n) => self.phone_number = Some(n),
+                Err(e) => tracing::warn!(error = %e, "a stored phone number does not open"),
+            }
+        }
+    }
 }
 
 /// One `(app_id, openid)` of a user.
@@ -117,6 +147,8 @@ impl UserStore {
             unionid: Set(p.unionid.map(str::to_owned)),
             nickname: Set(p.nickname.map(str::to_owned)),
             avatar_url: Set(p.avatar_url.map(str::to_owned)),
+            phone_number: Set(None),
+            avatar_id: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         };
@@ -183,6 +215,38 @@ impl UserStore {
         Ok(())
     }
 
+    /// Keeps `sealed` (sealed with [`phone_context`] of `user_id`) as the
+    /// user's phone number, in the caller's transaction.
+    pub async fn set_phone(
+        &self,
+        conn: &impl ConnectionTrait,
+        user_id: &str,
+        sealed: &str,
+    ) -> Result<(), DbErr> {
+        users::Entity::update_many()
+            .col_expr(users::Column::PhoneNumber, sealed.into())
+            .filter(users::Column::Id.eq(user_id))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Records which uploaded avatar (`avatars.id`) the user shows, or none
+    /// when their avatar is elsewhere; housekeeping keeps only named avatars.
+    pub async fn set_avatar(
+        &self,
+        conn: &impl ConnectionTrait,
+        user_id: &str,
+        avatar_id: Option<&str>,
+    ) -> Result<(), DbErr> {
+        users::Entity::update_many()
+            .col_expr(users::Column::AvatarId, avatar_id.map(str::to_owned).into())
+            .filter(users::Column::Id.eq(user_id))
+            .exec(conn)
+            .await?;
+        Ok(())
+    }
+
     /// Updates the profile of an existing user: what `p` says, and its
     /// unionid when the user had none.
     async fn touch(
@@ -229,6 +293,7 @@ pub fn join_profile(query: &mut SelectStatement, user_id: Expr) {
             (identities::Entity, I::AppId),
             (identities::Entity, I::Openid),
         ])
+        .column((users::Entity, U::PhoneNumber))
         .left_join(users::Entity, Expr::col((users::Entity, U::Id)).eq(user_id))
         .left_join(
             identities::Entity,
@@ -252,6 +317,8 @@ pub fn read_profile(rows: &[QueryResult], first: usize) -> Result<Option<UserPro
         nickname: head.try_get_by_index(first + 2)?,
         avatar_url: head.try_get_by_index(first + 3)?,
         identities: Vec::with_capacity(rows.len()),
+        phone_number: None,
+        phone_sealed: head.try_get_by_index(first + 6)?,
     };
     for row in rows {
         let app_id: Option<String> = row.try_get_by_index(first + 4)?;

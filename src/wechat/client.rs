@@ -256,13 +256,18 @@ impl WechatClient {
     pub async fn code_image(&self, app_id: &str, scene: &str) -> Result<CodeImage, WechatError> {
         const API: &str = "getwxacodeunlimit";
         let app = self.app(app_id)?;
-        let body = json!({
+        let mut body = json!({
             "scene": scene,
             "page": app.page,
             "env_version": app.env_version,
             "check_path": app.check_path,
             "width": app.width,
+            "auto_color": app.auto_color,
+            "is_hyaline": app.is_hyaline,
         });
+        if let Some(color) = app.line_color {
+            body["line_color"] = json!(color);
+        }
         let started = Instant::now();
         let result = self
             .with_token(app_id, |token| {
@@ -312,6 +317,63 @@ impl WechatClient {
                         content_type: image_type,
                         bytes: bytes.to_vec(),
                     })
+                }
+            })
+            .await;
+        self.observe(API, outcome(&result), started);
+        result
+    }
+
+    /// `wxa/business/getuserphonenumber`: the phone number behind a
+    /// `getPhoneNumber` button's `code` (`phone_info.phoneNumber`, with the
+    /// country code when it is not China's).
+    pub async fn phone_number(&self, app_id: &str, code: &str) -> Result<String, WechatError> {
+        const API: &str = "getuserphonenumber";
+        self.app(app_id)?;
+        let body = json!({ "code": code });
+        let started = Instant::now();
+        let result = self
+            .with_token(app_id, |token| {
+                let body = &body;
+                async move {
+                    let mut url = self.url("wxa/business/getuserphonenumber")?;
+                    url.query_pairs_mut().append_pair("access_token", &token);
+                    let res = self
+                        .http
+                        .post(url)
+                        .json(body)
+                        .send()
+                        .await
+                        .map_err(|e| WechatError::transport(API, e))?;
+                    let bytes = res
+                        .bytes()
+                        .await
+                        .map_err(|e| WechatError::transport(API, e))?;
+                    #[derive(Deserialize)]
+                    #[serde(rename_all = "camelCase")]
+                    struct PhoneInfo {
+                        phone_number: Option<String>,
+                    }
+                    #[derive(Deserialize)]
+                    struct Answer {
+                        errcode: Option<i64>,
+                        errmsg: Option<String>,
+                        phone_info: Option<PhoneInfo>,
+                    }
+                    let a: Answer = serde_json::from_slice(&bytes)
+                        .map_err(|_| WechatError::garbage(API, "not JSON"))?;
+                    let code = a.errcode.unwrap_or(0);
+                    if code != 0 {
+                        return Err(WechatError {
+                            api: API,
+                            errcode: code,
+                            errmsg: a.errmsg.unwrap_or_default(),
+                        });
+                    }
+                    a.phone_info
+                        .and_then(|p| p.phone_number)
+                        .filter(|n| is_phone_number(n))
+                        .ok_or_else(|| WechatError::garbage(API, "no phone number in answer"))
                 }
             })
             .await;
@@ -374,6 +436,18 @@ impl WechatClient {
         self.observe(API, outcome(&result), started);
         result
     }
+}
+
+/// Whether WeChat's `phoneNumber` looks like one: an optional `+`, then
+/// 5 to 20 digits (spaces and dashes allowed between them).
+fn is_phone_number(n: &str) -> bool {
+    let digits = n.strip_prefix('+').unwrap_or(n);
+    let count = digits.chars().filter(char::is_ascii_digit).count();
+    (5..=20).contains(&count)
+        && digits.len() <= 32
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
 }
 
 fn outcome<T>(r: &Result<T, WechatError>) -> String {

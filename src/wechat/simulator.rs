@@ -3,7 +3,10 @@
 //! errors, image bytes with `Content-Type: image/png`), so the hub's client
 //! talks to it exactly as to WeChat. For the simulated phone it also plays
 //! the WeChat app: `/sim/api/login` hands out `wx.login` codes for a pretend
-//! user and `/sim/api/userinfo` the legacy encrypted profile.
+//! user, `/sim/api/userinfo` the legacy encrypted profile and
+//! `/sim/api/phone` the `getPhoneNumber` button's code, which
+//! `getuserphonenumber` turns into the pretend user's number ([`sim_phone`]);
+//! `/sim/api/quota` makes an app's next code requests answer 45009.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -49,6 +52,10 @@ pub struct Simulator {
     /// Latest session key per (app, user), as WeChat keeps one per person,
     /// with when it was made.
     sessions: DashMap<(String, String), (String, i64)>,
+    /// `getPhoneNumber` codes: code -> (app, user, made at).
+    phone_codes: DashMap<String, (String, String, i64)>,
+    /// Quota errors on demand: app -> how many more code calls answer 45009.
+    quota_failures: DashMap<String, u32>,
 }
 
 /// Why the simulator hands out no code.
@@ -67,6 +74,17 @@ pub fn sim_openid(app_id: &str, user: &str) -> String {
     )
 }
 
+/// A pretend person's phone number: 11 digits starting with 1, made from the
+/// name, the same in every app.
+pub fn sim_phone(user: &str) -> String {
+    let digest = Sha256::digest(format!("phone|{user}"));
+    let mut n = String::from("13");
+    for b in digest.iter().take(9) {
+        n.push(char::from(b'0' + b % 10));
+    }
+    n
+}
+
 /// A pretend person's unionid (the same in every app, as on one Open Platform account).
 pub fn sim_unionid(user: &str) -> String {
     format!(
@@ -83,7 +101,47 @@ impl Simulator {
             tokens: DashMap::new(),
             codes: DashMap::new(),
             sessions: DashMap::new(),
+            phone_codes: DashMap::new(),
+            quota_failures: DashMap::new(),
         }
+    }
+
+    /// The app whose access token this is, if valid.
+    fn token_app(&self, token: &str) -> Option<String> {
+        let now = now_ms();
+        self.tokens
+            .iter()
+            .find(|e| secrets_equal(&e.value().0, token) && e.value().1 > now)
+            .map(|e| e.key().clone())
+    }
+
+    /// Whether the next code call of `app_id` answers 45009 (and counts it).
+    fn take_quota_failure(&self, app_id: &str) -> bool {
+        let mut spent = false;
+        self.quota_failures.remove_if_mut(app_id, |_, left| {
+            spent = *left > 0;
+            *left = left.saturating_sub(1);
+            *left == 0
+        });
+        spent
+    }
+
+    /// Plays the `getPhoneNumber` button for `user` in `app_id`: a fresh
+    /// one-time code for `getuserphonenumber`.
+    pub fn phone_code(&self, app_id: &str, user: &str) -> Result<String, SimRefusal> {
+        if !self.apps.contains_key(app_id) {
+            return Err(SimRefusal::UnknownApp);
+        }
+        let now = now_ms();
+        self.phone_codes
+            .retain(|_, (_, _, made)| now - *made < CODE_LIFE_MS);
+        if self.phone_codes.len() >= MAX_HELD {
+            return Err(SimRefusal::Full);
+        }
+        let code = format!("simphone{}", random_token());
+        self.phone_codes
+            .insert(code.clone(), (app_id.to_owned(), user.to_owned(), now));
+        Ok(code)
     }
 
     /// Plays `wx.login` for `user` in `app_id`: a fresh one-time code.
@@ -141,7 +199,9 @@ impl Simulator {
         .service(
             web::scope("/sim/api")
                 .route("/login", web::post().to(sim_login))
-                .route("/userinfo", web::post().to(sim_userinfo)),
+                .route("/userinfo", web::post().to(sim_userinfo))
+                .route("/phone", web::post().to(sim_phone_code))
+                .route("/quota", web::post().to(sim_quota)),
         );
     }
 }
@@ -198,15 +258,14 @@ async fn getwxacodeunlimit(
     query: web::Query<TokenQuery>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if !query
-        .access_token
-        .as_deref()
-        .is_some_and(|t| sim.token_valid(t))
-    {
+    let Some(app_id) = query.access_token.as_deref().and_then(|t| sim.token_app(t)) else {
         return wx_error(
             40001,
             "invalid credential, access_token is invalid or not latest",
         );
+    };
+    if sim.take_quota_failure(&app_id) {
+        return wx_error(45009, "reach max api daily quota limit");
     }
     let Some(v) = json_body(&body) else {
         return wx_error(
@@ -321,14 +380,42 @@ async fn getuserphonenumber(
     let Some(code) = json_body(&body).and_then(|v| v["code"].as_str().map(str::to_owned)) else {
         return wx_error(47001, "data format error");
     };
-    if !code.starts_with("simphone") {
+    let now = now_ms();
+    let held = sim
+        .phone_codes
+        .remove(&code)
+        .filter(|(_, (_, _, made))| now - made < CODE_LIFE_MS);
+    let Some((_, (app_id, user, _))) = held else {
         return wx_error(40029, "invalid code");
-    }
+    };
+    let number = sim_phone(&user);
     HttpResponse::Ok().json(json!({
         "errcode": 0, "errmsg": "ok",
-        "phone_info": {"phoneNumber": "13800138000", "purePhoneNumber": "13800138000", "countryCode": "86",
-            "watermark": {"appid": "", "timestamp": now_ms() / 1000}}
+        "phone_info": {"phoneNumber": number, "purePhoneNumber": number, "countryCode": "86",
+            "watermark": {"appid": app_id, "timestamp": now / 1000}}
     }))
+}
+
+/// Plays the `getPhoneNumber` button: `{user, app_id?}` -> `{code}`.
+async fn sim_phone_code(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> HttpResponse {
+    let app_id = req
+        .app_id
+        .clone()
+        .or_else(|| sim.apps.keys().min().cloned())
+        .unwrap_or_default();
+    let user = req.user.trim();
+    if user.is_empty() || user.len() > 64 {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "user must be 1-64 characters"}));
+    }
+    match sim.phone_code(&app_id, user) {
+        Ok(code) => HttpResponse::Ok().json(json!({"code": code})),
+        Err(SimRefusal::UnknownApp) => {
+            HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}))
+        }
+        Err(SimRefusal::Full) => HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "60"))
+            .json(json!({"errmsg": "the simulator holds too many codes; retry later"})),
+    }
 }
 
 #[derive(Deserialize)]
@@ -356,6 +443,34 @@ async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> 
             .insert_header(("Retry-After", "60"))
             .json(json!({"errmsg": "the simulator holds too many codes; retry later"})),
     }
+}
+
+#[derive(Deserialize)]
+struct QuotaReq {
+    app_id: Option<String>,
+    calls: u32,
+}
+
+/// Quota errors on demand: `{app_id?, calls}` makes the app's next `calls`
+/// code requests (at most 100) answer 45009, as a spent daily quota does.
+async fn sim_quota(sim: web::Data<Arc<Simulator>>, req: web::Json<QuotaReq>) -> HttpResponse {
+    let app_id = req
+        .app_id
+        .clone()
+        .or_else(|| sim.apps.keys().min().cloned())
+        .unwrap_or_default();
+    if !sim.apps.contains_key(&app_id) {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}));
+    }
+    if req.calls > 100 {
+        return HttpResponse::BadRequest().json(json!({"errmsg": "calls must be 0-100"}));
+    }
+    if req.calls == 0 {
+        sim.quota_failures.remove(&app_id);
+    } else {
+        sim.quota_failures.insert(app_id.clone(), req.calls);
+    }
+    HttpResponse::Ok().json(json!({"app_id": app_id, "calls": req.calls}))
 }
 
 #[derive(Deserialize)]
@@ -425,6 +540,9 @@ mod bounds {
             env_version: "release".into(),
             check_path: true,
             width: 430,
+            auto_color: false,
+            line_color: None,
+            is_hyaline: false,
         };
         let sim = Simulator::new(&[app], "http://127.0.0.1:1");
         for i in 0..MAX_HELD {

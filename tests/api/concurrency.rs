@@ -324,7 +324,11 @@ async fn access_token_is_shared_across_scenes() {
 /// scenes at once (two tabs, or two apps joined by a unionid) is one user.
 pub async fn first_logins_at_once_make_one_user(app: &TestApp, second_app: Option<&str>) {
     for round in 0..4 {
-        let (a, b) = (app.create_scene().await, app.create_scene().await);
+        let a = app.create_scene().await;
+        let b = match second_app {
+            Some(app_b) => app.create_scene_in(app_b).await,
+            None => app.create_scene().await,
+        };
         let openid = crate::helpers::unique("o_twin");
         let unionid = second_app.map(|_| crate::helpers::unique("u_twin"));
         let (code_a, code_b) = (
@@ -348,9 +352,14 @@ pub async fn first_logins_at_once_make_one_user(app: &TestApp, second_app: Optio
         let (ra, rb) = tokio::join!(app.confirm(&body_a), app.confirm(&body_b));
         let (ra, rb) = (ok_json(ra).await, ok_json(rb).await);
         assert_eq!(ra["user_id"], rb["user_id"], "round {round}");
-        for scene in [&a, &b] {
+        for (scene, app_id) in [(&a, None), (&b, second_app)] {
             let event = ok_json(app.events(scene, None, 0).await).await;
-            let body = ok_json(app.redeem(event["ticket"].as_str().expect("ticket")).await).await;
+            let ticket = event["ticket"].as_str().expect("ticket");
+            let res = match app_id {
+                Some(app_id) => app.redeem_in(app_id, ticket).await,
+                None => app.redeem(ticket).await,
+            };
+            let body = ok_json(res).await;
             assert_eq!(body["user"]["id"], ra["user_id"], "round {round}");
             let n = body["user"]["identities"].as_array().map_or(0, Vec::len);
             assert!(n >= 1, "round {round}: a user without identity: {body}");

@@ -1,7 +1,8 @@
 //! An independent fake of WeChat's server API, written from WeChat's wire
 //! format (not from the hub's simulator): `cgi-bin/stable_token`,
-//! `wxa/getwxacodeunlimit` and `sns/jscode2session` on 127.0.0.1:0. Tests
-//! register `wx.login` codes, count calls per API and queue one-shot faults.
+//! `wxa/getwxacodeunlimit`, `sns/jscode2session` and
+//! `wxa/business/getuserphonenumber` on 127.0.0.1:0. Tests register
+//! `wx.login` and phone codes, count calls per API and queue one-shot faults.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::TcpListener;
@@ -20,6 +21,7 @@ pub enum Api {
     StableToken,
     CodeImage,
     CodeToSession,
+    PhoneNumber,
 }
 
 /// A one-shot misbehaviour of the next call to an API.
@@ -58,6 +60,9 @@ struct Inner {
     stable_token_calls: AtomicUsize,
     code_image_calls: AtomicUsize,
     session_calls: AtomicUsize,
+    phone_calls: AtomicUsize,
+    /// `getPhoneNumber` code -> phone number (one use each).
+    phone_codes: Mutex<HashMap<String, String>>,
     /// Every JSON body sent to stable_token and getwxacodeunlimit.
     token_requests: Mutex<Vec<Value>>,
     code_requests: Mutex<Vec<Value>>,
@@ -97,6 +102,10 @@ impl FakeWechat {
                 .route("/cgi-bin/stable_token", web::post().to(stable_token))
                 .route("/wxa/getwxacodeunlimit", web::post().to(code_image))
                 .route("/sns/jscode2session", web::get().to(jscode2session))
+                .route(
+                    "/wxa/business/getuserphonenumber",
+                    web::post().to(phone_number),
+                )
         })
         .listen(listener)
         .expect("fake listens")
@@ -155,6 +164,15 @@ impl FakeWechat {
         );
     }
 
+    /// Registers a `getPhoneNumber` code that gives `number` once.
+    pub fn add_phone_code(&self, code: &str, number: &str) {
+        self.inner
+            .phone_codes
+            .lock()
+            .expect("phone codes")
+            .insert(code.to_owned(), number.to_owned());
+    }
+
     /// Queues a one-shot fault for the next call to `api`.
     pub fn fail_next(&self, api: Api, fault: Fault) {
         self.inner
@@ -172,6 +190,7 @@ impl FakeWechat {
             Api::StableToken => &self.inner.stable_token_calls,
             Api::CodeImage => &self.inner.code_image_calls,
             Api::CodeToSession => &self.inner.session_calls,
+            Api::PhoneNumber => &self.inner.phone_calls,
         };
         counter.load(Ordering::SeqCst)
     }
@@ -363,4 +382,47 @@ async fn jscode2session(inner: web::Data<Inner>, q: web::Query<SessionQuery>) ->
         answer["unionid"] = json!(u);
     }
     HttpResponse::Ok().json(answer)
+}
+
+async fn phone_number(
+    inner: web::Data<Inner>,
+    query: web::Query<TokenQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    inner.phone_calls.fetch_add(1, Ordering::SeqCst);
+    if let Some(answer) = apply_fault(&inner, Api::PhoneNumber).await {
+        return answer;
+    }
+    let known = {
+        let tokens = inner.tokens.lock().expect("tokens");
+        query
+            .access_token
+            .as_deref()
+            .is_some_and(|t| tokens.values().any(|v| v == t))
+    };
+    if !known {
+        return wx_error(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        );
+    }
+    let Some(code) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_owned))
+    else {
+        return wx_error(47001, "data format error");
+    };
+    let Some(number) = inner.phone_codes.lock().expect("phone codes").remove(&code) else {
+        return wx_error(40029, "invalid code");
+    };
+    HttpResponse::Ok().json(json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "phone_info": {
+            "phoneNumber": number,
+            "purePhoneNumber": number,
+            "countryCode": "86",
+            "watermark": {"appid": "", "timestamp": 0}
+        }
+    }))
 }

@@ -86,7 +86,7 @@ async fn login_over_websocket() {
     assert_eq!(scan["state"], "scanned");
     assert_eq!(
         scan["client"],
-        json!({"id": CLIENT_ID, "name": "Test site", "origin": ORIGIN})
+        json!({"id": CLIENT_ID, "name": "Test site", "origin": ORIGIN, "wants_phone": false})
     );
     assert_eq!(scan["browser"]["ip"], "127.0.0.1", "{scan}");
     assert!(scan["browser"]["user_agent"].is_string(), "{scan}");
@@ -330,7 +330,7 @@ async fn unionid_joins_two_apps_into_one_user() {
         json!([{"app_id": APP_ID, "openid": "o_in_a"}])
     );
 
-    let second = app.create_scene().await;
+    let second = app.create_scene_in(APP_B).await;
     let code_b = unique("code");
     app.fake
         .add_code_for(APP_B, &code_b, "o_in_b", Some("u_same"), &session_key());
@@ -341,7 +341,11 @@ async fn unionid_joins_two_apps_into_one_user() {
     .await;
     assert_eq!(a["user_id"], b["user_id"], "one person, one user id");
     let event = ok_json(app.events(&second, None, 0).await).await;
-    let two = ok_json(app.redeem(event["ticket"].as_str().expect("ticket")).await).await;
+    let two = ok_json(
+        app.redeem_in(APP_B, event["ticket"].as_str().expect("ticket"))
+            .await,
+    )
+    .await;
     assert_eq!(two["user"]["id"], a["user_id"]);
     assert_eq!(two["user"]["unionid"], "u_same");
     let mut ids: Vec<(String, String)> = two["user"]["identities"]
@@ -365,7 +369,7 @@ async fn unionid_joins_two_apps_into_one_user() {
     );
 
     // A third person without unionid in app B is someone else.
-    let third = app.create_scene().await;
+    let third = app.create_scene_in(APP_B).await;
     let code_c = unique("code");
     app.fake
         .add_code_for(APP_B, &code_c, "o_other", None, &session_key());

@@ -81,6 +81,10 @@ pub struct TestConfig {
     /// Proxies whose `X-Forwarded-For` the hub believes.
     pub trusted_proxies: Vec<String>,
     pub db: TestDb,
+    /// TOML appended to the configuration (more `[[clients]]`, `[[apps]]`).
+    pub extra_toml: String,
+    /// TOML lines added to every `[[apps]]` entry (e.g. `is_hyaline = true`).
+    pub app_extra: String,
 }
 
 impl Default for TestConfig {
@@ -96,6 +100,8 @@ impl Default for TestConfig {
             housekeeping_secs: 60,
             trusted_proxies: Vec::new(),
             db: default_db(),
+            extra_toml: String::new(),
+            app_extra: String::new(),
         }
     }
 }
@@ -236,7 +242,18 @@ fn config_toml(cfg: &TestConfig, db_url: &str, fake_url: &str) -> String {
     let mut apps = String::new();
     for (id, secret) in &cfg.apps {
         apps.push_str(&format!(
-            "[[apps]]\napp_id = \"{id}\"\nsecret = \"{secret}\"\npage = \"pages/scanlogin/index\"\nenv_version = \"release\"\n\n"
+            "[[apps]]\napp_id = \"{id}\"\nsecret = \"{secret}\"\npage = \"pages/scanlogin/index\"\nenv_version = \"release\"\n{}\n\n",
+            cfg.app_extra
+        ));
+    }
+    // Every app after the first has a client whose scenes show its code.
+    let mut app_clients = String::new();
+    for (id, _) in cfg.apps.iter().skip(1) {
+        app_clients.push_str(&format!(
+            "[[clients]]\nclient_id = \"{}\"\nname = \"Site of {id}\"\nclient_secret = \"{}\"\n\
+             allowed_origins = [\"{ORIGIN}\"]\napp_id = \"{id}\"\n\n",
+            app_client(id).0,
+            app_client(id).1,
         ));
     }
     format!(
@@ -285,7 +302,11 @@ client_id = "{OTHER_CLIENT_ID}"
 name = "Other site"
 client_secret = "{OTHER_CLIENT_SECRET}"
 allowed_origins = ["{OTHER_ORIGIN}"]
+
+{app_clients}
+{extra}
 "#,
+        extra = cfg.extra_toml,
         key = random_hex(24),
         timeout = cfg.timeout_ms,
         ttl = cfg.ttl_secs,
@@ -298,6 +319,15 @@ allowed_origins = ["{OTHER_ORIGIN}"]
         busy = cfg.busy_timeout_ms,
         housekeeping = cfg.housekeeping_secs,
         proxies = cfg.trusted_proxies,
+    )
+}
+
+/// `(client_id, client_secret)` of the test client whose scenes show the
+/// code of `app_id` (an app after the first).
+pub fn app_client(app_id: &str) -> (String, String) {
+    (
+        format!("site-{app_id}"),
+        format!("secret-of-{app_id}-0123456789"),
     )
 }
 
@@ -432,6 +462,32 @@ impl TestApp {
                 .to_owned(),
             body,
         }
+    }
+
+    /// A new scene of the client of `app_id` (see [`app_client`]).
+    pub async fn create_scene_in(&self, app_id: &str) -> Scene {
+        let res = self
+            .post_scene(&json!({"client_id": app_client(app_id).0}), Some(ORIGIN))
+            .await;
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        assert_eq!(status, StatusCode::CREATED, "body: {text}");
+        let body: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(body["app_id"], app_id, "{body}");
+        Scene {
+            id: body["scene_id"].as_str().expect("scene_id").to_owned(),
+            browser_token: body["browser_token"]
+                .as_str()
+                .expect("browser_token")
+                .to_owned(),
+            body,
+        }
+    }
+
+    /// Redeems a ticket of a scene made by [`Self::create_scene_in`].
+    pub async fn redeem_in(&self, app_id: &str, ticket: &str) -> Response {
+        let (id, secret) = app_client(app_id);
+        self.redeem_as(&id, &secret, ticket).await
     }
 
     /// A fresh `wx.login` code for `openid` (random session key, no unionid).

@@ -19,4 +19,8 @@ mod simulator;
 mod socket;
 mod tickets;
 mod webhooks;
+mod wechat_apps;
+mod wechat_avatar;
 mod wechat_errors;
+mod wechat_phone;
+mod wechat_simulator;

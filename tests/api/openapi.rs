@@ -22,6 +22,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/mp/scan"),
     ("post", "/api/v1/mp/confirm"),
     ("post", "/api/v1/mp/cancel"),
+    ("post", "/api/v1/mp/avatar"),
+    ("get", "/api/v1/avatars/{id}"),
     ("post", "/api/v1/tickets/redeem"),
     ("get", "/healthz"),
     ("get", "/readyz"),
@@ -67,8 +69,10 @@ const REQUIRED_ANSWER_FIELDS: &[(&str, &str, &str, &[&str])] = &[
             "qrcode_url",
             "ws_url",
             "events_url",
+            "app_id",
         ],
     ),
+    ("post", "/api/v1/mp/avatar", "201", &["avatar_url"]),
     (
         "get",
         "/api/v1/scenes/{scene_id}/events",
@@ -132,6 +136,7 @@ const REQUEST_FIELDS: &[(&str, &[&str], &[&str])] = &[
             "raw_data",
             "signature",
             "profile",
+            "phone_code",
         ],
     ),
     (
@@ -537,6 +542,11 @@ async fn the_document_is_valid_openapi_3_1_and_covers_every_route() {
         doc.operation("post", "/api/v1/tickets/redeem")["security"],
         json!([{"client_basic": []}])
     );
+    assert_eq!(schemes["mp_token"]["scheme"], "bearer");
+    assert_eq!(
+        doc.operation("post", "/api/v1/mp/avatar")["security"],
+        json!([{"mp_token": []}])
+    );
     for path in ["/api/v1/mp/confirm", "/api/v1/mp/cancel"] {
         let schema =
             &doc.operation("post", path)["requestBody"]["content"]["application/json"]["schema"];
@@ -608,6 +618,38 @@ async fn real_answers_of_a_whole_login_match_the_document() {
     let scan = doc.conforms(res, "post", "/api/v1/mp/scan").await;
     let mp_token = scan["mp_token"].as_str().expect("mp_token");
     doc.assert_valid("ws scanned", &event_schema, &ws.next_event().await);
+
+    // Avatar upload (201) with the mp token as Bearer, and the image (200).
+    let mut png = Vec::new();
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(8, 8))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("PNG");
+    let res = app
+        .http
+        .post(app.url("/api/v1/mp/avatar"))
+        .header(CONTENT_TYPE, "image/png")
+        .bearer_auth(mp_token)
+        .body(png)
+        .send()
+        .await
+        .expect("POST avatar");
+    assert_eq!(res.status(), 201);
+    let uploaded = doc.conforms(res, "post", "/api/v1/mp/avatar").await;
+    let avatar_url = uploaded["avatar_url"].as_str().expect("avatar_url");
+    let avatar_path = avatar_url.strip_prefix(PUBLIC_URL).expect("a hub URL");
+    let res = app
+        .http
+        .get(app.url(avatar_path))
+        .send()
+        .await
+        .expect("GET avatar");
+    assert_eq!(res.status(), 200);
+    let media = header(&res, CONTENT_TYPE.as_str());
+    assert!(
+        doc.operation("get", "/api/v1/avatars/{id}")["responses"]["200"]["content"][&media]
+            .is_object(),
+        "{media}"
+    );
 
     // Confirm (200) with a profile; the confirmed event with ticket and user.
     let res = app
@@ -715,6 +757,30 @@ async fn real_answers_of_a_whole_login_match_the_document() {
             events_path,
             401,
             &["invalid_token"],
+        ),
+        (
+            app.http
+                .post(app.url("/api/v1/mp/avatar"))
+                .header(CONTENT_TYPE, "image/png")
+                .body(vec![1u8, 2, 3])
+                .send()
+                .await
+                .expect("POST avatar"),
+            "post",
+            "/api/v1/mp/avatar",
+            401,
+            &["invalid_token"],
+        ),
+        (
+            app.http
+                .get(app.url(&format!("/api/v1/avatars/{unknown_scene}")))
+                .send()
+                .await
+                .expect("GET avatar"),
+            "get",
+            "/api/v1/avatars/{id}",
+            404,
+            &["invalid_request"],
         ),
         (
             app.qrcode(unknown_scene).await,

@@ -76,6 +76,7 @@ async function startHub(opts = {}) {
     SCANLOGIN__RATE_LIMIT__BURST: "100",
     SCANLOGIN__LOG__LEVEL: "warn",
     ...(opts.origins ? { SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS: JSON.stringify(opts.origins) } : {}),
+    ...(opts.env || {}),
   };
   delete env.RUST_LOG;
   const logFile = path.join(dir, "hub.log");

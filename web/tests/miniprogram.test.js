@@ -14,7 +14,7 @@ const logic = require(path.join(PAGE_DIR, "logic.js"));
 const APP_ID = "wxdemo0000000000"; // config.toml's app
 
 /** A fake `wx` for pretend WeChat user `user`, talking to `hub`. */
-function fakeWx(hub, user, { appId = APP_ID, profile = {} } = {}) {
+function fakeWx(hub, user, { appId = APP_ID, profile = {}, files = {} } = {}) {
   const calls = [];
   const post = async (p, body) => {
     const r = await h.postJson(`${hub}${p}`, body);
@@ -38,13 +38,23 @@ function fakeWx(hub, user, { appId = APP_ID, profile = {} } = {}) {
         (e) => o.fail({ errMsg: `getUserInfo:fail ${e.message}` }),
       );
     },
+    getFileSystemManager: () => ({
+      readFile(o) {
+        calls.push(`readFile ${o.filePath}`);
+        const bytes = files[o.filePath];
+        if (!bytes) return o.fail({ errMsg: "readFile:fail no such file" });
+        // As WeChat does without `encoding`: an ArrayBuffer.
+        o.success({ data: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) });
+      },
+    }),
     request(o) {
       calls.push(`request ${o.method} ${new URL(o.url).pathname}`);
-      assert.equal(o.header["content-type"], "application/json");
+      const binary = o.data instanceof ArrayBuffer;
+      if (!binary) assert.equal(o.header["content-type"], "application/json");
       fetch(o.url, {
         method: o.method,
         headers: o.header,
-        body: JSON.stringify(o.data),
+        body: binary ? Buffer.from(o.data) : JSON.stringify(o.data),
         signal: AbortSignal.timeout(o.timeout || 10000),
       }).then(
         async (res) => {
@@ -64,6 +74,46 @@ function fakeWx(hub, user, { appId = APP_ID, profile = {} } = {}) {
       calls.push("exitMiniProgram");
     },
   };
+}
+
+/** A small valid PNG (`w` x `h`, RGB), built by hand with zlib. */
+function tinyPng(w, h) {
+  const zlib = require("node:zlib");
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32BE(crc(body));
+    return Buffer.concat([len, body, sum]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  const rows = [];
+  for (let y = 0; y < h; y++) {
+    const row = Buffer.alloc(1 + w * 3);
+    for (let x = 0; x < w; x++) row.set([x * 8, y * 8, 200], 1 + x * 3);
+    rows.push(row);
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(Buffer.concat(rows))),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
 }
 
 /** What the browser that made `scene` sees (long-poll, as the widget's fallback). */
@@ -147,6 +197,13 @@ describe("pure helpers", () => {
     assert.match(logic.message({ code: "scene_taken" }, "en"), /Another WeChat user/);
     assert.equal(logic.message(undefined, "en"), "Login failed. Try again.");
   });
+
+  test("phoneCodeFrom takes the getphonenumber code, not a refusal", () => {
+    assert.equal(logic.phoneCodeFrom({ detail: { code: "abc", errMsg: "getPhoneNumber:ok" } }), "abc");
+    assert.equal(logic.phoneCodeFrom({ detail: { errMsg: "getPhoneNumber:fail user deny" } }), null);
+    assert.equal(logic.phoneCodeFrom({ detail: { code: "abc", errMsg: "getPhoneNumber:fail user deny" } }), null);
+    assert.equal(logic.phoneCodeFrom(undefined), null);
+  });
 });
 
 describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").existsSync(h.HUB_BIN) ? false : `no hub binary at ${h.HUB_BIN}` }, () => {
@@ -163,7 +220,7 @@ describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").
     const wx = fakeWx(hub.url, "alice");
     const ctx = { wx, hub: hub.url };
     const scan = await logic.scan(ctx, logic.sceneFromQuery({ scene: encodeURIComponent(scene.scene_id) }));
-    assert.deepEqual(scan.site, { id: "demo", name: "Demo site", origin: "http://127.0.0.1:8080" });
+    assert.deepEqual(scan.site, { id: "demo", name: "Demo site", origin: "http://127.0.0.1:8080", wantsPhone: false });
     assert.equal(scan.browser.ip, "127.0.0.1");
     assert.equal(scan.browser.kind, "browser");
     assert.equal(scan.browser.label, "Chrome · Windows");
@@ -273,6 +330,38 @@ describe("logic.js against a real hub", { skip: h.HUB_BIN && require("node:fs").
     assert.equal(bad.data.error, logic.message({ code: "bad_scene" }));
   });
 
+  test("index.js page: the chooseAvatar file is uploaded and its URL sent in the profile", async () => {
+    const scene = await newScene(hub);
+    const tmp = "http://tmp/chosen.png";
+    const wx = fakeWx(hub.url, "olivia", { files: { [tmp]: tinyPng(20, 10) } });
+    const page = loadPage(wx, hub.url);
+    await page.onLoad({ scene: scene.scene_id });
+    page.onChooseAvatar({ detail: { avatarUrl: tmp } });
+    page.onNickname({ detail: { value: "Olivia" } });
+    await page.onConfirm();
+    assert.equal(page.data.step, "confirmed");
+    assert.ok(wx.calls.includes("request POST /api/v1/mp/avatar"), wx.calls.join(", "));
+    const ev = await browserSees(hub, scene, "scanned");
+    assert.match(ev.user.avatar_url, new RegExp(`^${hub.url}/api/v1/avatars/[0-9a-f]{32}$`));
+    const img = await fetch(ev.user.avatar_url);
+    assert.equal(img.status, 200);
+    assert.equal(img.headers.get("content-type"), "image/png");
+    assert.equal(img.headers.get("cache-control"), "public, max-age=31536000, immutable");
+
+    // A file that is not an image: the hub refuses it, the login goes on without.
+    const scene2 = await newScene(hub);
+    const wx2 = fakeWx(hub.url, "olivia", { files: { [tmp]: Buffer.from("not a picture") } });
+    const page2 = loadPage(wx2, hub.url);
+    await page2.onLoad({ scene: scene2.scene_id });
+    page2.onChooseAvatar({ detail: { avatarUrl: tmp } });
+    await page2.onConfirm();
+    assert.equal(page2.data.step, "confirmed");
+    assert.equal((await browserSees(hub, scene2, "scanned")).user.avatar_url, null);
+    const err = await logic.uploadAvatar({ wx: wx2, hub: hub.url }, { path: tmp, mpToken: "x" }).catch((e) => e);
+    assert.equal(err.code, "invalid_token");
+    assert.equal(err.status, 401);
+  });
+
   test("index.js page: Cancel", async () => {
     const scene = await newScene(hub);
     const page = loadPage(fakeWx(hub.url, "judy"), hub.url);
@@ -310,5 +399,47 @@ describe("expiry against a hub with a 2 s TTL", { skip: require("node:fs").exist
     const err = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "Lee" }).catch((e) => e);
     assert.equal(err.code, "scene_expired");
     assert.equal(err.status, 410);
+  });
+});
+
+describe("phone numbers against a hub whose demo client has phone = true", { skip: require("node:fs").existsSync(h.HUB_BIN) ? false : "no hub binary" }, () => {
+  let hub;
+  before(async () => {
+    hub = await h.startHub({ env: { SCANLOGIN__CLIENTS__0__PHONE: "true" } });
+  });
+  after(async () => {
+    if (hub) await hub.stop();
+  });
+
+  test("the page offers the button; the shared number reaches the site", async () => {
+    const scene = await newScene(hub);
+    const wx = fakeWx(hub.url, "mallory");
+    const page = loadPage(wx, hub.url);
+    await page.onLoad({ scene: scene.scene_id });
+    assert.equal(page.data.step, "ask");
+    assert.equal(page.data.site.wantsPhone, true);
+    // The simulator plays the getPhoneNumber button.
+    const r = await h.postJson(`${hub.url}/sim/api/phone`, { user: "mallory" });
+    assert.equal(r.status, 200, JSON.stringify(r.data));
+    page.onPhoneNumber({ detail: { code: r.data.code, errMsg: "getPhoneNumber:ok" } });
+    assert.equal(page.data.phoneShared, true);
+    await page.onConfirm();
+    assert.equal(page.data.step, "confirmed");
+    const ev = await browserSees(hub, scene, "scanned");
+    assert.equal(ev.phone_number, undefined);
+    const red = await h.redeem(hub.url, ev.ticket);
+    assert.equal(red.status, 200);
+    assert.match(red.data.user.phone_number, /^13[0-9]{9}$/);
+  });
+
+  test("a phone code WeChat refuses: wechat_error, the scene stays scanned", async () => {
+    const scene = await newScene(hub);
+    const ctx = { wx: fakeWx(hub.url, "niaj"), hub: hub.url };
+    const scan = await logic.scan(ctx, scene.scene_id);
+    const err = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, phoneCode: "not-a-code" }).catch((e) => e);
+    assert.equal(err.code, "wechat_error");
+    assert.equal(err.status, 502);
+    const now = await fetch(`${scene.events_url}?wait=0`, { headers: { Authorization: `Bearer ${scene.browser_token}` } });
+    assert.equal((await now.json()).state, "scanned");
   });
 });

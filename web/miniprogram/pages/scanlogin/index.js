@@ -21,6 +21,7 @@ Page({
     browser: null, // { ip, userAgent, label }
     nickname: '',
     avatarUrl: '', // a temporary file from chooseAvatar, or an https URL
+    phoneShared: false, // the person tapped "share my phone number" and agreed
     error: '',
     retryable: false,
   },
@@ -46,15 +47,25 @@ Page({
     this.setData({ avatarUrl: e.detail.avatarUrl });
   },
 
+  // Shown only when the site asks (scan answer's client.wants_phone). The
+  // code is sent with the confirm; the hub asks WeChat for the number.
+  onPhoneNumber(e) {
+    this.phoneCode = logic.phoneCodeFrom(e);
+    this.setData({ phoneShared: Boolean(this.phoneCode) });
+  },
+
   onNickname(e) {
     this.setData({ nickname: e.detail.value });
   },
 
-  // chooseAvatar gives a local temporary file: upload it to your own storage
-  // and return its https URL here to show it on the website. Without that,
-  // only the nickname is sent (logic.js never sends a local path).
+  // chooseAvatar gives a local temporary file: the hub re-encodes and keeps
+  // it (POST /api/v1/mp/avatar) and answers the https URL sent in `profile`.
+  // An upload that fails does not stop the login: it goes on without avatar.
   uploadAvatar(path) {
-    return Promise.resolve(path);
+    if (!path || logic.isRemoteUrl(path)) return Promise.resolve(path);
+    return logic
+      .uploadAvatar(this.ctx, { path, mpToken: this.mpToken })
+      .catch(() => '');
   },
 
   onConfirm() {
@@ -67,6 +78,7 @@ Page({
           mpToken: this.mpToken,
           nickname: this.data.nickname,
           avatarUrl,
+          phoneCode: this.phoneCode,
         }),
       )
       .then(

@@ -185,7 +185,13 @@
         return {
           mpToken: a.mp_token,
           expiresAt: a.expires_at,
-          site: { id: client.id, name: client.name || client.id, origin: client.origin || "" },
+          site: {
+            id: client.id,
+            name: client.name || client.id,
+            origin: client.origin || "",
+            // The site asks for the phone number: offer the getPhoneNumber button.
+            wantsPhone: client.wants_phone === true
+          },
           browser: {
             kind: browser.kind === "server" ? "server" : "browser",
             ip: browser.ip || "",
@@ -199,10 +205,13 @@
   /**
    * Confirms: POST /api/v1/mp/confirm with the person's nickname and avatar
    * (o.nickname, o.avatarUrl) as `profile`, or with `legacy: true` the
-   * encrypted profile of wx.getUserInfo. Resolves {state, user_id}.
+   * encrypted profile of wx.getUserInfo. `o.phoneCode` (from the
+   * getPhoneNumber button, see phoneCodeFrom) shares the phone number.
+   * Resolves {state, user_id}.
    */
   function confirm(ctx, o) {
     var body = { scene_id: o.sceneId, mp_token: o.mpToken };
+    if (o.phoneCode) body.phone_code = String(o.phoneCode);
     var app = appIdOf(ctx);
     if (app) body.app_id = app;
     var extra = Promise.resolve();
@@ -225,6 +234,60 @@
     return extra.then(function () {
       return post(ctx, "/api/v1/mp/confirm", body);
     });
+  }
+
+  /** The Content-Type for a chooseAvatar file, from its name (WeChat gives .jpg, .png or .webp). */
+  function imageType(path) {
+    var ext = (/\.([a-z0-9]+)$/i.exec(String(path || "")) || [])[1];
+    ext = ext ? ext.toLowerCase() : "";
+    return ext === "png" ? "image/png" : ext === "webp" ? "image/webp" : "image/jpeg";
+  }
+
+  /**
+   * Uploads the chooseAvatar file (a local temporary path) to the hub:
+   * POST /api/v1/mp/avatar with the raw bytes and the scan's mp token.
+   * wx.uploadFile sends multipart/form-data, so the file is read with
+   * FileSystemManager.readFile as an ArrayBuffer and sent with wx.request.
+   * Resolves the hub's https avatar URL, to send as profile.avatar_url.
+   */
+  function uploadAvatar(ctx, o) {
+    return new Promise(function (resolve, reject) {
+      ctx.wx.getFileSystemManager().readFile({
+        filePath: o.path,
+        success: function (res) { resolve(res.data); },
+        fail: function (err) { reject(ScanError("failed", 0, err && err.errMsg)); }
+      });
+    }).then(function (bytes) {
+      return new Promise(function (resolve, reject) {
+        ctx.wx.request({
+          url: String(ctx.hub).replace(/\/+$/, "") + "/api/v1/mp/avatar",
+          method: "POST",
+          data: bytes,
+          header: { "content-type": imageType(o.path), Authorization: "Bearer " + o.mpToken },
+          timeout: ctx.timeout || 20000,
+          success: function (res) {
+            var body = res.data;
+            if (typeof body === "string") {
+              try {
+                body = JSON.parse(body);
+              } catch (e) {
+                body = {};
+              }
+            }
+            body = body && typeof body === "object" ? body : {};
+            if (res.statusCode === 201 && isRemoteUrl(body.avatar_url)) return resolve(body.avatar_url);
+            reject(ScanError(body.code || "failed", res.statusCode, body.detail || body.title));
+          },
+          fail: function (err) { reject(ScanError("network", 0, err && err.errMsg)); }
+        });
+      });
+    });
+  }
+
+  /** The code of a `getphonenumber` button event, or null when the person refused. */
+  function phoneCodeFrom(event) {
+    var d = (event && event.detail) || {};
+    return typeof d.code === "string" && d.code && !/fail|deny/i.test(d.errMsg || "") ? d.code : null;
   }
 
   /** Refuses: POST /api/v1/mp/cancel. Resolves {state: "cancelled"}. */
@@ -251,6 +314,9 @@
     login: login,
     scan: scan,
     confirm: confirm,
+    phoneCodeFrom: phoneCodeFrom,
+    imageType: imageType,
+    uploadAvatar: uploadAvatar,
     cancel: cancel,
     message: message
   };

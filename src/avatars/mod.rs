@@ -1,0 +1,295 @@
+//! Avatars people upload from the mini-program (`chooseAvatar` gives a local
+//! file, and WeChat's own avatar URLs are grey placeholders since 2022). The
+//! bytes are checked before decoding (declared size and pixel count from the
+//! header), decoded with the `image` crate under allocation limits, shrunk to
+//! at most [`MAX_SIDE`] pixels a side and re-encoded as PNG (which also drops
+//! any metadata such as EXIF locations), then kept in the `avatars` table.
+//! An avatar is kept while a user's `avatar_id` names it; housekeeping
+//! deletes the others once they are older than the retention.
+
+use std::io::Cursor;
+
+use entity::avatars::{self, Column as C};
+use entity::{scenes, users};
+use image::{DynamicImage, ImageFormat, ImageReader, Limits};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+
+use crate::db::Db;
+use crate::keys::token_hash;
+use crate::scene::State;
+
+/// Largest upload accepted, in bytes.
+pub const MAX_AVATAR_BYTES: usize = 1024 * 1024;
+/// Largest side of a stored avatar, in pixels.
+pub const MAX_SIDE: u32 = 256;
+/// Largest side an upload may declare.
+const MAX_DECLARED_SIDE: u32 = 4096;
+/// Most pixels an upload may declare (a 12-megapixel photo passes).
+const MAX_DECLARED_PIXELS: u64 = 16 * 1024 * 1024;
+/// Most memory the decoder may allocate for one image.
+const MAX_DECODE_ALLOC: u64 = 80 * 1024 * 1024;
+/// The path under `public_url` where avatars are served.
+pub const AVATAR_PATH: &str = "/api/v1/avatars/";
+
+/// Why an upload is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AvatarError {
+    /// Not `image/png`, `image/jpeg` or `image/webp`.
+    #[error("Content-Type must be image/png, image/jpeg or image/webp")]
+    UnsupportedType,
+    /// The header declares a size past the limits (checked before decoding).
+    #[error(
+        "the image declares {0} x {1} pixels; at most {MAX_DECLARED_SIDE} a side and {MAX_DECLARED_PIXELS} in all"
+    )]
+    TooManyPixels(u32, u32),
+    /// The bytes do not decode as the declared type.
+    #[error("the body is not a decodable {0} image")]
+    NotAnImage(&'static str),
+    /// Every decoding slot stayed taken for [`DECODE_WAIT`].
+    #[error("too many avatars are being decoded; retry in a moment")]
+    Busy,
+}
+
+/// Avatars decoded at once per node (each may take up to
+/// [`MAX_DECODE_ALLOC`] bytes and a core).
+const DECODE_SLOTS: usize = 2;
+/// How long an upload waits for a decoding slot.
+const DECODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The image format for a `Content-Type` value (parameters ignored).
+pub fn format_of(content_type: &str) -> Result<(ImageFormat, &'static str), AvatarError> {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "image/png" => Ok((ImageFormat::Png, "PNG")),
+        "image/jpeg" => Ok((ImageFormat::Jpeg, "JPEG")),
+        "image/webp" => Ok((ImageFormat::WebP, "WebP")),
+        _ => Err(AvatarError::UnsupportedType),
+    }
+}
+
+/// Checks, decodes and re-encodes an upload: PNG bytes of at most
+/// [`MAX_SIDE`] x [`MAX_SIDE`] pixels. CPU-bound: run it off the reactor.
+pub fn reencode(content_type: &str, bytes: &[u8]) -> Result<Vec<u8>, AvatarError> {
+    let (format, name) = format_of(content_type)?;
+    // The header alone first: a small file may declare a huge canvas.
+    let (w, h) = ImageReader::with_format(Cursor::new(bytes), format)
+        .into_dimensions()
+        .map_err(|_| AvatarError::NotAnImage(name))?;
+    if w == 0
+        || h == 0
+        || w > MAX_DECLARED_SIDE
+        || h > MAX_DECLARED_SIDE
+        || u64::from(w) * u64::from(h) > MAX_DECLARED_PIXELS
+    {
+        return Err(AvatarError::TooManyPixels(w, h));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_DECLARED_SIDE);
+    limits.max_image_height = Some(MAX_DECLARED_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_ALLOC);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|_| AvatarError::NotAnImage(name))?;
+    let image = if image.width() > MAX_SIDE || image.height() > MAX_SIDE {
+        image.thumbnail(MAX_SIDE, MAX_SIDE)
+    } else {
+        image
+    };
+    let image = DynamicImage::ImageRgba8(image.to_rgba8());
+    let mut out = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .map_err(|_| AvatarError::NotAnImage(name))?;
+    Ok(out)
+}
+
+/// A stored avatar.
+pub struct Avatar {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The id in an avatar URL this hub handed out (`{public_url}/api/v1/avatars/{id}`).
+pub fn own_avatar_id<'a>(public_url: &str, url: &'a str) -> Option<&'a str> {
+    let prefix = format!("{}{AVATAR_PATH}", public_url.trim_end_matches('/'));
+    url.strip_prefix(&prefix).filter(|id| is_avatar_id(id))
+}
+
+/// Whether `id` has the shape of an avatar id (32 lowercase hex digits).
+pub fn is_avatar_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Reads and writes `avatars`.
+#[derive(Clone)]
+pub struct AvatarStore {
+    db: Db,
+    decode_slots: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl AvatarStore {
+    /// The store on `db`.
+    pub fn new(db: Db) -> Self {
+        Self {
+            db,
+            decode_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(DECODE_SLOTS)),
+        }
+    }
+
+    /// [`reencode`] on a blocking thread, at most [`DECODE_SLOTS`] at once.
+    pub async fn reencode(
+        &self,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Vec<u8>, AvatarError> {
+        let (_, name) = format_of(content_type)?;
+        let slot = tokio::time::timeout(DECODE_WAIT, self.decode_slots.clone().acquire_owned())
+            .await
+            .map_err(|_| AvatarError::Busy)?
+            .map_err(|_| AvatarError::Busy)?;
+        let content_type = content_type.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            reencode(&content_type, &bytes)
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "avatar decoding stopped");
+            AvatarError::NotAnImage(name)
+        })?
+    }
+
+    /// Whether `mp_token` is the token of a scene scanned and not expired.
+    pub async fn token_is_live(&self, mp_token: &str, now: i64) -> Result<bool, DbErr> {
+        let found = scenes::Entity::find()
+            .filter(scenes::Column::MpTokenHash.eq(token_hash(mp_token)))
+            .filter(scenes::Column::State.eq(State::Scanned.as_str()))
+            .filter(scenes::Column::ExpiresAt.gt(now))
+            .one(self.db.read())
+            .await?;
+        Ok(found.is_some())
+    }
+
+    /// Stores re-encoded PNG bytes; returns the new id.
+    pub async fn put(&self, png: Vec<u8>, now: i64) -> Result<String, DbErr> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let row = avatars::ActiveModel {
+            id: Set(id.clone()),
+            content_type: Set("image/png".into()),
+            image: Set(png),
+            created_at: Set(now),
+        };
+        avatars::Entity::insert(row)
+            .exec_without_returning(self.db.write())
+            .await?;
+        Ok(id)
+    }
+
+    /// The avatar `id`, if kept.
+    pub async fn get(&self, id: &str) -> Result<Option<Avatar>, DbErr> {
+        if !is_avatar_id(id) {
+            return Ok(None);
+        }
+        Ok(avatars::Entity::find_by_id(id.to_owned())
+            .one(self.db.read())
+            .await?
+            .map(|m| Avatar {
+                content_type: m.content_type,
+                bytes: m.image,
+            }))
+    }
+
+    /// Deletes up to `limit` avatars stored before `cutoff` that no user's
+    /// `avatar_id` names.
+    pub async fn purge_unreferenced(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
+        let kept = Query::select()
+            .column(users::Column::AvatarId)
+            .from(users::Entity)
+            .and_where(users::Column::AvatarId.is_not_null())
+            .to_owned();
+        let ids = Query::select()
+            .column(C::Id)
+            .from(avatars::Entity)
+            .and_where(C::CreatedAt.lt(cutoff))
+            .and_where(Expr::col(C::Id).not_in_subquery(kept))
+            .limit(limit)
+            .to_owned();
+        Ok(avatars::Entity::delete_many()
+            .filter(C::Id.in_subquery(ids))
+            .exec(self.db.write())
+            .await?
+            .rows_affected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        DynamicImage::new_rgba8(w, h)
+            .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+            .expect("encode");
+        out
+    }
+
+    /// A PNG whose header declares `w` x `h` (CRCs are not checked before
+    /// the size is).
+    fn declaring(w: u32, h: u32) -> Vec<u8> {
+        let mut bytes = png(1, 1);
+        bytes[16..20].copy_from_slice(&w.to_be_bytes());
+        bytes[20..24].copy_from_slice(&h.to_be_bytes());
+        bytes
+    }
+
+    #[test]
+    fn huge_declared_sizes_are_refused_before_decoding() {
+        for (w, h) in [(50_000, 50_000), (4097, 1), (4096, 4096 + 1)] {
+            let err = reencode("image/png", &declaring(w, h));
+            assert!(
+                matches!(
+                    err,
+                    Err(AvatarError::TooManyPixels(..)) | Err(AvatarError::NotAnImage(_))
+                ),
+                "{w}x{h}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn small_images_pass_and_big_ones_shrink() {
+        let out = reencode("image/png; charset=binary", &png(300, 600)).expect("re-encoded");
+        let img = image::load_from_memory_with_format(&out, ImageFormat::Png).expect("PNG");
+        assert_eq!((img.width(), img.height()), (128, 256));
+        assert_eq!(
+            reencode("text/plain", &png(1, 1)),
+            Err(AvatarError::UnsupportedType)
+        );
+        assert_eq!(
+            reencode("image/jpeg", &png(1, 1)),
+            Err(AvatarError::NotAnImage("JPEG"))
+        );
+    }
+
+    #[test]
+    fn own_avatar_ids_are_recognised() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let url = format!("https://hub.example/api/v1/avatars/{id}");
+        assert_eq!(own_avatar_id("https://hub.example/", &url), Some(id));
+        assert_eq!(own_avatar_id("https://other.example", &url), None);
+        assert_eq!(
+            own_avatar_id(
+                "https://hub.example",
+                "https://hub.example/api/v1/avatars/../x"
+            ),
+            None
+        );
+    }
+}
