@@ -90,6 +90,13 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// Apply pending migrations when `serve` starts.
     pub migrate_on_start: bool,
+    /// PostgreSQL: where the bus listener connects for `LISTEN` when not
+    /// `url` (e.g. PostgreSQL itself while `url` goes through a pooler in
+    /// transaction mode, which cannot `LISTEN`).
+    pub listen_url: Option<SecretString>,
+    /// PostgreSQL: how long the bus listener may be disconnected before
+    /// `/readyz` fails.
+    pub listener_grace_secs: u64,
     /// How long a SQLite statement waits for another writer's lock before
     /// the request is answered 503 `unavailable`.
     pub busy_timeout_ms: u64,
@@ -101,6 +108,8 @@ impl Default for DatabaseSettings {
             url: SecretString::from("sqlite://data/scanlogin.db"),
             max_connections: 8,
             migrate_on_start: true,
+            listen_url: None,
+            listener_grace_secs: 10,
             busy_timeout_ms: 5_000,
         }
     }
@@ -463,6 +472,20 @@ impl Settings {
             || url.starts_with("postgresql://"))
         {
             out.push("database.url: must start with sqlite:, postgres:// or postgresql://".into());
+        }
+        if let Some(listen) = &self.database.listen_url {
+            let listen = listen.expose_secret();
+            if !(listen.starts_with("postgres://") || listen.starts_with("postgresql://"))
+                || url.starts_with("sqlite:")
+            {
+                out.push(
+                    "database.listen_url: a postgres:// URL, with a postgres:// database.url"
+                        .into(),
+                );
+            }
+        }
+        if !(1..=3600).contains(&self.database.listener_grace_secs) {
+            out.push("database.listener_grace_secs: must be within 1..=3600".into());
         }
         if let Some(key) = &self.server.secret_key
             && key.expose_secret().len() < 32

@@ -6,6 +6,7 @@ pub mod avatars;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod flight;
 pub mod http;
 pub mod keys;
 pub mod locks;

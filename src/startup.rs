@@ -25,8 +25,9 @@ use crate::config::{Settings, WechatMode};
 use crate::db::Db;
 use crate::keys::ServerKey;
 use crate::login::{FlowEvent, FlowObserver, Login};
-use crate::push::{Bus, LocalBus, Registry, pg_bus};
+use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
 use crate::ratelimit::RateLimits;
+use crate::scene::SceneStore;
 use crate::state::AppState;
 use crate::telemetry::metrics;
 use crate::wechat::WechatClient;
@@ -109,21 +110,33 @@ impl Application {
             db.clone(),
             crate::sealed::Sealer::new(&key),
             Some(wechat_observer),
+            crate::flight::wait_for_wechat(Duration::from_millis(settings.wechat.timeout_ms)),
         ));
         let registry = Arc::new(Registry::default());
         let shutdown = CancellationToken::new();
         let mut background = Vec::new();
-        let bus: Arc<dyn Bus> = if crate::db::is_sqlite(settings.database.url.expose_secret()) {
-            Arc::new(LocalBus::new(registry.clone()))
-        } else {
-            let url = settings.database.url.expose_secret().to_owned();
-            background.push(pg_bus::spawn_listener(
-                url,
-                registry.clone(),
-                shutdown.clone(),
-            ));
-            Arc::new(pg_bus::PgBus::new(db.write().clone()))
-        };
+        let (bus, bus_health): (Arc<dyn Bus>, _) =
+            if crate::db::is_sqlite(settings.database.url.expose_secret()) {
+                let bus = Arc::new(LocalBus::new(registry.clone()));
+                (bus, Arc::new(BusHealth::always_up()))
+            } else {
+                let health = Arc::new(BusHealth::starting(Duration::from_secs(
+                    settings.database.listener_grace_secs,
+                )));
+                let url = settings.database.listen_url.as_ref();
+                let setup = pg_bus::ListenerSetup {
+                    url: url
+                        .unwrap_or(&settings.database.url)
+                        .expose_secret()
+                        .to_owned(),
+                    application_name: format!("scanlogin listener {addr}"),
+                    registry: registry.clone(),
+                    scenes: SceneStore::new(db.clone(), crate::sealed::Sealer::new(&key)),
+                    health: health.clone(),
+                };
+                background.push(pg_bus::spawn_listener(setup, shutdown.clone()));
+                (Arc::new(pg_bus::PgBus::new(db.write().clone())), health)
+            };
         let webhook_wake = crate::webhooks::Wake::default();
         let wake = webhook_wake.clone();
         let flow_observer: FlowObserver = Arc::new(move |event| {
@@ -152,6 +165,7 @@ impl Application {
             open_sockets: Arc::new(AtomicI64::new(0)),
             sockets: TaskTracker::new(),
             metrics: metrics_handle,
+            bus_health,
         };
         let server = serve(listener, addr, metrics_listener, &state)?;
         background.push(tokio::spawn(sweeper(state.clone())));

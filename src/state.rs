@@ -8,7 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::login::Login;
-use crate::push::Registry;
+use crate::push::{BusHealth, Registry};
 use crate::ratelimit::RateLimits;
 use crate::wechat::simulator::Simulator;
 
@@ -26,6 +26,8 @@ pub struct AppState {
     /// waits for them to send their close frames.
     pub sockets: TaskTracker,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Whether this node hears the other nodes (readiness).
+    pub bus_health: Arc<BusHealth>,
 }
 
 /// Counts an open socket while alive.

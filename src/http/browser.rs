@@ -241,10 +241,18 @@ pub async fn events(
     let mut sub = state.registry.subscribe(&path);
     let mut view = state.login.browser_view(&path, token, origin).await?;
     if after == Some(view.state) && !view.state.is_final() && !wait.is_zero() {
-        tokio::select! {
-            _ = sub.recv() => {}
-            _ = tokio::time::sleep(wait) => {}
-            _ = state.shutdown.cancelled() => {}
+        let shown = view.state;
+        let deadline = tokio::time::sleep(wait);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                // A push of a state this poll already has (a bus resync
+                // re-sends what it reads) does not end the wait.
+                pushed = sub.recv() => if pushed.state.rank() <= shown.rank() { continue },
+                _ = &mut deadline => {}
+                _ = state.shutdown.cancelled() => {}
+            }
+            break;
         }
         view = state.login.browser_view_unchecked(&path).await?;
     }

@@ -47,12 +47,15 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 /// How long readiness may take before the node counts as not ready.
 const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// `GET /readyz`: the database answers reads and takes writes, in time.
+/// `GET /readyz`: the database answers reads and takes writes, in time, and,
+/// with several nodes, this node's bus listener has not been disconnected
+/// for longer than its grace.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "operations",
-    summary = "Readiness: the database answers reads and takes writes within 2 s",
+    summary = "Readiness: the database answers reads and takes writes within 2 s (and, with \
+        several nodes, the bus listener is connected)",
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 429, description = "`rate_limited` (per client IP)"),
@@ -60,6 +63,10 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .bus_health
+        .ready()
+        .map_err(|down| ApiError::Unavailable(format!("bus listener disconnected for {down:?}")))?;
     tokio::time::timeout(READY_WITHIN, state.login.ready())
         .await
         .map_err(|_| ApiError::Unavailable("database: no answer within 2 s".into()))?

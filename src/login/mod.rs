@@ -3,6 +3,7 @@
 //! these functions; these call the stores, WeChat and the bus.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{DbErr, TransactionTrait};
@@ -14,6 +15,7 @@ use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarStore};
 use crate::config::{AppSettings, ClientSettings, Settings};
 use crate::db::Db;
 use crate::error::ApiError;
+use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
 use crate::keys::{ServerKey, now_ms, random_token, secrets_equal, token_hash, token_matches};
 use crate::locks::{KeyGuard, KeyedLocks};
 use crate::push::Bus;
@@ -196,7 +198,7 @@ pub struct Login {
     exchanges: CodeExchanges,
     key: ServerKey,
     bus: Arc<dyn Bus>,
-    image_locks: KeyedLocks,
+    code_flight: SingleFlight,
     code_calls: KeyedLocks,
     observer: Option<FlowObserver>,
     avatars: AvatarStore,
@@ -224,6 +226,11 @@ impl Login {
         bus: Arc<dyn Bus>,
         observer: Option<FlowObserver>,
     ) -> Self {
+        let code_flight = SingleFlight::new(
+            Purpose::CodeImage,
+            db.clone(),
+            wait_for_wechat(Duration::from_millis(settings.wechat.timeout_ms)),
+        );
         Self {
             avatars: AvatarStore::new(db.clone()),
             apps: AppChooser::new(settings.apps.iter().map(|a| a.app_id.clone()).collect()),
@@ -237,7 +244,7 @@ impl Login {
             wechat,
             key,
             bus,
-            image_locks: KeyedLocks::default(),
+            code_flight,
             code_calls: KeyedLocks::default(),
             observer,
         }
@@ -320,27 +327,45 @@ impl Login {
         if let Some(img) = self.codes.get(id).await? {
             return Ok(img);
         }
-        let _one_at_a_time = self.image_locks.lock(id).await;
-        if let Some(img) = self.codes.get(id).await? {
+        // The token of the app that will be asked first, so the scene's
+        // flight needs no second connection for it.
+        let first = self
+            .apps
+            .candidates(self.code_app(&row).as_deref(), now_ms());
+        if let Some(app_id) = first.first() {
+            self.wechat.token(app_id).await?;
+        }
+        // One caller per scene across every node (crate::flight).
+        let flight = self.code_flight.enter(id).await?;
+        if let Some(img) = self.codes.get_with(&flight.reader(), id).await? {
             return Ok(img);
         }
         let img = self
             .code_image(&row)
             .instrument(info_span!("wechat_code", scene_id = %id))
             .await?;
-        self.codes.put(id, &img, now_ms()).await?;
+        self.codes.put(&flight.writer(), id, &img, now_ms()).await?;
+        if let Err(e) = flight.land().await {
+            warn!(error = %e, scene_id = %id, "code image not stored; the next request asks WeChat again");
+        }
         Ok(img)
+    }
+
+    /// The app the scene's code comes from first: the one that made it
+    /// before, else the client's.
+    fn code_app(&self, row: &entity::scenes::Model) -> Option<String> {
+        row.code_app_id.clone().or_else(|| {
+            self.settings
+                .client(&row.client_id)
+                .and_then(|c| c.app_id.clone())
+        })
     }
 
     /// Asks WeChat for the scene's code: from the scene's app, or on a quota
     /// error (45009) from the next configured app, which the scene then
     /// names. Any other error, or a quota error from every app, is returned.
     async fn code_image(&self, row: &entity::scenes::Model) -> Result<CodeImage, ApiError> {
-        let preferred = row.code_app_id.clone().or_else(|| {
-            self.settings
-                .client(&row.client_id)
-                .and_then(|c| c.app_id.clone())
-        });
+        let preferred = self.code_app(row);
         let mut last = None;
         for app_id in self.apps.candidates(preferred.as_deref(), now_ms()) {
             let result = self.wechat.code_image(&app_id, &row.id).await;

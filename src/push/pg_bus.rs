@@ -3,20 +3,29 @@
 //! notification to the local registry, so a browser on node A hears at once
 //! what a phone did through node B. The payload carries no secret (the
 //! ticket is derived on each node from the shared server key).
+//!
+//! Notifications sent while the listener is disconnected are lost, so after
+//! every (re)connect, once it listens again, the node re-reads every scene it
+//! has local listeners for and dispatches what it finds: a change made during
+//! the gap reaches the browser right after the reconnect, not at the
+//! socket's next heartbeat.
 
+use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
-use super::Registry;
 use super::bus::{Bus, BusError};
-use crate::scene::SceneView;
+use super::{BusHealth, Registry};
+use crate::keys::now_ms;
+use crate::scene::{SceneStore, SceneView, State};
+use crate::telemetry::metrics;
 
 /// The notification channel.
 pub const CHANNEL: &str = "scanlogin_scenes";
@@ -27,6 +36,7 @@ pub struct PgBus {
 }
 
 impl PgBus {
+    /// Publishes through `db` (the write pool).
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
     }
@@ -50,59 +60,231 @@ impl Bus for PgBus {
     }
 }
 
-/// Listens on `CHANNEL` until `shutdown`, reconnecting with back-off, and
-/// dispatches each scene change to this node's registry. A listener that
-/// missed notifications while disconnected catches up from the database
-/// (sockets re-read their scene at every heartbeat).
-pub fn spawn_listener(
-    url: String,
-    registry: Arc<Registry>,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
+/// Longest wait for a connection and its `LISTEN`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// First wait before retrying a failed connect, doubled per failure up to
+/// `MAX_BACKOFF`.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// A connection that listened at least this long before dropping is retried
+/// at once; one that dropped sooner backs off (a flapping connection is
+/// re-opened about once a second at most).
+const STABLE: Duration = Duration::from_secs(1);
+/// How often an idle listener checks its connection (a peer gone without a
+/// FIN or RST shows nothing otherwise), and how long the check may take.
+const PROBE_EVERY: Duration = Duration::from_secs(10);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Scenes re-read per query after a reconnect.
+const RESYNC_BATCH: usize = 500;
+
+/// What the listener task needs.
+pub struct ListenerSetup {
+    /// Where to `LISTEN` (`database.listen_url`, else `database.url`).
+    pub url: String,
+    /// The connection's `application_name` (shown in `pg_stat_activity`).
+    pub application_name: String,
+    /// This node's listeners.
+    pub registry: Arc<Registry>,
+    /// Where the scenes are re-read after a reconnect.
+    pub scenes: SceneStore,
+    /// Marked down while the listener does not listen (readiness).
+    pub health: Arc<BusHealth>,
+}
+
+/// Listens on `CHANNEL` until `shutdown` and dispatches each scene change to
+/// this node's registry. A lost connection is logged and marked down at
+/// once, then re-opened with bounded back-off; after each (re)connect the
+/// listened scenes are re-read (see the module documentation).
+pub fn spawn_listener(setup: ListenerSetup, shutdown: CancellationToken) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(200);
+        let options = match PgConnectOptions::from_str(&setup.url) {
+            Ok(o) => o.application_name(&setup.application_name),
+            Err(e) => {
+                error!(error = %e, "bus: the listen URL is unusable; this node hears no other node");
+                return;
+            }
+        };
+        let mut delay = Duration::ZERO;
+        let mut down_at: Option<Instant> = None;
+        let mut failures = 0u64;
+        let mut resync: Option<JoinHandle<()>> = None;
         loop {
-            let connected = async {
-                let mut listener = PgListener::connect(&url).await?;
-                listener.listen(CHANNEL).await?;
-                Ok::<_, sqlx::Error>(listener)
-            };
+            if !delay.is_zero() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(jittered(delay)) => {}
+                }
+            }
+            // A pool of its own per attempt: a connection that hangs while
+            // being put back never blocks the next attempt.
+            let pool = listener_pool(options.clone());
             let mut listener = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = connected => match r {
-                    Ok(l) => l,
-                    Err(e) => {
-                        warn!(error = %e, "bus: cannot listen; retrying");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => break,
+                r = tokio::time::timeout(CONNECT_TIMEOUT, connect(&pool)) => match r {
+                    Ok(Ok(l)) => l,
+                    failed => {
+                        let error = match failed {
+                            Ok(Err(e)) => e.to_string(),
+                            _ => format!("no connection within {CONNECT_TIMEOUT:?}"),
+                        };
+                        delay = next_backoff(delay);
+                        failures += 1;
+                        // The first failure and then about one a minute.
+                        if failures == 1 || failures.is_multiple_of(60) {
+                            warn!(%error, failures, retry_in_ms = delay.as_millis() as u64, "bus: cannot listen; retrying");
+                        } else {
+                            debug!(%error, failures, "bus: cannot listen; retrying");
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
                         continue;
                     }
                 },
             };
-            info!(channel = CHANNEL, "bus: listening");
-            backoff = Duration::from_millis(200);
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    n = listener.try_recv() => n,
-                };
-                match next {
-                    Ok(Some(n)) => match serde_json::from_str::<SceneView>(n.payload()) {
-                        Ok(view) => {
-                            registry.dispatch(view);
-                        }
-                        Err(e) => warn!(error = %e, "bus: unreadable notification"),
-                    },
-                    Ok(None) => warn!("bus: connection lost; reconnecting"),
-                    Err(e) => {
-                        warn!(error = %e, "bus: listener failed; reconnecting");
-                        break;
-                    }
-                }
+            failures = 0;
+            setup.health.mark_up();
+            metrics::bus_listening(true);
+            match down_at.take() {
+                Some(t) => info!(
+                    channel = CHANNEL,
+                    down_ms = t.elapsed().as_millis() as u64,
+                    "bus: listening again"
+                ),
+                None => info!(channel = CHANNEL, "bus: listening"),
             }
+            if let Some(previous) = resync.take() {
+                previous.abort();
+            }
+            resync = Some(tokio::spawn(resync_scenes(
+                setup.registry.clone(),
+                setup.scenes.clone(),
+            )));
+            let since = Instant::now();
+            let Some(lost) = listen(&mut listener, &setup.registry, &shutdown).await else {
+                break;
+            };
+            setup.health.mark_down();
+            metrics::bus_listening(false);
+            metrics::bus_dropped();
+            down_at = Some(Instant::now());
+            warn!(error = %lost, "bus: connection lost; reconnecting (pushes from other nodes wait)");
+            delay = if since.elapsed() >= STABLE {
+                Duration::ZERO
+            } else {
+                next_backoff(delay)
+            };
+        }
+        if let Some(r) = resync {
+            r.abort();
         }
     })
+}
+
+fn listener_pool(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with(options)
+}
+
+async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    // A lost connection is reported at once (`Ok(None)`) and re-opened here,
+    // not silently inside `try_recv`.
+    listener.eager_reconnect(false);
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
+
+fn next_backoff(delay: Duration) -> Duration {
+    if delay.is_zero() {
+        MIN_BACKOFF
+    } else {
+        (delay * 2).min(MAX_BACKOFF)
+    }
+}
+
+/// `delay` plus up to a quarter more, so nodes that lost the database
+/// together do not all come back in the same instant.
+fn jittered(delay: Duration) -> Duration {
+    let quarter = delay.as_millis() as u64 / 4;
+    delay + Duration::from_millis(rand::random_range(0..=quarter))
+}
+
+/// Dispatches notifications until the connection is lost (the reason) or
+/// `shutdown` (`None`).
+async fn listen(
+    listener: &mut PgListener,
+    registry: &Registry,
+    shutdown: &CancellationToken,
+) -> Option<String> {
+    let mut probe =
+        tokio::time::interval_at(tokio::time::Instant::now() + PROBE_EVERY, PROBE_EVERY);
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return None,
+            n = listener.try_recv() => n,
+            _ = probe.tick() => {
+                match tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&mut *listener)).await {
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(e)) => return Some(e.to_string()),
+                    Err(_) => return Some(format!("no answer to a probe within {PROBE_TIMEOUT:?}")),
+                }
+            }
+        };
+        match next {
+            Ok(Some(n)) => match serde_json::from_str::<SceneView>(n.payload()) {
+                Ok(view) => {
+                    registry.dispatch(view);
+                }
+                Err(e) => warn!(error = %e, "bus: unreadable notification"),
+            },
+            Ok(None) => return Some("the server closed the connection".into()),
+            Err(e) => return Some(e.to_string()),
+        }
+    }
+}
+
+/// Re-reads every scene with a listener on this node and dispatches those
+/// past `waiting` (every listener has seen `waiting`; listeners ignore a
+/// state they already have).
+async fn resync_scenes(registry: Arc<Registry>, scenes: SceneStore) {
+    let ids = registry.scene_ids();
+    let mut pushed = 0usize;
+    let mut unread = 0usize;
+    for batch in ids.chunks(RESYNC_BATCH) {
+        let mut attempt = 0;
+        let rows = loop {
+            attempt += 1;
+            match scenes.get_many(batch).await {
+                Ok(rows) => break Some(rows),
+                Err(e) if attempt < 3 => {
+                    warn!(error = %e, "bus: resync read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    warn!(error = %e, "bus: resync read failed; these sockets catch up at their heartbeat");
+                    break None;
+                }
+            }
+        };
+        let Some(rows) = rows else {
+            unread += batch.len();
+            continue;
+        };
+        let now = now_ms();
+        for row in &rows {
+            let view = SceneView::of(row, now);
+            if view.state != State::Waiting && registry.dispatch(view) > 0 {
+                pushed += 1;
+            }
+        }
+    }
+    metrics::bus_resynced(ids.len());
+    info!(
+        scenes = ids.len(),
+        pushed, unread, "bus: re-read the listened scenes after (re)connecting"
+    );
 }

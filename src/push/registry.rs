@@ -144,6 +144,12 @@ impl Registry {
     pub fn scenes(&self) -> usize {
         self.map.len()
     }
+
+    /// The ids of the scenes with at least one listener on this node (a
+    /// snapshot; for re-reading them after the bus missed notifications).
+    pub fn scene_ids(&self) -> Vec<String> {
+        self.map.iter().map(|e| e.key().clone()).collect()
+    }
 }
 
 impl Drop for Subscription {

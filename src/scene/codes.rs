@@ -4,7 +4,7 @@
 use crate::db::Db;
 use entity::scene_codes::{self, Column as C};
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::wechat::CodeImage;
 
@@ -19,9 +19,19 @@ impl SceneCodes {
         Self { db }
     }
 
+    /// The scene's image, from the read pool.
     pub async fn get(&self, scene_id: &str) -> Result<Option<CodeImage>, DbErr> {
+        self.get_with(self.db.read(), scene_id).await
+    }
+
+    /// The scene's image, read through `conn` (e.g. a flight's transaction).
+    pub async fn get_with(
+        &self,
+        conn: &impl ConnectionTrait,
+        scene_id: &str,
+    ) -> Result<Option<CodeImage>, DbErr> {
         Ok(scene_codes::Entity::find_by_id(scene_id.to_owned())
-            .one(self.db.read())
+            .one(conn)
             .await?
             .map(|m| CodeImage {
                 content_type: m.content_type,
@@ -29,7 +39,14 @@ impl SceneCodes {
             }))
     }
 
-    pub async fn put(&self, scene_id: &str, image: &CodeImage, now: i64) -> Result<(), DbErr> {
+    /// Stores the scene's image through `conn`, unless one is stored already.
+    pub async fn put(
+        &self,
+        conn: &impl ConnectionTrait,
+        scene_id: &str,
+        image: &CodeImage,
+        now: i64,
+    ) -> Result<(), DbErr> {
         let row = scene_codes::ActiveModel {
             scene_id: Set(scene_id.to_owned()),
             content_type: Set(image.content_type.clone()),
@@ -38,7 +55,7 @@ impl SceneCodes {
         };
         scene_codes::Entity::insert(row)
             .on_conflict(OnConflict::column(C::SceneId).do_nothing().to_owned())
-            .exec_without_returning(self.db.write())
+            .exec_without_returning(conn)
             .await?;
         Ok(())
     }

@@ -134,6 +134,17 @@ impl SceneStore {
             .await
     }
 
+    /// The rows of these scenes (those that still exist), in one query.
+    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<scenes::Model>, DbErr> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        scenes::Entity::find()
+            .filter(C::Id.is_in(ids.iter().map(String::as_str)))
+            .all(self.db.read())
+            .await
+    }
+
     /// `waiting -> scanned`, binding the scene to its first scanner.
     pub async fn scan(
         &self,

@@ -1,7 +1,8 @@
 //! Prometheus metrics (`metrics` facade + `metrics-exporter-prometheus`):
 //! open sockets, scenes created and ended by outcome, confirm-to-push
 //! latency, WeChat calls by API and outcome with latency, HTTP requests by
-//! route template and status with latency.
+//! route template and status with latency, the bus listener's drops and
+//! resyncs.
 
 use std::sync::OnceLock;
 
@@ -75,6 +76,22 @@ fn describe() {
     ::metrics::describe_histogram!(
         "scanlogin_http_request_seconds",
         "HTTP request latency by route template"
+    );
+    ::metrics::describe_gauge!(
+        "scanlogin_bus_listening",
+        "1 while this node's LISTEN connection listens (PostgreSQL), else 0"
+    );
+    ::metrics::describe_counter!(
+        "scanlogin_bus_drops_total",
+        "Times this node's LISTEN connection was lost"
+    );
+    ::metrics::describe_counter!(
+        "scanlogin_bus_resyncs_total",
+        "Re-reads of the listened scenes after the LISTEN connection (re)connected"
+    );
+    ::metrics::describe_counter!(
+        "scanlogin_bus_resynced_scenes_total",
+        "Scenes re-read by those resyncs"
     );
     ::metrics::describe_counter!(
         "scanlogin_webhook_attempts_total",
@@ -150,6 +167,22 @@ pub fn http_request(route: String, method: &str, status: u16, seconds: f64) {
         "status" => status.to_string())
     .increment(1);
     ::metrics::histogram!("scanlogin_http_request_seconds", "route" => route).record(seconds);
+}
+
+/// Whether this node's bus listener listens.
+pub fn bus_listening(up: bool) {
+    ::metrics::gauge!("scanlogin_bus_listening").set(if up { 1.0 } else { 0.0 });
+}
+
+/// This node's bus listener lost its connection.
+pub fn bus_dropped() {
+    ::metrics::counter!("scanlogin_bus_drops_total").increment(1);
+}
+
+/// The bus listener re-read `scenes` listened scenes after (re)connecting.
+pub fn bus_resynced(scenes: usize) {
+    ::metrics::counter!("scanlogin_bus_resyncs_total").increment(1);
+    ::metrics::counter!("scanlogin_bus_resynced_scenes_total").increment(scenes as u64);
 }
 
 /// One webhook delivery attempt, by result (`2xx`, `non_2xx`, `timeout`, `error`).

@@ -1,8 +1,9 @@
 //! HTTP client for WeChat's server API (or anything speaking it: the built-in
 //! simulator, a test fake). Access tokens come from `cgi-bin/stable_token`,
 //! are cached in memory and in the database (shared by every node), refreshed
-//! before they run out, one refresh per app at a time; a call answered with
-//! 40001/40014/42001 refreshes once and retries.
+//! before they run out, one refresh per app at a time across every node
+//! (`crate::flight`); a call answered with 40001/40014/42001 refreshes once
+//! and retries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,8 +19,9 @@ use url::Url;
 use super::tokens::{CachedToken, TokenStore};
 use crate::config::AppSettings;
 use crate::db::Db;
+use crate::error::ApiError;
+use crate::flight::{FlightError, Purpose, SingleFlight};
 use crate::keys::now_ms;
-use crate::locks::KeyedLocks;
 
 /// Refresh a token when less than this is left (WeChat renews 5 min early).
 const REFRESH_MARGIN_MS: i64 = 5 * 60 * 1000;
@@ -61,6 +63,42 @@ impl WechatError {
     }
 }
 
+/// Why no access token came: WeChat's answer, or no turn to ask for one.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// WeChat could not be reached or refused.
+    #[error(transparent)]
+    Wechat(#[from] WechatError),
+    /// Another request (on this or another node) fetched it for too long.
+    #[error(transparent)]
+    Flight(#[from] FlightError),
+}
+
+impl From<TokenError> for WechatError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Wechat(e) => e,
+            TokenError::Flight(e) => {
+                tracing::warn!(error = %e, "no turn to fetch the access token");
+                WechatError {
+                    api: "stable_token",
+                    errcode: -1,
+                    errmsg: "the access token is being fetched; retry".into(),
+                }
+            }
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        match err {
+            TokenError::Wechat(e) => e.into(),
+            TokenError::Flight(e) => e.into(),
+        }
+    }
+}
+
 /// What `jscode2session` tells about a person.
 #[derive(Clone)]
 pub struct WxSession {
@@ -86,7 +124,7 @@ pub struct WechatClient {
     apps: HashMap<String, AppSettings>,
     tokens: TokenStore,
     memory: DashMap<String, CachedToken>,
-    refresh_locks: KeyedLocks,
+    token_flight: SingleFlight,
     observer: Option<CallObserver>,
 }
 
@@ -97,7 +135,8 @@ struct ErrBody {
 }
 
 impl WechatClient {
-    /// A client for `base` (WeChat's `https://api.weixin.qq.com` or a stand-in).
+    /// A client for `base` (WeChat's `https://api.weixin.qq.com` or a stand-in);
+    /// a request waits at most `flight_wait` for another's token fetch.
     pub fn new(
         http: reqwest::Client,
         base: Url,
@@ -105,6 +144,7 @@ impl WechatClient {
         db: Db,
         sealer: crate::sealed::Sealer,
         observer: Option<CallObserver>,
+        flight_wait: Duration,
     ) -> Self {
         let mut base = base;
         if !base.path().ends_with('/') {
@@ -115,9 +155,9 @@ impl WechatClient {
             http,
             base,
             apps: apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect(),
-            tokens: TokenStore::new(db, sealer),
+            tokens: TokenStore::new(db.clone(), sealer),
             memory: DashMap::new(),
-            refresh_locks: KeyedLocks::default(),
+            token_flight: SingleFlight::new(Purpose::AccessToken, db, flight_wait),
             observer,
         }
     }
@@ -144,13 +184,15 @@ impl WechatClient {
 
     /// A valid access token for the app, from memory, the database, or WeChat.
     pub async fn access_token(&self, app_id: &str) -> Result<String, WechatError> {
+        Ok(self.token(app_id).await?)
+    }
+
+    /// Like [`Self::access_token`], saying apart "no turn to fetch it" (503).
+    /// One fetch per app at a time across every node: the holder re-reads
+    /// the shared cache once it has its turn and stores what it fetched
+    /// before the next caller's turn.
+    pub async fn token(&self, app_id: &str) -> Result<String, TokenError> {
         let fresh = |t: &CachedToken| t.expires_at - now_ms() > REFRESH_MARGIN_MS;
-        if let Some(t) = self.memory.get(app_id).map(|t| t.clone())
-            && fresh(&t)
-        {
-            return Ok(t.access_token);
-        }
-        let _guard = self.refresh_locks.lock(app_id).await;
         if let Some(t) = self.memory.get(app_id).map(|t| t.clone())
             && fresh(&t)
         {
@@ -164,8 +206,26 @@ impl WechatClient {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "token cache unreadable; asking WeChat"),
         }
+        let flight = self.token_flight.enter(app_id).await?;
+        if let Some(t) = self.memory.get(app_id).map(|t| t.clone())
+            && fresh(&t)
+        {
+            return Ok(t.access_token);
+        }
+        match self.tokens.get_with(&flight.reader(), app_id).await {
+            Ok(Some(t)) if fresh(&t) => {
+                self.memory.insert(app_id.to_owned(), t.clone());
+                return Ok(t.access_token);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "token cache unreadable; asking WeChat"),
+        }
         let t = self.fetch_stable_token(app_id).await?;
-        if let Err(e) = self.tokens.put(app_id, &t).await {
+        let stored = match self.tokens.put(&flight.writer(), app_id, &t).await {
+            Ok(()) => flight.land().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
             tracing::warn!(error = %e, "could not store access token");
         }
         self.memory.insert(app_id.to_owned(), t.clone());

@@ -5,7 +5,7 @@ use crate::db::Db;
 use crate::sealed::Sealer;
 use entity::wechat_tokens;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 /// An access token and when it runs out.
 #[derive(Clone)]
@@ -35,9 +35,13 @@ impl TokenStore {
     /// The app's stored token with its sealed form; a row that does not
     /// open (another `server.secret_key`, or written before sealing) counts
     /// as no token.
-    async fn row(&self, app_id: &str) -> Result<Option<(CachedToken, String)>, DbErr> {
+    async fn row(
+        &self,
+        conn: &impl ConnectionTrait,
+        app_id: &str,
+    ) -> Result<Option<(CachedToken, String)>, DbErr> {
         Ok(wechat_tokens::Entity::find_by_id(app_id.to_owned())
-            .one(self.db.read())
+            .one(conn)
             .await?
             .and_then(|m| {
                 let token = self
@@ -53,13 +57,28 @@ impl TokenStore {
             }))
     }
 
-    /// The app's stored token, if any.
+    /// The app's stored token, if any, from the read pool.
     pub async fn get(&self, app_id: &str) -> Result<Option<CachedToken>, DbErr> {
-        Ok(self.row(app_id).await?.map(|(t, _)| t))
+        self.get_with(self.db.read(), app_id).await
     }
 
-    /// Stores the app's token, replacing the previous one.
-    pub async fn put(&self, app_id: &str, t: &CachedToken) -> Result<(), DbErr> {
+    /// The app's stored token, if any, read through `conn` (e.g. a flight's
+    /// transaction).
+    pub async fn get_with(
+        &self,
+        conn: &impl ConnectionTrait,
+        app_id: &str,
+    ) -> Result<Option<CachedToken>, DbErr> {
+        Ok(self.row(conn, app_id).await?.map(|(t, _)| t))
+    }
+
+    /// Stores the app's token through `conn`, replacing the previous one.
+    pub async fn put(
+        &self,
+        conn: &impl ConnectionTrait,
+        app_id: &str,
+        t: &CachedToken,
+    ) -> Result<(), DbErr> {
         let row = wechat_tokens::ActiveModel {
             app_id: Set(app_id.to_owned()),
             access_token: Set(self.sealer.seal_str(&context(app_id), &t.access_token)),
@@ -76,7 +95,7 @@ impl TokenStore {
                     ])
                     .to_owned(),
             )
-            .exec(self.db.write())
+            .exec(conn)
             .await?;
         Ok(())
     }
@@ -84,7 +103,7 @@ impl TokenStore {
     /// Deletes the row only if it still holds `token` (another node may have
     /// stored a newer one meanwhile).
     pub async fn forget(&self, app_id: &str, token: &str) -> Result<(), DbErr> {
-        let Some((stored, sealed)) = self.row(app_id).await? else {
+        let Some((stored, sealed)) = self.row(self.db.read(), app_id).await? else {
             return Ok(());
         };
         if !crate::keys::secrets_equal(&stored.access_token, token) {

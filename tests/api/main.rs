@@ -4,6 +4,7 @@
 mod bad_input;
 mod browser;
 mod cluster;
+mod cluster_measure;
 mod concurrency;
 mod decrypt;
 mod fake_wechat;
@@ -17,6 +18,7 @@ mod postgres;
 mod process;
 mod simulator;
 mod socket;
+mod tcp_proxy;
 mod tickets;
 mod webhooks;
 mod wechat_apps;

@@ -72,3 +72,56 @@ async fn same_new_unionid_in_two_apps_at_once_on_postgres() {
     .await;
     crate::concurrency::first_logins_at_once_make_one_user(&app, Some("wxtest0000000002")).await;
 }
+
+#[tokio::test]
+async fn a_flight_has_one_holder_across_nodes_and_a_bounded_wait() {
+    use actix_web::ResponseError;
+    use scanlogin::config::DatabaseSettings;
+    use scanlogin::flight::{FlightError, Purpose, SingleFlight};
+
+    let Some(db) = crate::cluster::ClusterDb::create().await else {
+        return;
+    };
+    let settings = DatabaseSettings {
+        url: secrecy::SecretString::from(db.url.clone()),
+        ..DatabaseSettings::default()
+    };
+    // Two pools, as two nodes have.
+    let wait = Duration::from_millis(300);
+    let one = SingleFlight::new(
+        Purpose::CodeImage,
+        scanlogin::db::open(&settings).await.expect("pool one"),
+        wait,
+    );
+    let two = SingleFlight::new(
+        Purpose::CodeImage,
+        scanlogin::db::open(&settings).await.expect("pool two"),
+        wait,
+    );
+    let held = one.enter("scene-1").await.expect("first turn");
+    let started = std::time::Instant::now();
+    let refused = two.enter("scene-1").await.err().expect("no second holder");
+    assert!(matches!(refused, FlightError::Busy(..)), "{refused}");
+    assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded");
+    let problem = scanlogin::error::ApiError::from(refused);
+    assert_eq!(problem.status_code(), 503);
+    assert_eq!(problem.code(), "unavailable");
+    // Another key, and the same key for another purpose, are not held.
+    two.enter("scene-2").await.expect("another key");
+    let tokens = SingleFlight::new(
+        Purpose::AccessToken,
+        scanlogin::db::open(&settings).await.expect("pool three"),
+        wait,
+    );
+    tokens.enter("scene-1").await.expect("another purpose");
+    // Landing hands the turn over.
+    held.land().await.expect("land");
+    two.enter("scene-1").await.expect("the next turn");
+    // Dropping a turn without landing hands it over too.
+    drop(one.enter("scene-3").await.expect("turn"));
+    tokio::time::timeout(Duration::from_secs(5), two.enter("scene-3"))
+        .await
+        .expect("prompt")
+        .expect("turn after a drop");
+}
