@@ -339,6 +339,10 @@ pub struct ClientSettings {
     pub allowed_origins: Vec<String>,
     #[serde(default)]
     pub webhook_url: Option<Url>,
+    /// Where OpenID Connect may send the browser back (exact match); a
+    /// client without any cannot use OpenID Connect.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
     /// `whsec_` + base64 of at least 24 random bytes; signs the webhooks.
     #[serde(default)]
     pub webhook_secret: Option<SecretString>,
@@ -548,6 +552,11 @@ impl Settings {
                     out.push(format!("clients[{i}].allowed_origins: {origin:?} {why}"));
                 }
             }
+            for uri in &client.redirect_uris {
+                if let Err(why) = crate::oidc::check_redirect_uri(uri) {
+                    out.push(format!("clients[{i}].redirect_uris: {uri:?} {why}"));
+                }
+            }
             if let Some(app) = &client.app_id
                 && !app_ids.contains(app.as_str())
             {
@@ -602,6 +611,13 @@ impl Settings {
                 out.push(format!(
                     "clients[{i}].client_secret: shorter than 16 characters; use a long random secret"
                 ));
+            }
+            for uri in &client.redirect_uris {
+                if crate::oidc::is_plain_http_off_loopback(uri) {
+                    out.push(format!(
+                        "clients[{i}].redirect_uris: {uri:?} is plain http off loopback; codes would travel unencrypted"
+                    ));
+                }
             }
         }
         out.extend(crate::webhooks::settings_warnings(self));

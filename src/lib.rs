@@ -25,3 +25,4 @@ pub mod wechat;
 
 pub use config::Settings;
 pub use startup::Application;
+pub mod oidc;

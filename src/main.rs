@@ -25,6 +25,9 @@ enum Command {
     Migrate,
     /// Check the configuration, explain each mistake, exit non-zero on any.
     CheckConfig,
+    /// Make a new OpenID Connect signing key; older keys stay published
+    /// until the tokens they signed expire.
+    RotateKeys,
     /// Webhook events kept in the database.
     Webhooks {
         #[command(subcommand)]
@@ -77,6 +80,7 @@ async fn main() -> ExitCode {
             }
         }
         Command::Serve => serve(settings).await,
+        Command::RotateKeys => rotate_keys(&settings).await,
         Command::Webhooks {
             command: WebhooksCommand::Retry { id, .. },
         } => webhooks_retry(&settings, id.as_deref()).await,
@@ -123,6 +127,22 @@ async fn check_config(settings: &Settings) -> ExitCode {
         }
         Err(e) => {
             eprintln!("database.url: cannot connect: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn rotate_keys(settings: &Settings) -> ExitCode {
+    match scanlogin::oidc::rotate_keys(settings).await {
+        Ok(key) => {
+            println!(
+                "new signing key {} (generation {}) is current",
+                key.kid, key.generation
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rotate-keys failed: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -25,9 +25,11 @@ use crate::config::{Settings, WechatMode};
 use crate::db::Db;
 use crate::keys::ServerKey;
 use crate::login::{FlowEvent, FlowObserver, Login};
+use crate::oidc::Oidc;
 use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
 use crate::ratelimit::RateLimits;
 use crate::scene::SceneStore;
+use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::telemetry::metrics;
 use crate::wechat::WechatClient;
@@ -71,17 +73,8 @@ impl Application {
                 .await
                 .context("migrations failed")?;
         }
-        let key = match &settings.server.secret_key {
-            Some(k) => ServerKey::from_secret(k),
-            None => {
-                ServerKey::load_or_create(&settings.server.secret_key_file).with_context(|| {
-                    format!(
-                        "cannot read or create server.secret_key_file {}",
-                        settings.server.secret_key_file.display()
-                    )
-                })?
-            }
-        };
+        let key = server_key(&settings)?;
+        let sealer = Sealer::new(&key);
         let http = http_client(
             Duration::from_millis(settings.wechat.timeout_ms),
             Duration::from_millis(settings.wechat.connect_timeout_ms),
@@ -108,7 +101,7 @@ impl Application {
             api_base,
             &settings.apps,
             db.clone(),
-            crate::sealed::Sealer::new(&key),
+            sealer.clone(),
             Some(wechat_observer),
             crate::flight::wait_for_wechat(Duration::from_millis(settings.wechat.timeout_ms)),
         ));
@@ -131,7 +124,7 @@ impl Application {
                         .to_owned(),
                     application_name: format!("scanlogin listener {addr}"),
                     registry: registry.clone(),
-                    scenes: SceneStore::new(db.clone(), crate::sealed::Sealer::new(&key)),
+                    scenes: SceneStore::new(db.clone(), sealer.clone()),
                     health: health.clone(),
                 };
                 background.push(pg_bus::spawn_listener(setup, shutdown.clone()));
@@ -155,7 +148,18 @@ impl Application {
             bus,
             Some(flow_observer),
         ));
+        let oidc = Arc::new(Oidc::new(
+            settings.clone(),
+            db.clone(),
+            sealer,
+            login.clone(),
+        ));
+        oidc.keys()
+            .ensure()
+            .await
+            .context("cannot make or read the OpenID Connect signing key")?;
         let state = AppState {
+            oidc,
             settings: settings.clone(),
             login,
             registry,
@@ -334,6 +338,22 @@ async fn sweeper(state: AppState) {
                 Ok(n) => info!(rows = n, "housekeeping deleted old rows"),
                 Err(e) => warn!(error = %e, "housekeeping failed"),
             }
+            if let Err(e) = state.oidc.purge(housekeeping.batch).await {
+                warn!(error = %e, "OpenID Connect housekeeping failed");
+            }
         }
     }
+}
+
+/// The server key: `server.secret_key`, else the key file (made on first start).
+pub fn server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
+    Ok(match &settings.server.secret_key {
+        Some(k) => ServerKey::from_secret(k),
+        None => ServerKey::load_or_create(&settings.server.secret_key_file).with_context(|| {
+            format!(
+                "cannot read or create server.secret_key_file {}",
+                settings.server.secret_key_file.display()
+            )
+        })?,
+    })
 }

@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
 use crate::login::Login;
+use crate::oidc::Oidc;
 use crate::push::{BusHealth, Registry};
 use crate::ratelimit::RateLimits;
 use crate::wechat::simulator::Simulator;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether this node hears the other nodes (readiness).
     pub bus_health: Arc<BusHealth>,
+    /// The OpenID Connect provider.
+    pub oidc: Arc<Oidc>,
 }
 
 /// Counts an open socket while alive.

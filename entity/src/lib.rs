@@ -4,6 +4,9 @@
 pub mod avatars;
 pub mod code_exchanges;
 pub mod identities;
+pub mod oidc_access_tokens;
+pub mod oidc_grants;
+pub mod oidc_keys;
 pub mod scene_codes;
 pub mod scenes;
 pub mod tickets;

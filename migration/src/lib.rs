@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_init;
 mod m20261122_000002_scene_origin;
+mod m20261130_000020_oidc;
 mod m20261130_000030_webhooks;
 mod m20261130_000040_wechat_depth;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_init::Migration),
             Box::new(m20261122_000002_scene_origin::Migration),
+            Box::new(m20261130_000020_oidc::Migration),
             Box::new(m20261130_000030_webhooks::Migration),
             Box::new(m20261130_000040_wechat_depth::Migration),
         ]

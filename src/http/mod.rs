@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod demo;
 pub mod miniprogram;
 pub mod observe;
+pub mod oidc;
 pub mod openapi;
 pub mod ops;
 pub mod site;
@@ -74,7 +75,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .service(web::resource("/api/v1/tickets/redeem").post(site::redeem))
             .service(web::resource("/healthz").get(ops::healthz))
             .service(web::resource("/readyz").get(ops::readyz))
-            .configure(web_assets::configure);
+            .configure(web_assets::configure)
+            .configure(oidc::configure);
         if public_metrics {
             cfg.service(web::resource("/metrics").get(ops::metrics));
         }
@@ -128,10 +130,14 @@ async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
 /// router, 400 from a failed WebSocket handshake, ...) into one.
 pub fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(|res: ServiceResponse<B>| {
-        let is_problem = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+        // OAuth errors are RFC 6749 JSON and the authorize page's refusal is
+        // HTML: both are answers of their own, not framework errors.
+        let is_problem = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            let v = v.as_bytes();
+            v.starts_with(b"application/problem+json")
+                || v.starts_with(b"application/json")
+                || v.starts_with(b"text/html")
+        });
         if is_problem {
             return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
         }

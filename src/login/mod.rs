@@ -269,13 +269,20 @@ impl Login {
     }
 
     /// Refuses an `Origin` the client does not allow (no header: not a browser).
+    /// A client with OpenID Connect `redirect_uris` also allows the hub's own
+    /// origin, where its authorize page shows the code.
     pub fn check_origin(
         &self,
         client: &ClientSettings,
         origin: Option<&str>,
     ) -> Result<(), ApiError> {
         match origin {
-            Some(o) if !client.allows_origin(o) => Err(ApiError::OriginNotAllowed(o.to_owned())),
+            Some(o)
+                if !client.allows_origin(o)
+                    && !crate::oidc::hub_page_origin(&self.settings, client, o) =>
+            {
+                Err(ApiError::OriginNotAllowed(o.to_owned()))
+            }
             _ => Ok(()),
         }
     }

@@ -81,6 +81,8 @@ pub struct TestConfig {
     /// Proxies whose `X-Forwarded-For` the hub believes.
     pub trusted_proxies: Vec<String>,
     pub db: TestDb,
+    /// OpenID Connect `redirect_uris` of the test client (none by default).
+    pub redirect_uris: Vec<String>,
     /// TOML appended to the configuration (more `[[clients]]`, `[[apps]]`).
     pub extra_toml: String,
     /// TOML lines added to every `[[apps]]` entry (e.g. `is_hyaline = true`).
@@ -100,6 +102,7 @@ impl Default for TestConfig {
             housekeeping_secs: 60,
             trusted_proxies: Vec::new(),
             db: default_db(),
+            redirect_uris: Vec::new(),
             extra_toml: String::new(),
             app_extra: String::new(),
         }
@@ -141,6 +144,8 @@ pub struct TestApp {
     pub fake: FakeWechat,
     /// The URL of the hub's database (to look at rows directly).
     pub db_url: String,
+    /// The hub's whole configuration (for commands run against its database).
+    pub config_toml: String,
     _stop: StopGuard,
     _tmp: tempfile::TempDir,
 }
@@ -232,6 +237,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         http,
         fake,
         db_url,
+        config_toml: toml_text,
         _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,
     }
@@ -296,6 +302,7 @@ client_id = "{CLIENT_ID}"
 name = "Test site"
 client_secret = "{CLIENT_SECRET}"
 allowed_origins = ["{ORIGIN}"]
+redirect_uris = {redirect_uris:?}
 
 [[clients]]
 client_id = "{OTHER_CLIENT_ID}"
@@ -319,6 +326,7 @@ allowed_origins = ["{OTHER_ORIGIN}"]
         busy = cfg.busy_timeout_ms,
         housekeeping = cfg.housekeeping_secs,
         proxies = cfg.trusted_proxies,
+        redirect_uris = cfg.redirect_uris,
     )
 }
 

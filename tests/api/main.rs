@@ -13,6 +13,7 @@ mod helpers;
 mod hostile;
 mod hostile_ws;
 mod housekeeping;
+mod oidc;
 mod openapi;
 mod postgres;
 mod process;

@@ -57,7 +57,7 @@ async function until(what, check, ms = 10000) {
 /**
  * Starts the hub binary. `opts`: port (default free), dir (temp dir holding
  * the database; default new), ttl (scene TTL in s), origins (allowed origins
- * of client demo). Returns { url, port, dir, env, proc, stop(), log() }.
+ * of client demo), env (more SCANLOGIN__ variables). Returns { url, port, dir, env, proc, stop(), log() }.
  */
 async function startHub(opts = {}) {
   if (!fs.existsSync(HUB_BIN)) throw new Error(`hub binary not found at ${HUB_BIN}: run cargo build or set SCANLOGIN_BIN`);
