@@ -50,6 +50,11 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::ops::healthz,
         super::ops::readyz,
         document,
+        super::oidc::discovery,
+        super::oidc::complete,
+        super::oidc::token,
+        super::oidc::userinfo,
+        super::oidc::jwks,
     ),
     components(schemas(Problem, crate::login::BrowserEvent, super::socket::AuthFrame)),
     modifiers(&SecuritySchemes, &ProblemAnswers),
@@ -58,6 +63,8 @@ const PROBLEM_JSON: &str = "application/problem+json";
         (name = "mini-program", description = "Called by the mini-program with wx.request"),
         (name = "site", description = "Called by the site's backend"),
         (name = "operations", description = "Liveness, readiness and this document"),
+        (name = "openid-connect", description = "The OpenID Connect provider (authorization \
+            code flow with PKCE); `GET /oauth2/authorize` is an HTML page and redirect, not JSON"),
     )
 )]
 pub struct ApiDoc;
@@ -90,6 +97,13 @@ impl Modify for SecuritySchemes {
                 .into(),
         );
         components.add_security_scheme("mp_token", SecurityScheme::Http(mp));
+        let mut access = Http::new(HttpAuthScheme::Bearer);
+        access.description = Some(
+            "An OpenID Connect access token from `POST /oauth2/token`: \
+             `Authorization: Bearer <access_token>`."
+                .into(),
+        );
+        components.add_security_scheme("access_token", SecurityScheme::Http(access));
     }
 }
 
@@ -140,6 +154,75 @@ impl Modify for ProblemAnswers {
             }
         }
     }
+}
+
+/// The form of `POST /oauth2/token` (`application/x-www-form-urlencoded`).
+/// The handler reads the form field by field; the test posts real forms.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// `authorization_code`.
+    #[schema(pattern = "^authorization_code$")]
+    grant_type: String,
+    /// The code from the redirect.
+    code: String,
+    /// The `redirect_uri` of the authorization request.
+    redirect_uri: String,
+    /// The PKCE verifier whose S256 is the request's `code_challenge`.
+    code_verifier: String,
+    /// With `client_secret_post` (else HTTP Basic).
+    client_id: Option<String>,
+    /// With `client_secret_post` (else HTTP Basic).
+    client_secret: Option<String>,
+}
+
+/// The claims `GET /oauth2/userinfo` answers (stored as JSON with the
+/// access token; the test checks real answers against this).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UserInfo {
+    /// The user's id (the redeem API's `user.id`).
+    sub: String,
+    /// The nickname (scope `profile`).
+    name: Option<String>,
+    /// The avatar URL (scope `profile`).
+    picture: Option<String>,
+    /// WeChat's `unionid`, when WeChat gave one.
+    unionid: Option<String>,
+    /// The phone number (scope `phone`, clients with `phone = true`, when known).
+    phone_number: Option<String>,
+    /// `true`: the number came from WeChat (with `phone_number`).
+    phone_number_verified: Option<bool>,
+}
+
+/// `GET /oauth2/jwks` (RFC 7517), serialized by the `jsonwebtoken` crate;
+/// the test checks real answers against this.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Jwks {
+    /// The current and recent public signing keys.
+    keys: Vec<Jwk>,
+}
+
+/// One public RSA signing key.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Jwk {
+    /// `RSA`.
+    #[schema(pattern = "^RSA$")]
+    kty: String,
+    /// `sig`.
+    #[schema(pattern = "^sig$")]
+    r#use: String,
+    /// `RS256`.
+    #[schema(pattern = "^RS256$")]
+    alg: String,
+    /// The key id, as in the ID token's header.
+    kid: String,
+    /// The modulus, base64url.
+    n: String,
+    /// The public exponent, base64url.
+    e: String,
 }
 
 static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);

@@ -28,6 +28,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),
+    ("get", "/.well-known/openid-configuration"),
+    ("post", "/oauth2/authorize/complete"),
+    ("post", "/oauth2/token"),
+    ("get", "/oauth2/userinfo"),
+    ("post", "/oauth2/userinfo"),
+    ("get", "/oauth2/jwks"),
 ];
 
 /// The error codes of docs/api.md "Errors".
@@ -117,6 +123,64 @@ const REQUIRED_ANSWER_FIELDS: &[(&str, &str, &str, &[&str])] = &[
         ],
     ),
     ("get", "/healthz", "200", &["status"]),
+    (
+        "get",
+        "/.well-known/openid-configuration",
+        "200",
+        &[
+            "issuer",
+            "authorization_endpoint",
+            "token_endpoint",
+            "userinfo_endpoint",
+            "jwks_uri",
+            "response_types_supported",
+            "grant_types_supported",
+            "code_challenge_methods_supported",
+            "token_endpoint_auth_methods_supported",
+            "id_token_signing_alg_values_supported",
+            "scopes_supported",
+            "subject_types_supported",
+            "authorization_response_iss_parameter_supported",
+        ],
+    ),
+    (
+        "post",
+        "/oauth2/token",
+        "200",
+        &[
+            "access_token",
+            "token_type",
+            "expires_in",
+            "id_token",
+            "scope",
+        ],
+    ),
+    (
+        "post",
+        "/oauth2/token",
+        "400",
+        &["error", "error_description"],
+    ),
+    (
+        "post",
+        "/oauth2/token",
+        "401",
+        &["error", "error_description"],
+    ),
+    ("get", "/oauth2/userinfo", "200", &["sub"]),
+    ("get", "/oauth2/userinfo", "401", &["error"]),
+    (
+        "get",
+        "/oauth2/jwks",
+        "200",
+        &["keys", "keys[].kty", "keys[].kid", "keys[].n", "keys[].e"],
+    ),
+    (
+        "post",
+        "/oauth2/authorize/complete",
+        "200",
+        &["redirect_to"],
+    ),
     ("get", "/readyz", "200", &["status"]),
 ];
 
@@ -145,6 +209,11 @@ const REQUEST_FIELDS: &[(&str, &[&str], &[&str])] = &[
         &["mp_token", "code", "app_id"],
     ),
     ("/api/v1/tickets/redeem", &["ticket"], &[]),
+    (
+        "/oauth2/authorize/complete",
+        &["handle"],
+        &["ticket", "cancelled"],
+    ),
 ];
 
 /// The document as served, and what the checks need from it.
@@ -501,6 +570,43 @@ async fn the_document_is_valid_openapi_3_1_and_covers_every_route() {
             assert!(properties[name].is_object(), "{path} request: no {name}");
         }
     }
+    // The token endpoint takes a form (RFC 6749 4.1.3), by Basic or in the form.
+    let token_op = doc.operation("post", "/oauth2/token");
+    let form = &token_op["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"];
+    doc.assert_required(
+        "token form",
+        form,
+        &["grant_type", "code", "redirect_uri", "code_verifier"],
+    );
+    for name in ["client_id", "client_secret"] {
+        assert!(
+            doc.resolve(form)["properties"][name].is_object(),
+            "token form: {name}"
+        );
+    }
+    assert_eq!(token_op["security"], json!([{"client_basic": []}, {}]));
+    for method in ["get", "post"] {
+        assert_eq!(
+            doc.operation(method, "/oauth2/userinfo")["security"],
+            json!([{"access_token": []}])
+        );
+    }
+    let oauth_codes = &schemas["OAuthErrorBody"]["properties"]["error"]["enum"];
+    for code in [
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unsupported_grant_type",
+        "invalid_token",
+    ] {
+        assert!(
+            oauth_codes
+                .as_array()
+                .is_some_and(|a| a.contains(&json!(code))),
+            "{code}"
+        );
+    }
+
     // The WebSocket's pushes are the event schema, documented as a component.
     doc.assert_required(
         "BrowserEvent",
@@ -534,6 +640,8 @@ async fn the_document_is_valid_openapi_3_1_and_covers_every_route() {
     assert_eq!(schemes["browser_token"]["scheme"], "bearer");
     assert_eq!(schemes["client_basic"]["type"], "http");
     assert_eq!(schemes["client_basic"]["scheme"], "basic");
+    assert_eq!(schemes["access_token"]["type"], "http");
+    assert_eq!(schemes["access_token"]["scheme"], "bearer");
     assert_eq!(
         doc.operation("get", "/api/v1/scenes/{scene_id}/events")["security"],
         json!([{"browser_token": []}])
@@ -826,4 +934,157 @@ async fn rate_limited_answers_match_the_document() {
         doc.problem(second, "post", "/api/v1/scenes", 429).await,
         "rate_limited"
     );
+}
+
+#[tokio::test]
+async fn real_openid_connect_answers_match_the_document() {
+    use crate::oidc::{
+        REDIRECT, authorize, complete, exchange, login, oidc_app, page_data, params, pkce, token,
+    };
+    let app = oidc_app().await;
+    let doc = Doc::fetch(&app).await;
+
+    let res = app
+        .http
+        .get(app.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .expect("GET discovery");
+    assert_eq!(res.status(), 200);
+    let discovery = doc
+        .conforms(res, "get", "/.well-known/openid-configuration")
+        .await;
+    assert_eq!(discovery["issuer"], PUBLIC_URL);
+    let res = app
+        .http
+        .get(app.url("/oauth2/jwks"))
+        .send()
+        .await
+        .expect("GET jwks");
+    assert_eq!(res.status(), 200);
+    let keys = doc.conforms(res, "get", "/oauth2/jwks").await;
+    assert!(!keys["keys"].as_array().expect("keys").is_empty());
+
+    // A whole login, then the code for tokens (200) and the claims (200).
+    let p = pkce();
+    let (back, _user_id) = login(&app, &params(&p, "st", "nonce-1")).await;
+    let code = back.get("code").expect("code");
+    let res = exchange(&app, code, &p).await;
+    assert_eq!(res.status(), 200);
+    let tokens = doc.conforms(res, "post", "/oauth2/token").await;
+    let access = tokens["access_token"].as_str().expect("access_token");
+    for method in ["get", "post"] {
+        let req = match method {
+            "get" => app.http.get(app.url("/oauth2/userinfo")),
+            _ => app.http.post(app.url("/oauth2/userinfo")),
+        };
+        let res = req.bearer_auth(access).send().await.expect("userinfo");
+        assert_eq!(res.status(), 200);
+        let claims = doc.conforms(res, method, "/oauth2/userinfo").await;
+        assert_eq!(claims["name"], "Alice");
+    }
+
+    // The page's completion when the phone cancelled (200).
+    let q = pkce();
+    let (data, _, _) = page_data(authorize(&app, &params(&q, "st2", "nonce-2")).await).await;
+    let res = complete(&app, &json!({"handle": data["handle"], "cancelled": true})).await;
+    assert_eq!(res.status(), 200);
+    let done = doc
+        .conforms(res, "post", "/oauth2/authorize/complete")
+        .await;
+    assert!(
+        done["redirect_to"]
+            .as_str()
+            .is_some_and(|to| to.starts_with(REDIRECT)),
+        "{done}"
+    );
+
+    // Refusals: RFC 6749 bodies on token and userinfo, problems elsewhere.
+    let reused = exchange(&app, code, &p).await;
+    let wrong_secret = token(
+        &app,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "whatever"),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &p.verifier),
+        ],
+        Some((CLIENT_ID, "wrong-secret")),
+    )
+    .await;
+    let bad_grant_type = token(
+        &app,
+        &[("grant_type", "password")],
+        Some((CLIENT_ID, crate::helpers::CLIENT_SECRET)),
+    )
+    .await;
+    let bad_access = app
+        .http
+        .get(app.url("/oauth2/userinfo"))
+        .bearer_auth("not-a-token")
+        .send()
+        .await
+        .expect("userinfo");
+    let no_access = app
+        .http
+        .get(app.url("/oauth2/userinfo"))
+        .send()
+        .await
+        .expect("userinfo");
+    let unknown_handle = complete(&app, &json!({"handle": "nope", "cancelled": true})).await;
+    let cases: Vec<(Response, &str, &str, u16, &str, &str)> = vec![
+        (
+            reused,
+            "post",
+            "/oauth2/token",
+            400,
+            "error",
+            "invalid_grant",
+        ),
+        (
+            wrong_secret,
+            "post",
+            "/oauth2/token",
+            401,
+            "error",
+            "invalid_client",
+        ),
+        (
+            bad_grant_type,
+            "post",
+            "/oauth2/token",
+            400,
+            "error",
+            "unsupported_grant_type",
+        ),
+        (
+            bad_access,
+            "get",
+            "/oauth2/userinfo",
+            401,
+            "error",
+            "invalid_token",
+        ),
+        (
+            no_access,
+            "get",
+            "/oauth2/userinfo",
+            401,
+            "error",
+            "invalid_request",
+        ),
+        (
+            unknown_handle,
+            "post",
+            "/oauth2/authorize/complete",
+            400,
+            "code",
+            "invalid_request",
+        ),
+    ];
+    for (res, method, path, status, field, expected) in cases {
+        assert_eq!(res.status().as_u16(), status, "{method} {path}");
+        let body = doc.conforms(res, method, path).await;
+        assert_eq!(body[field], expected, "{method} {path}: {body}");
+    }
 }
