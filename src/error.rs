@@ -5,7 +5,71 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+
+/// Every `code` a problem can carry (docs/api.md "Errors"); the `code` enum of
+/// the OpenAPI document. A unit test checks every [`ApiError`] against it.
+pub const ERROR_CODES: [&str; 18] = [
+    "invalid_request",
+    "unknown_client",
+    "origin_not_allowed",
+    "rate_limited",
+    "scene_not_found",
+    "scene_expired",
+    "scene_final",
+    "scene_taken",
+    "invalid_token",
+    "unauthorized",
+    "wechat_error",
+    "decrypt_failed",
+    "watermark_mismatch",
+    "signature_mismatch",
+    "identity_mismatch",
+    "invalid_ticket",
+    "unavailable",
+    "internal",
+];
+
+/// An RFC 9457 problem document (`application/problem+json`), the body of
+/// every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the problem type: `urn:scanlogin:error:{code}`.
+    #[serde(rename = "type")]
+    #[schema(format = "uri")]
+    pub r#type: String,
+    /// The HTTP reason phrase of `status`.
+    pub title: &'static str,
+    /// The HTTP status code of the answer.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// What went wrong, for a human (opaque for 5xx answers).
+    pub detail: String,
+    /// The stable, machine-readable error code.
+    #[schema(schema_with = error_code_schema)]
+    pub code: &'static str,
+    /// WeChat's `errcode` (only with `code` = `wechat_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub errcode: Option<i64>,
+    /// WeChat's `errmsg` (only with `code` = `wechat_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub errmsg: Option<String>,
+}
+
+fn error_code_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "The stable, machine-readable error code (docs/api.md \"Errors\").",
+        ))
+        .enum_values(Some(ERROR_CODES))
+        .into()
+}
 
 /// A failure that reaches a client.
 #[derive(Debug, thiserror::Error)]
@@ -148,17 +212,19 @@ impl ResponseError for ApiError {
             }
             other => other.to_string(),
         };
-        let mut body = json!({
-            "type": format!("urn:scanlogin:error:{}", self.code()),
-            "title": status.canonical_reason().unwrap_or("Error"),
-            "status": status.as_u16(),
-            "detail": detail,
-            "code": self.code(),
-        });
-        if let Self::Wechat { errcode, errmsg } = self {
-            body["errcode"] = json!(errcode);
-            body["errmsg"] = json!(errmsg);
-        }
+        let (errcode, errmsg) = match self {
+            Self::Wechat { errcode, errmsg } => (Some(*errcode), Some(errmsg.clone())),
+            _ => (None, None),
+        };
+        let body = Problem {
+            r#type: format!("urn:scanlogin:error:{}", self.code()),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail,
+            code: self.code(),
+            errcode,
+            errmsg,
+        };
         let mut res = HttpResponse::build(status);
         res.insert_header((
             header::CONTENT_TYPE,
@@ -176,6 +242,75 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.body(body.to_string())
+        res.json(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each variant; the exhaustive match makes a new variant a
+    /// compile error here until it is listed.
+    fn one_of_each() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::InvalidRequest("x".into()),
+            ApiError::BadRequestStatus {
+                status: StatusCode::NOT_FOUND,
+                detail: "x".into(),
+            },
+            ApiError::UnknownClient("x".into()),
+            ApiError::OriginNotAllowed("x".into()),
+            ApiError::RateLimited(1),
+            ApiError::SceneNotFound,
+            ApiError::SceneExpired,
+            ApiError::SceneFinal("confirmed"),
+            ApiError::SceneTaken,
+            ApiError::InvalidToken("x"),
+            ApiError::Unauthorized("x"),
+            ApiError::Wechat {
+                errcode: 40029,
+                errmsg: "invalid code".into(),
+            },
+            ApiError::DecryptFailed("x".into()),
+            ApiError::WatermarkMismatch,
+            ApiError::SignatureMismatch,
+            ApiError::IdentityMismatch("x"),
+            ApiError::InvalidTicket,
+            ApiError::Unavailable("x".into()),
+            ApiError::Internal("x".into()),
+        ];
+        for e in &all {
+            match e {
+                ApiError::InvalidRequest(_)
+                | ApiError::BadRequestStatus { .. }
+                | ApiError::UnknownClient(_)
+                | ApiError::OriginNotAllowed(_)
+                | ApiError::RateLimited(_)
+                | ApiError::SceneNotFound
+                | ApiError::SceneExpired
+                | ApiError::SceneFinal(_)
+                | ApiError::SceneTaken
+                | ApiError::InvalidToken(_)
+                | ApiError::Unauthorized(_)
+                | ApiError::Wechat { .. }
+                | ApiError::DecryptFailed(_)
+                | ApiError::WatermarkMismatch
+                | ApiError::SignatureMismatch
+                | ApiError::IdentityMismatch(_)
+                | ApiError::InvalidTicket
+                | ApiError::Unavailable(_)
+                | ApiError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_error_code_is_documented_and_every_documented_code_is_used() {
+        let used: std::collections::BTreeSet<&str> =
+            one_of_each().iter().map(ApiError::code).collect();
+        let documented: std::collections::BTreeSet<&str> = ERROR_CODES.into_iter().collect();
+        assert_eq!(used, documented);
     }
 }

@@ -5,7 +5,8 @@
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::client_ip::client_ip;
 use crate::avatars::MAX_AVATAR_BYTES;
@@ -29,7 +30,39 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
         .then_some(token)
 }
 
+/// The answer to `POST /api/v1/mp/avatar`.
+#[derive(Serialize, ToSchema)]
+pub struct AvatarUploaded {
+    /// `{public_url}/api/v1/avatars/{id}`, served by the hub: send it as
+    /// `profile.avatar_url` with `confirm`.
+    #[schema(format = "uri")]
+    pub avatar_url: String,
+}
+
 /// `POST /api/v1/mp/avatar`: the image bytes, `Authorization: Bearer <mp_token>`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/mp/avatar",
+    tag = "mini-program",
+    summary = "Upload the avatar chosen with `chooseAvatar`",
+    description = "The body is the image file itself (at most 1 MiB); the hub re-encodes it \
+        as PNG. Authenticated by the scan's `mp_token` as `Authorization: Bearer`.",
+    request_body(content(
+        (Vec<u8> = "image/png"),
+        (Vec<u8> = "image/jpeg"),
+        (Vec<u8> = "image/webp"),
+    )),
+    security(("mp_token" = [])),
+    responses(
+        (status = 201, description = "Stored", body = AvatarUploaded),
+        (status = 400, description = "`invalid_request`: empty, or not a decodable image"),
+        (status = 401, description = "`invalid_token`: missing or wrong `mp_token`"),
+        (status = 413, description = "`invalid_request`: larger than 1 MiB"),
+        (status = 415, description = "`invalid_request`: not `image/png`, `image/jpeg` or `image/webp`"),
+        (status = 429, description = "`rate_limited` (the mini-program limit per phone IP)"),
+        (status = 503, description = "`unavailable` (too many decodes at once, or the database)"),
+    )
+)]
 pub async fn upload(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -73,11 +106,25 @@ pub async fn upload(
         return Err(ApiError::InvalidRequest("the body is empty".into()));
     }
     let url = state.login.upload_avatar(&content_type, bytes).await?;
-    Ok(HttpResponse::Created().json(json!({ "avatar_url": url })))
+    Ok(HttpResponse::Created().json(AvatarUploaded { avatar_url: url }))
 }
 
 /// `GET /api/v1/avatars/{id}`: the stored PNG, cacheable for a year (an id
 /// never names other bytes).
+#[utoipa::path(
+    get,
+    path = "/api/v1/avatars/{id}",
+    tag = "browser",
+    summary = "An uploaded avatar",
+    params(("id" = String, Path, description = "The id in the `avatar_url`")),
+    responses(
+        (status = 200, description = "The image (immutable; cacheable for a year)", content(
+            (Vec<u8> = "image/png"),
+        )),
+        (status = 404, description = "`invalid_request`: no such avatar"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn serve(
     state: web::Data<AppState>,
     id: web::Path<String>,

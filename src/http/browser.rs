@@ -4,12 +4,12 @@ use std::time::Duration;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::client_ip::client_ip;
 use crate::error::ApiError;
-use crate::login::{BrowserInfo, rfc3339};
+use crate::login::{BrowserEvent, BrowserInfo, rfc3339};
 use crate::ratelimit::RateLimits;
 use crate::scene::State;
 use crate::state::AppState;
@@ -17,9 +17,43 @@ use crate::state::AppState;
 /// Longest long-poll wait, in seconds.
 const MAX_WAIT_SECS: u64 = 30;
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/scenes`.
+#[derive(Deserialize, ToSchema)]
 pub struct CreateScene {
+    /// The website (client) the login is for.
     client_id: String,
+}
+
+/// The answer to `POST /api/v1/scenes`. URLs are absolute, built from the
+/// configured public URL.
+#[derive(Serialize, ToSchema)]
+pub struct SceneCreated {
+    /// 32 lowercase hex characters.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
+    pub scene_id: String,
+    /// This browser's secret for the WebSocket auth frame and `events`:
+    /// never put it in a URL.
+    pub browser_token: String,
+    /// `waiting`.
+    pub state: State,
+    /// When the scene expires (RFC 3339).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    /// Seconds until `expires_at`.
+    pub expires_in: i64,
+    /// The code image.
+    #[schema(format = "uri")]
+    pub qrcode_url: String,
+    /// The scene's WebSocket (`ws:` or `wss:`).
+    #[schema(format = "uri")]
+    pub ws_url: String,
+    /// The long-poll fallback.
+    #[schema(format = "uri")]
+    pub events_url: String,
+    /// The mini-program whose code the scene shows (`null` when no app has
+    /// quota left).
+    #[schema(required = true)]
+    pub app_id: Option<String>,
 }
 
 /// The `Origin` header: `None` when absent (not a browser). One that is
@@ -41,6 +75,24 @@ pub(crate) fn origin(headers: &header::HeaderMap) -> Result<Option<&str>, ApiErr
 }
 
 /// `POST /api/v1/scenes`
+#[utoipa::path(
+    post,
+    path = "/api/v1/scenes",
+    tag = "browser",
+    summary = "Create a scene (one login attempt shown as one code)",
+    description = "Called by the widget. The `Origin` header, when present, must be one of \
+        the client's `allowed_origins`. Rate limited per client IP (IPv6 per /64).",
+    request_body = CreateScene,
+    responses(
+        (status = 201, description = "The new scene", body = SceneCreated),
+        (status = 400, description = "`invalid_request` or `unknown_client`"),
+        (status = 403, description = "`origin_not_allowed`"),
+        (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
+        (status = 415, description = "`invalid_request`: not `application/json`"),
+        (status = 429, description = "`rate_limited`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn create_scene(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -73,20 +125,39 @@ pub async fn create_scene(
     let expires_in = ((scene.expires_at - crate::keys::now_ms()) / 1000).max(0);
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "scene_id": id,
-            "browser_token": scene.browser_token,
-            "state": State::Waiting,
-            "expires_at": rfc3339(scene.expires_at),
-            "expires_in": expires_in,
-            "qrcode_url": format!("{base}/api/v1/scenes/{id}/qrcode"),
-            "ws_url": format!("{ws_base}/api/v1/scenes/{id}/ws"),
-            "events_url": format!("{base}/api/v1/scenes/{id}/events"),
-            "app_id": scene.app_id,
-        })))
+        .json(SceneCreated {
+            qrcode_url: format!("{base}/api/v1/scenes/{id}/qrcode"),
+            ws_url: format!("{ws_base}/api/v1/scenes/{id}/ws"),
+            events_url: format!("{base}/api/v1/scenes/{id}/events"),
+            scene_id: scene.scene_id,
+            browser_token: scene.browser_token,
+            state: State::Waiting,
+            expires_at: rfc3339(scene.expires_at),
+            expires_in,
+            app_id: scene.app_id,
+        }))
 }
 
 /// `GET /api/v1/scenes/{scene_id}/qrcode`
+#[utoipa::path(
+    get,
+    path = "/api/v1/scenes/{scene_id}/qrcode",
+    tag = "browser",
+    summary = "The scene's mini-program code image",
+    description = "WeChat is asked at most once per scene; the image is cached for the scene's life.",
+    params(("scene_id" = String, Path, description = "32 lowercase hex characters")),
+    responses(
+        (status = 200, description = "The code image", content(
+            (Vec<u8> = "image/png"),
+            (Vec<u8> = "image/jpeg"),
+        )),
+        (status = 404, description = "`scene_not_found`"),
+        (status = 410, description = "`scene_expired`"),
+        (status = 429, description = "`rate_limited`"),
+        (status = 502, description = "`wechat_error`, with WeChat's `errcode` and `errmsg`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn qrcode(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -104,9 +175,16 @@ pub async fn qrcode(
         .body(img.bytes))
 }
 
-#[derive(Deserialize)]
+/// The query of `GET /api/v1/scenes/{scene_id}/events`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
+    /// The state the browser already knows: the answer waits while the
+    /// scene is still in it.
+    #[param(value_type = Option<State>)]
     after: Option<String>,
+    /// How long to wait for a change, in seconds (at most 30).
+    #[param(maximum = 30)]
     wait: Option<u64>,
 }
 
@@ -123,6 +201,24 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
 }
 
 /// `GET /api/v1/scenes/{scene_id}/events?after=STATE&wait=SECONDS`
+#[utoipa::path(
+    get,
+    path = "/api/v1/scenes/{scene_id}/events",
+    tag = "browser",
+    summary = "The scene's current state event (long-poll fallback of the WebSocket)",
+    description = "When the state still equals `after`, waits up to `wait` seconds for a change.",
+    params(("scene_id" = String, Path, description = "32 lowercase hex characters"), EventsQuery),
+    security(("browser_token" = [])),
+    responses(
+        (status = 200, description = "The state event", body = BrowserEvent),
+        (status = 400, description = "`invalid_request`"),
+        (status = 401, description = "`invalid_token`: missing or wrong browser token"),
+        (status = 403, description = "`origin_not_allowed`"),
+        (status = 404, description = "`scene_not_found`"),
+        (status = 429, description = "`rate_limited`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn events(
     req: HttpRequest,
     state: web::Data<AppState>,

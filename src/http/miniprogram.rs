@@ -1,14 +1,14 @@
 //! The mini-program API: scan, confirm, cancel.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::client_ip::client_ip;
 use crate::error::ApiError;
-use crate::login::{ConfirmInput, MpAuth, ProfileInput};
+use crate::login::{ConfirmInput, MpAuth, ProfileInput, ScanAnswer};
 use crate::ratelimit::RateLimits;
-use crate::scene::SceneId;
+use crate::scene::{SceneId, State};
 use crate::state::AppState;
 
 /// Mini-program calls are limited per phone IP and per scene (a scene id
@@ -22,14 +22,42 @@ fn throttle(req: &HttpRequest, state: &AppState, scene_id: &str) -> Result<(), A
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/mp/scan`.
+#[derive(Deserialize, ToSchema)]
 pub struct ScanBody {
+    /// The `scene` parameter the mini-program was opened with.
     scene_id: String,
+    /// A fresh `wx.login` code.
     code: String,
+    /// The mini-program; defaults to the first configured app.
     app_id: Option<String>,
 }
 
 /// `POST /api/v1/mp/scan`
+#[utoipa::path(
+    post,
+    path = "/api/v1/mp/scan",
+    tag = "mini-program",
+    summary = "The phone scanned the code",
+    description = "Exchanges `code` with WeChat (`jscode2session`), binds the scene to this \
+        WeChat user and pushes `scanned` to the browser. The answer's `mp_token` is the \
+        mini-program's credential for `confirm` and `cancel` (a body field, not a header). \
+        A retry with the same `code` within 5 minutes gets the same answer.",
+    request_body = ScanBody,
+    responses(
+        (status = 200, description = "Scanned; who is asking", body = ScanAnswer),
+        (status = 400, description = "`invalid_request` or `identity_mismatch`"),
+        (status = 401, description = "`invalid_token`: `mp_token` does not match this scene"),
+        (status = 404, description = "`scene_not_found`"),
+        (status = 409, description = "`scene_taken` (another WeChat user scanned) or `scene_final`"),
+        (status = 410, description = "`scene_expired`"),
+        (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
+        (status = 415, description = "`invalid_request`: not `application/json`"),
+        (status = 429, description = "`rate_limited` (per phone IP and per scene)"),
+        (status = 502, description = "`wechat_error`, with WeChat's `errcode` and `errmsg`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn scan(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -93,21 +121,67 @@ fn auth(mp_token: Option<String>, code: Option<String>) -> Result<MpAuth, ApiErr
     }
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/mp/confirm`: exactly one of `mp_token` and
+/// `code`.
+#[derive(Deserialize, ToSchema)]
 pub struct ConfirmBody {
     scene_id: String,
+    /// The credential from `scan` (the mini-program's auth, in the body).
     mp_token: Option<String>,
+    /// A fresh `wx.login` code instead of `mp_token`: scan and confirm in one call.
     code: Option<String>,
+    /// The mini-program; defaults to the first configured app.
     app_id: Option<String>,
+    /// `getUserProfile`'s `encryptedData` (base64), decrypted with the session key.
     encrypted_data: Option<String>,
+    /// `getUserProfile`'s `iv` (base64), with `encrypted_data`.
     iv: Option<String>,
+    /// `getUserProfile`'s `rawData`, checked with `signature`.
     raw_data: Option<String>,
+    /// `sha1(raw_data + session_key)`, hex.
     signature: Option<String>,
+    /// Nickname and avatar when not taken from the decrypted data.
     profile: Option<ProfileInput>,
+    /// The code from the `getPhoneNumber` button: the hub asks WeChat for
+    /// the number and keeps it (sealed) on the user.
     phone_code: Option<String>,
 }
 
+/// The answer to `POST /api/v1/mp/confirm`.
+#[derive(Serialize, ToSchema)]
+pub struct ConfirmAnswer {
+    /// `confirmed`.
+    pub state: State,
+    /// The hub's user id of the person who confirmed.
+    pub user_id: String,
+}
+
 /// `POST /api/v1/mp/confirm`
+#[utoipa::path(
+    post,
+    path = "/api/v1/mp/confirm",
+    tag = "mini-program",
+    summary = "The person confirms the login",
+    description = "Authenticated by `mp_token` (from `scan`) or a fresh `code` in the body. \
+        Optional `encrypted_data`+`iv` (AES-128-CBC with the session key; `watermark.appid` \
+        must be the app) and `raw_data`+`signature` are checked. Issues the ticket and pushes \
+        `confirmed` to the browser.",
+    request_body = ConfirmBody,
+    responses(
+        (status = 200, description = "Confirmed", body = ConfirmAnswer),
+        (status = 400, description = "`invalid_request`, `decrypt_failed`, `watermark_mismatch`, \
+            `signature_mismatch` or `identity_mismatch`"),
+        (status = 401, description = "`invalid_token`: `mp_token` does not match this scene"),
+        (status = 404, description = "`scene_not_found`"),
+        (status = 409, description = "`scene_taken` (another WeChat user scanned) or `scene_final`"),
+        (status = 410, description = "`scene_expired`"),
+        (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
+        (status = 415, description = "`invalid_request`: not `application/json`"),
+        (status = 429, description = "`rate_limited` (per phone IP and per scene)"),
+        (status = 502, description = "`wechat_error`, with WeChat's `errcode` and `errmsg`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn confirm(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -128,18 +202,55 @@ pub async fn confirm(
         .login
         .confirm(&b.scene_id, auth, b.app_id.as_deref(), input)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"state": state_now, "user_id": user_id})))
+    Ok(HttpResponse::Ok().json(ConfirmAnswer {
+        state: state_now,
+        user_id,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/mp/cancel`: exactly one of `mp_token` and
+/// `code`.
+#[derive(Deserialize, ToSchema)]
 pub struct CancelBody {
     scene_id: String,
+    /// The credential from `scan` (the mini-program's auth, in the body).
     mp_token: Option<String>,
+    /// A fresh `wx.login` code instead of `mp_token`.
     code: Option<String>,
+    /// The mini-program; defaults to the first configured app.
     app_id: Option<String>,
 }
 
+/// The answer to `POST /api/v1/mp/cancel`.
+#[derive(Serialize, ToSchema)]
+pub struct CancelAnswer {
+    /// `cancelled`.
+    pub state: State,
+}
+
 /// `POST /api/v1/mp/cancel`
+#[utoipa::path(
+    post,
+    path = "/api/v1/mp/cancel",
+    tag = "mini-program",
+    summary = "The person refuses the login",
+    description = "Authenticated by `mp_token` (from `scan`) or a fresh `code` in the body; \
+        pushes `cancelled` to the browser.",
+    request_body = CancelBody,
+    responses(
+        (status = 200, description = "Cancelled", body = CancelAnswer),
+        (status = 400, description = "`invalid_request` or `identity_mismatch`"),
+        (status = 401, description = "`invalid_token`: `mp_token` does not match this scene"),
+        (status = 404, description = "`scene_not_found`"),
+        (status = 409, description = "`scene_taken` (another WeChat user scanned) or `scene_final`"),
+        (status = 410, description = "`scene_expired`"),
+        (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
+        (status = 415, description = "`invalid_request`: not `application/json`"),
+        (status = 429, description = "`rate_limited` (per phone IP and per scene)"),
+        (status = 502, description = "`wechat_error`, with WeChat's `errcode` and `errmsg`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn cancel(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -152,5 +263,5 @@ pub async fn cancel(
         .login
         .cancel(&b.scene_id, auth, b.app_id.as_deref())
         .await?;
-    Ok(HttpResponse::Ok().json(json!({"state": state_now})))
+    Ok(HttpResponse::Ok().json(CancelAnswer { state: state_now }))
 }

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod miniprogram;
 pub mod observe;
 pub mod oidc;
+pub mod openapi;
 pub mod ops;
 pub mod site;
 pub mod socket;
@@ -83,6 +84,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         if has_demo {
             cfg.service(web::resource("/demo/redeem").post(demo::redeem));
         }
+        cfg.service(web::resource("/openapi.json").get(openapi::document));
         if let Some(sim) = simulator {
             cfg.app_data(web::Data::new(sim))
                 .configure(crate::wechat::simulator::Simulator::configure)

@@ -5,9 +5,10 @@ use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::form_urlencoded;
+use utoipa::ToSchema;
 
 use super::browser::origin;
 use super::client_ip::client_ip;
@@ -41,6 +42,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /.well-known/openid-configuration`
+#[utoipa::path(
+    get,
+    path = "/.well-known/openid-configuration",
+    tag = "openid-connect",
+    summary = "OpenID Connect discovery",
+    responses(
+        (status = 200, description = "The provider's metadata", body = crate::oidc::Discovery),
+        (status = 429, description = "`rate_limited` (per client IP)"),
+    )
+)]
 pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
@@ -49,6 +60,17 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /oauth2/jwks`
+#[utoipa::path(
+    get,
+    path = "/oauth2/jwks",
+    tag = "openid-connect",
+    summary = "The public keys that sign ID tokens (RFC 7517)",
+    responses(
+        (status = 200, description = "The JWK set", body = super::openapi::Jwks),
+        (status = 429, description = "`rate_limited` (per client IP)"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let set = state.oidc.jwks().await?;
     Ok(HttpResponse::Ok()
@@ -235,17 +257,46 @@ fn refusal_page(why: &str, lang: Lang) -> HttpResponse {
     res.content_type(ContentType::html()).body(body)
 }
 
-/// What the authorize page posts when the phone has answered.
-#[derive(Deserialize)]
+/// What the authorize page posts when the phone has answered: `ticket`,
+/// or `cancelled: true`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
+    /// The pending authorization's handle from the page.
     handle: String,
+    /// The widget's ticket after `confirmed`.
     ticket: Option<String>,
+    /// `true` after `cancelled`.
     #[serde(default)]
     cancelled: bool,
 }
 
+/// The answer to `POST /oauth2/authorize/complete`.
+#[derive(Serialize, ToSchema)]
+pub struct Completed {
+    /// Where to send the browser: the client's `redirect_uri` with `code`
+    /// (or `error=access_denied`), `state` and `iss`.
+    pub redirect_to: String,
+}
+
 /// `POST /oauth2/authorize/complete` -> `{"redirect_to"}`
+#[utoipa::path(
+    post,
+    path = "/oauth2/authorize/complete",
+    tag = "openid-connect",
+    summary = "The hub's authorize page ends the authorization",
+    description = "Called only by the hub's own authorize page (its `Origin` must be the hub's).",
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "Where to send the browser", body = Completed),
+        (status = 400, description = "`invalid_request`, `invalid_ticket` or `unknown_client`"),
+        (status = 403, description = "`origin_not_allowed`"),
+        (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
+        (status = 415, description = "`invalid_request`: not `application/json`"),
+        (status = 429, description = "`rate_limited`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn complete(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -273,7 +324,7 @@ pub async fn complete(
     let to = state.oidc.complete(&body.handle, how).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"redirect_to": to})))
+        .json(Completed { redirect_to: to }))
 }
 
 /// Decodes one `application/x-www-form-urlencoded` component (RFC 6749
@@ -324,6 +375,30 @@ fn authenticate<'a>(
 }
 
 /// `POST /oauth2/token`
+#[utoipa::path(
+    post,
+    path = "/oauth2/token",
+    tag = "openid-connect",
+    summary = "Exchange an authorization code (RFC 6749 4.1.3, PKCE S256)",
+    description = "Form-encoded. The client authenticates with HTTP Basic \
+        (`client_secret_basic`) or with `client_id` and `client_secret` in the form \
+        (`client_secret_post`), not both. A code works once, within 60 s, for its client, \
+        `redirect_uri` and `code_verifier`; a reused code revokes the access token issued \
+        for it. Refusals are RFC 6749 JSON (`error`, `error_description`); rate limits and \
+        outages are problem documents.",
+    request_body(content = super::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client_basic" = []), ()),
+    responses(
+        (status = 200, description = "The tokens", body = crate::oidc::TokenAnswer),
+        (status = 400, description = "`invalid_request`, `invalid_grant` or `unsupported_grant_type`",
+            body = crate::oidc::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = crate::oidc::OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"scanlogin\"`"))),
+        (status = 429, description = "`rate_limited` (per client; failed authentication per \
+            client and source IP)"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -403,6 +478,22 @@ pub async fn token(
 }
 
 /// `GET|POST /oauth2/userinfo` with `Authorization: Bearer <access_token>`
+#[utoipa::path(
+    method(get, post),
+    path = "/oauth2/userinfo",
+    tag = "openid-connect",
+    summary = "The claims of an access token's user",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The claims", body = super::openapi::UserInfo),
+        (status = 401, description = "`invalid_token` (unknown, expired or revoked), or \
+            `invalid_request` without a token", body = crate::oidc::OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"scanlogin\"`, \
+                with `error` when a token was given"))),
+        (status = 429, description = "`rate_limited` (per client IP)"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -1,14 +1,33 @@
 //! Operator endpoints: liveness and readiness.
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The answer of `/healthz` and `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (`/healthz`) or `ready` (`/readyz`).
+    #[schema(pattern = "^(ok|ready)$")]
+    pub status: &'static str,
+}
+
 /// `GET /healthz`: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    summary = "Liveness: the process answers",
+    responses(
+        (status = 200, description = "Up", body = Health),
+        (status = 429, description = "`rate_limited` (per client IP)"),
+    )
+)]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
 /// `GET /metrics`: Prometheus text format.
@@ -31,6 +50,18 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 /// `GET /readyz`: the database answers reads and takes writes, in time, and,
 /// with several nodes, this node's bus listener has not been disconnected
 /// for longer than its grace.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    summary = "Readiness: the database answers reads and takes writes within 2 s (and, with \
+        several nodes, the bus listener is connected)",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 429, description = "`rate_limited` (per client IP)"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state
         .bus_health
@@ -40,5 +71,5 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .await
         .map_err(|_| ApiError::Unavailable("database: no answer within 2 s".into()))?
         .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
-    Ok(HttpResponse::Ok().json(json!({"status": "ready"})))
+    Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }

@@ -5,13 +5,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+/// The body of `POST /api/v1/tickets/redeem`.
+#[derive(Deserialize, ToSchema)]
 pub struct RedeemBody {
+    /// The ticket the browser received with `confirmed`.
     ticket: String,
 }
 
@@ -54,6 +57,27 @@ pub(crate) fn authenticate<'a>(
 }
 
 /// `POST /api/v1/tickets/redeem`
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/redeem",
+    tag = "site",
+    summary = "Redeem a ticket for the user who logged in",
+    description = "Called by the site's backend with HTTP Basic `client_id:client_secret`. \
+        A ticket works once, within 60 s, only for the client the scene was made for.",
+    request_body = RedeemBody,
+    security(("client_basic" = [])),
+    responses(
+        (status = 200, description = "The user", body = crate::login::RedeemAnswer),
+        (status = 400, description = "`invalid_ticket` or `invalid_request`"),
+        (status = 401, description = "`unauthorized`: missing or wrong client credentials",
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"scanlogin\"`"))),
+        (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
+        (status = 415, description = "`invalid_request`: not `application/json`"),
+        (status = 429, description = "`rate_limited` (per client; failed authentication per \
+            client and source IP)"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn redeem(
     req: HttpRequest,
     state: web::Data<AppState>,

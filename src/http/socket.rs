@@ -55,15 +55,48 @@ pub mod close {
     pub const EXPIRED: u16 = 4410;
 }
 
-#[derive(Deserialize)]
-struct AuthFrame {
+/// The browser's first WebSocket message.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WsAuthFrame)]
+pub(crate) struct AuthFrame {
+    /// `auth`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^auth$")]
     kind: String,
+    /// The scene's `browser_token` from `POST /api/v1/scenes`.
     browser_token: String,
 }
 
 /// The socket path without an upgrade (no `Upgrade: websocket`): a plain
-/// request gets a problem, not a socket.
+/// request gets a problem, not a socket. The upgrade itself is [`upgrade`];
+/// the OpenAPI document describes the protocol here.
+#[utoipa::path(
+    get,
+    path = "/api/v1/scenes/{scene_id}/ws",
+    tag = "browser",
+    summary = "The scene's WebSocket (state pushes)",
+    description = "A WebSocket upgrade (`Upgrade: websocket`). `Origin` is checked like \
+        `POST /api/v1/scenes`. The browser's first frame must be the text message \
+        `{\"type\": \"auth\", \"browser_token\": \"...\"}` (schema `WsAuthFrame`) within 10 s. The server then \
+        sends the current state at once and each change, as text messages with the \
+        `BrowserEvent` schema (the `confirmed` event adds `ticket` and `user`). The server \
+        pings every 20 s and drops a socket silent for 60 s. Frames or messages larger \
+        than 4 KiB are refused. Close codes: 1000 after a final state; 4401 bad or \
+        missing auth frame (or none within 10 s); 4404 unknown scene; 4410 expired scene; \
+        1009 frame or message over 4 KiB; 1007 text that is not UTF-8; 1002 a broken control \
+        frame; 1008 the scene already has 8 sockets; 1012 the hub is restarting (reconnect to \
+        the same scene); 1013 the hub could not read the scene (retry); 1001 no answer to \
+        pings for 60 s.",
+    params(("scene_id" = String, Path, description = "32 lowercase hex characters")),
+    responses(
+        (status = 101, description = "Switching Protocols: the socket is open"),
+        (status = 400, description = "`invalid_request`: not a WebSocket upgrade request"),
+        (status = 403, description = "`origin_not_allowed`"),
+        (status = 429, description = "`rate_limited` (upgrades per IP, or the scene already \
+            has 8 sockets)"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn plain_request() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::InvalidRequest(
         "a WebSocket upgrade request is required".into(),
@@ -194,9 +227,10 @@ fn normal(text: &str) -> Option<CloseReason> {
 }
 
 async fn send(conn: &mut WsConn, state: &AppState, view: &SceneView) -> bool {
-    conn.text(state.login.browser_event(view).to_string())
-        .await
-        .is_ok()
+    let Ok(text) = serde_json::to_string(&state.login.browser_event(view)) else {
+        return false;
+    };
+    conn.text(text).await.is_ok()
 }
 
 /// The first frame must authenticate, within 10 s; the browser token, or

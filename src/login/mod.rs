@@ -13,7 +13,6 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sea_orm::{DbErr, TransactionTrait};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarStore};
@@ -64,10 +63,12 @@ pub enum MpAuth {
 }
 
 /// The profile a confirm may carry.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileInput {
+    /// At most 64 characters.
     pub nickname: Option<String>,
+    /// An `https` URL of at most 2048 bytes.
     pub avatar_url: Option<String>,
 }
 
@@ -83,20 +84,27 @@ pub struct ConfirmInput {
 }
 
 /// The answer to a scan.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ScanAnswer {
+    /// The mini-program's credential for `confirm` and `cancel` of this
+    /// scene, bound to this scene and this openid. A secret: send it only
+    /// in request bodies.
     pub mp_token: String,
     pub state: State,
+    /// When the scene expires (RFC 3339).
+    #[schema(format = DateTime)]
     pub expires_at: String,
     pub client: ClientView,
     pub browser: BrowserView,
 }
 
 /// Which site asks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub id: String,
     pub name: String,
+    /// The client's first allowed origin, if it has one.
+    #[schema(required = true)]
     pub origin: Option<String>,
     /// Whether the site asks for the phone number (`phone = true`): the
     /// phone then offers the "share my phone number" button.
@@ -105,7 +113,7 @@ pub struct ClientView {
 
 /// Who made the scene: a web page (it sent an `Origin`) or a program that
 /// did not say, which is what a QRLJacking script looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BrowserKind {
     Browser,
@@ -113,7 +121,7 @@ pub enum BrowserKind {
 }
 
 /// Which browser asks.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BrowserView {
     pub kind: BrowserKind,
     pub ip: String,
@@ -121,12 +129,53 @@ pub struct BrowserView {
 }
 
 /// The answer to a redemption.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RedeemAnswer {
     pub user: UserProfile,
     pub scene_id: String,
     pub client_id: String,
+    /// When the phone confirmed (RFC 3339).
+    #[schema(format = DateTime)]
     pub confirmed_at: String,
+}
+
+/// The kind of a browser event (always `state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    /// A state event.
+    State,
+}
+
+/// The event a browser receives over the WebSocket and from `events`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BrowserEvent {
+    /// `state`.
+    #[serde(rename = "type")]
+    pub r#type: EventType,
+    /// The scene the event is about.
+    pub scene_id: String,
+    /// The scene's state now.
+    pub state: State,
+    /// The one-time ticket for the site's backend (only when `confirmed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub ticket: Option<String>,
+    /// Who logged in (only when `confirmed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub user: Option<EventUser>,
+}
+
+/// The person shown to the browser after a confirm.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EventUser {
+    /// The nickname the phone sent, if any.
+    #[schema(required = true)]
+    pub nickname: Option<String>,
+    /// The avatar URL the phone sent, if any.
+    #[schema(required = true)]
+    pub avatar_url: Option<String>,
 }
 
 /// Hook that sees flow events (metrics).
@@ -415,13 +464,18 @@ impl Login {
     }
 
     /// The JSON event a browser receives for `view` (adds the derived ticket).
-    pub fn browser_event(&self, view: &SceneView) -> Value {
-        let mut event = json!({"type": "state", "scene_id": view.scene_id, "state": view.state});
-        if let Some(c) = &view.confirmed {
-            event["ticket"] = json!(ticket_value(&self.key, &view.scene_id, c.ticket_issued_at));
-            event["user"] = json!({"nickname": c.nickname, "avatar_url": c.avatar_url});
+    pub fn browser_event(&self, view: &SceneView) -> BrowserEvent {
+        let confirmed = view.confirmed.as_ref();
+        BrowserEvent {
+            r#type: EventType::State,
+            scene_id: view.scene_id.clone(),
+            state: view.state,
+            ticket: confirmed.map(|c| ticket_value(&self.key, &view.scene_id, c.ticket_issued_at)),
+            user: confirmed.map(|c| EventUser {
+                nickname: c.nickname.clone(),
+                avatar_url: c.avatar_url.clone(),
+            }),
         }
-        event
     }
 
     async fn publish(&self, view: SceneView) {

@@ -5,9 +5,39 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::error::ApiError;
+
+/// Every `error` the token and userinfo endpoints answer.
+pub const OAUTH_ERROR_CODES: [&str; 5] = [
+    "invalid_request",
+    "invalid_client",
+    "invalid_grant",
+    "unsupported_grant_type",
+    "invalid_token",
+];
+
+/// The body of a refusal (RFC 6749 section 5.2).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// The RFC 6749 / RFC 6750 error code.
+    #[schema(schema_with = oauth_error_code_schema)]
+    pub error: &'static str,
+    /// What went wrong, for a human.
+    pub error_description: String,
+}
+
+fn oauth_error_code_schema() -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("The RFC 6749 / RFC 6750 error code."))
+        .enum_values(Some(OAUTH_ERROR_CODES))
+        .into()
+}
 
 /// A refusal of the token or userinfo endpoint.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +126,9 @@ impl ResponseError for OAuthError {
             }
             _ => {}
         }
-        res.json(json!({"error": code, "error_description": description}))
+        res.json(OAuthErrorBody {
+            error: code,
+            error_description: description.to_owned(),
+        })
     }
 }

@@ -29,7 +29,7 @@ use crate::login::Login;
 use crate::sealed::Sealer;
 
 use self::claims::{IdTokenClaims, user_claims};
-pub use self::error::OAuthError;
+pub use self::error::{OAuthError, OAuthErrorBody};
 use self::keys::{KeyError, SigningKeys};
 use self::store::{CodeIssue, GrantStore, NewAccessToken, NewGrant};
 
@@ -134,13 +134,40 @@ pub struct TokenRequest {
 }
 
 /// The token endpoint's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenAnswer {
+    /// For `userinfo`, as `Authorization: Bearer`.
     pub access_token: String,
+    /// `Bearer`.
+    #[schema(pattern = "^Bearer$")]
     pub token_type: &'static str,
+    /// Seconds the access token lives.
     pub expires_in: i64,
+    /// The RS256-signed ID token (verify it with `jwks_uri`).
     pub id_token: String,
+    /// The granted scopes, space-separated.
     pub scope: String,
+}
+
+/// The discovery document (OpenID Connect Discovery 1.0).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Discovery {
+    /// The issuer: `server.public_url` without a trailing slash.
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub jwks_uri: String,
+    pub response_types_supported: Vec<&'static str>,
+    pub response_modes_supported: Vec<&'static str>,
+    pub grant_types_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub scopes_supported: Vec<&'static str>,
+    pub subject_types_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 /// The provider.
@@ -188,26 +215,41 @@ impl Oidc {
     }
 
     /// `/.well-known/openid-configuration`.
-    pub fn discovery(&self) -> serde_json::Value {
+    pub fn discovery(&self) -> Discovery {
         let iss = self.issuer();
-        serde_json::json!({
-            "issuer": iss,
-            "authorization_endpoint": format!("{iss}/oauth2/authorize"),
-            "token_endpoint": format!("{iss}/oauth2/token"),
-            "userinfo_endpoint": format!("{iss}/oauth2/userinfo"),
-            "jwks_uri": format!("{iss}/oauth2/jwks"),
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code"],
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "scopes_supported": SCOPES,
-            "subject_types_supported": ["public"],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce",
-                "name", "picture", "unionid", "phone_number", "phone_number_verified"],
-            "authorization_response_iss_parameter_supported": true,
-        })
+        Discovery {
+            authorization_endpoint: format!("{iss}/oauth2/authorize"),
+            token_endpoint: format!("{iss}/oauth2/token"),
+            userinfo_endpoint: format!("{iss}/oauth2/userinfo"),
+            jwks_uri: format!("{iss}/oauth2/jwks"),
+            issuer: iss,
+            response_types_supported: vec!["code"],
+            response_modes_supported: vec!["query"],
+            grant_types_supported: vec!["authorization_code"],
+            code_challenge_methods_supported: vec!["S256"],
+            token_endpoint_auth_methods_supported: vec![
+                "client_secret_basic",
+                "client_secret_post",
+            ],
+            id_token_signing_alg_values_supported: vec!["RS256"],
+            scopes_supported: SCOPES.to_vec(),
+            subject_types_supported: vec!["public"],
+            claims_supported: vec![
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "name",
+                "picture",
+                "unionid",
+                "phone_number",
+                "phone_number_verified",
+            ],
+            authorization_response_iss_parameter_supported: true,
+        }
     }
 
     /// Validates `GET /oauth2/authorize` (its query as pairs) and records

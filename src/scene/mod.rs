@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 pub use store::{Binding, NewScene, SceneStore};
 
 /// A scene's state. Final states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum State {
     Waiting,

@@ -19,16 +19,23 @@ pub struct Person<'a> {
 }
 
 /// A user as a site backend sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserProfile {
+    /// The hub's user id, the same for one person across apps of one WeChat Open Platform account.
     pub id: String,
+    /// WeChat's `unionid`, when WeChat gives one.
+    #[schema(required = true)]
     pub unionid: Option<String>,
+    #[schema(required = true)]
     pub nickname: Option<String>,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
+    /// One `(app_id, openid)` per mini-program the person has used.
     pub identities: Vec<IdentityView>,
     /// The phone number, only for clients with `phone = true` (see
     /// [`UserProfile::reveal_phone`]); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub phone_number: Option<String>,
     /// The phone number as stored (sealed); never serialised.
     #[serde(skip)]
@@ -58,7 +65,7 @@ impl UserProfile {
 }
 
 /// One `(app_id, openid)` of a user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IdentityView {
     pub app_id: String,
     pub openid: String,

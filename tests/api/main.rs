@@ -15,6 +15,7 @@ mod hostile_ws;
 mod housekeeping;
 mod mp_login;
 mod oidc;
+mod openapi;
 mod postgres;
 mod process;
 mod simulator;

@@ -20,9 +20,9 @@ use crate::helpers::{
     assert_problem, ok_json, spawn_app_with, unique,
 };
 
-const REDIRECT: &str = "https://site.test/callback";
+pub(crate) const REDIRECT: &str = "https://site.test/callback";
 
-async fn oidc_app() -> TestApp {
+pub(crate) async fn oidc_app() -> TestApp {
     spawn_app_with(|c| c.redirect_uris = vec![REDIRECT.into(), "http://127.0.0.1/cb".into()]).await
 }
 
@@ -35,12 +35,12 @@ fn no_follow() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-struct Pkce {
-    verifier: String,
-    challenge: String,
+pub(crate) struct Pkce {
+    pub(crate) verifier: String,
+    pub(crate) challenge: String,
 }
 
-fn pkce() -> Pkce {
+pub(crate) fn pkce() -> Pkce {
     let verifier = format!("{}-{}", unique("verifier"), "x".repeat(40));
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     Pkce {
@@ -50,7 +50,7 @@ fn pkce() -> Pkce {
 }
 
 /// A good authorization request's parameters.
-fn params(p: &Pkce, state: &str, nonce: &str) -> Vec<(String, String)> {
+pub(crate) fn params(p: &Pkce, state: &str, nonce: &str) -> Vec<(String, String)> {
     [
         ("response_type", "code"),
         ("client_id", CLIENT_ID),
@@ -74,7 +74,7 @@ fn with(mut ps: Vec<(String, String)>, key: &str, value: Option<&str>) -> Vec<(S
     ps
 }
 
-async fn authorize(app: &TestApp, ps: &[(String, String)]) -> Response {
+pub(crate) async fn authorize(app: &TestApp, ps: &[(String, String)]) -> Response {
     no_follow()
         .get(app.url("/oauth2/authorize"))
         .query(ps)
@@ -94,7 +94,7 @@ fn query(url: &str) -> HashMap<String, String> {
 }
 
 /// The JSON the authorize page hands its script.
-async fn page_data(res: Response) -> (Value, String, String) {
+pub(crate) async fn page_data(res: Response) -> (Value, String, String) {
     assert_eq!(res.status(), 200);
     let csp = res
         .headers()
@@ -127,7 +127,10 @@ fn redirected(res: &Response) -> HashMap<String, String> {
 
 /// The hub's whole page flow as a browser and a phone play it; returns the
 /// redirect's query and the confirming user's id.
-async fn login(app: &TestApp, ps: &[(String, String)]) -> (HashMap<String, String>, String) {
+pub(crate) async fn login(
+    app: &TestApp,
+    ps: &[(String, String)],
+) -> (HashMap<String, String>, String) {
     let (data, _, _) = page_data(authorize(app, ps).await).await;
     assert_eq!(data["client_id"], CLIENT_ID);
     // The widget on the hub's own page makes the scene from the hub's origin.
@@ -161,7 +164,7 @@ async fn login(app: &TestApp, ps: &[(String, String)]) -> (HashMap<String, Strin
     (query(&to), user_id)
 }
 
-async fn complete(app: &TestApp, body: &Value) -> Response {
+pub(crate) async fn complete(app: &TestApp, body: &Value) -> Response {
     app.http
         .post(app.url("/oauth2/authorize/complete"))
         .header("Origin", PUBLIC_URL)
@@ -172,7 +175,11 @@ async fn complete(app: &TestApp, body: &Value) -> Response {
 }
 
 /// `POST /oauth2/token` with this form, by Basic when `basic` is given.
-async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>) -> Response {
+pub(crate) async fn token(
+    app: &TestApp,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> Response {
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish();
@@ -187,7 +194,7 @@ async fn token(app: &TestApp, form: &[(&str, &str)], basic: Option<(&str, &str)>
     req.send().await.expect("POST token")
 }
 
-async fn exchange(app: &TestApp, code: &str, p: &Pkce) -> Response {
+pub(crate) async fn exchange(app: &TestApp, code: &str, p: &Pkce) -> Response {
     token(
         app,
         &[
