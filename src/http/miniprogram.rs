@@ -75,14 +75,49 @@ pub async fn scan(
     Ok(HttpResponse::Ok().json(answer))
 }
 
-#[derive(Deserialize)]
+/// A login inside the mini-program.
+#[derive(Deserialize, ToSchema)]
 pub struct InsideLoginBody {
+    /// A fresh `wx.login` code.
     code: String,
+    /// The app whose `wx.login` gave the code; default: the first configured.
     app_id: Option<String>,
+}
+
+/// The answer to a login inside the mini-program.
+#[derive(Serialize, ToSchema)]
+pub struct InsideLoginAnswer {
+    /// The hub's id for the person: the same `user.id` a website login gives.
+    user_id: String,
+    /// RS256 JWT (keys at `/oauth2/jwks`): `iss` the hub, `sub` = `user_id`,
+    /// `aud` = the app's `app_id`, `unionid` when known.
+    id_token: String,
+    /// Seconds the ID token is valid.
+    expires_in: i64,
 }
 
 /// `POST /api/v1/mp/login`: a login inside the mini-program itself; the
 /// same `user_id` a website login gives, and an ID token (`aud` = app id).
+#[utoipa::path(
+    post,
+    path = "/api/v1/mp/login",
+    tag = "mini-program",
+    summary = "A login inside the mini-program itself",
+    description = "Exchanges `code` with WeChat (once; a retry within 5 minutes gets the same \
+        answer) and records the person as a website login does, so `user_id` is the redeem \
+        API's `user.id` and the OIDC `sub`. `id_token` is signed like the OIDC ID token with \
+        `aud` = the app's `app_id`, for the mini-program's own backend to verify with the JWKS.",
+    request_body = InsideLoginBody,
+    responses(
+        (status = 200, description = "Logged in", body = InsideLoginAnswer),
+        (status = 400, description = "`invalid_request`: no code, an unknown `app_id`, or a code already used for a scene"),
+        (status = 413, description = "`invalid_request`: body larger than 16 KiB"),
+        (status = 415, description = "`invalid_request`: not `application/json`"),
+        (status = 429, description = "`rate_limited` (per phone IP)"),
+        (status = 502, description = "`wechat_error`, with WeChat's `errcode` and `errmsg`"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
 pub async fn login(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -101,11 +136,11 @@ pub async fn login(
     let (id_token, expires_in) = state.oidc.inside_id_token(&person).await?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "user_id": person.user_id,
-            "id_token": id_token,
-            "expires_in": expires_in,
-        })))
+        .json(InsideLoginAnswer {
+            user_id: person.user_id,
+            id_token,
+            expires_in,
+        }))
 }
 
 fn auth(mp_token: Option<String>, code: Option<String>) -> Result<MpAuth, ApiError> {

@@ -44,6 +44,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::miniprogram::scan,
         super::miniprogram::confirm,
         super::miniprogram::cancel,
+        super::miniprogram::login,
         super::avatars::upload,
         super::avatars::serve,
         super::site::redeem,

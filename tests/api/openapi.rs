@@ -22,6 +22,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/mp/scan"),
     ("post", "/api/v1/mp/confirm"),
     ("post", "/api/v1/mp/cancel"),
+    ("post", "/api/v1/mp/login"),
     ("post", "/api/v1/mp/avatar"),
     ("get", "/api/v1/avatars/{id}"),
     ("post", "/api/v1/tickets/redeem"),
@@ -104,6 +105,12 @@ const REQUIRED_ANSWER_FIELDS: &[(&str, &str, &str, &[&str])] = &[
     ),
     ("post", "/api/v1/mp/confirm", "200", &["state", "user_id"]),
     ("post", "/api/v1/mp/cancel", "200", &["state"]),
+    (
+        "post",
+        "/api/v1/mp/login",
+        "200",
+        &["user_id", "id_token", "expires_in"],
+    ),
     (
         "post",
         "/api/v1/tickets/redeem",
@@ -208,6 +215,7 @@ const REQUEST_FIELDS: &[(&str, &[&str], &[&str])] = &[
         &["scene_id"],
         &["mp_token", "code", "app_id"],
     ),
+    ("/api/v1/mp/login", &["code"], &["app_id"]),
     ("/api/v1/tickets/redeem", &["ticket"], &[]),
     (
         "/oauth2/authorize/complete",
@@ -793,6 +801,21 @@ async fn real_answers_of_a_whole_login_match_the_document() {
     assert_eq!(res.status(), 200);
     let cancelled = doc.conforms(res, "post", "/api/v1/mp/cancel").await;
     assert_eq!(cancelled["state"], "cancelled");
+
+    // A login inside the mini-program (200), the same person as above.
+    let res = app
+        .post_json(
+            "/api/v1/mp/login",
+            &json!({"code": app.login_code(&unique("o"))}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let inside = doc.conforms(res, "post", "/api/v1/mp/login").await;
+    assert!(
+        inside["id_token"]
+            .as_str()
+            .is_some_and(|t| t.split('.').count() == 3)
+    );
 
     // Refusals: each a documented status with the problem schema.
     let unknown_scene = "0123456789abcdef0123456789abcdef";
