@@ -13,7 +13,7 @@ use dashmap::DashMap;
 use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use url::Url;
 
 use super::tokens::{CachedToken, TokenStore};
@@ -166,6 +166,37 @@ impl WechatClient {
         self.base
             .join(path)
             .map_err(|_| WechatError::garbage("config", "bad api_base"))
+    }
+
+    /// POSTs `body` as JSON to `path?access_token=token`; the answer's
+    /// lower-cased Content-Type and bytes.
+    async fn post_json(
+        &self,
+        api: &'static str,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<(String, bytes::Bytes), WechatError> {
+        let mut url = self.url(path)?;
+        url.query_pairs_mut().append_pair("access_token", token);
+        let res = self
+            .http
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| WechatError::transport(api, e))?;
+        let content_type = res
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| WechatError::transport(api, e))?;
+        Ok((content_type, bytes))
     }
 
     fn app(&self, app_id: &str) -> Result<&AppSettings, WechatError> {
@@ -333,25 +364,9 @@ impl WechatClient {
             .with_token(app_id, |token| {
                 let body = &body;
                 async move {
-                    let mut url = self.url("wxa/getwxacodeunlimit")?;
-                    url.query_pairs_mut().append_pair("access_token", &token);
-                    let res = self
-                        .http
-                        .post(url)
-                        .json(body)
-                        .send()
-                        .await
-                        .map_err(|e| WechatError::transport(API, e))?;
-                    let content_type = res
-                        .headers()
-                        .get(CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_ascii_lowercase();
-                    let bytes = res
-                        .bytes()
-                        .await
-                        .map_err(|e| WechatError::transport(API, e))?;
+                    let (content_type, bytes) = self
+                        .post_json(API, "wxa/getwxacodeunlimit", &token, body)
+                        .await?;
                     if let Ok(ErrBody {
                         errcode: Some(code),
                         errmsg,
@@ -396,19 +411,9 @@ impl WechatClient {
             .with_token(app_id, |token| {
                 let body = &body;
                 async move {
-                    let mut url = self.url("wxa/business/getuserphonenumber")?;
-                    url.query_pairs_mut().append_pair("access_token", &token);
-                    let res = self
-                        .http
-                        .post(url)
-                        .json(body)
-                        .send()
-                        .await
-                        .map_err(|e| WechatError::transport(API, e))?;
-                    let bytes = res
-                        .bytes()
-                        .await
-                        .map_err(|e| WechatError::transport(API, e))?;
+                    let (_, bytes) = self
+                        .post_json(API, "wxa/business/getuserphonenumber", &token, body)
+                        .await?;
                     #[derive(Deserialize)]
                     #[serde(rename_all = "camelCase")]
                     struct PhoneInfo {

@@ -398,24 +398,12 @@ async fn getuserphonenumber(
 
 /// Plays the `getPhoneNumber` button: `{user, app_id?}` -> `{code}`.
 async fn sim_phone_code(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> HttpResponse {
-    let app_id = req
-        .app_id
-        .clone()
-        .or_else(|| sim.apps.keys().min().cloned())
-        .unwrap_or_default();
-    let user = req.user.trim();
-    if user.is_empty() || user.len() > 64 {
-        return HttpResponse::BadRequest().json(json!({"errmsg": "user must be 1-64 characters"}));
-    }
-    match sim.phone_code(&app_id, user) {
-        Ok(code) => HttpResponse::Ok().json(json!({"code": code})),
-        Err(SimRefusal::UnknownApp) => {
-            HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}))
-        }
-        Err(SimRefusal::Full) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "60"))
-            .json(json!({"errmsg": "the simulator holds too many codes; retry later"})),
-    }
+    hand_out(
+        &sim,
+        &req,
+        |app_id, user| sim.phone_code(app_id, user),
+        false,
+    )
 }
 
 #[derive(Deserialize)]
@@ -425,6 +413,17 @@ struct LoginReq {
 }
 
 async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> HttpResponse {
+    hand_out(&sim, &req, |app_id, user| sim.login(app_id, user), true)
+}
+
+/// A code `make` hands out for the pretend person `req` names (the app
+/// defaults to the first), or why not; `with_app` adds the app to the answer.
+fn hand_out(
+    sim: &Simulator,
+    req: &LoginReq,
+    make: impl FnOnce(&str, &str) -> Result<String, SimRefusal>,
+    with_app: bool,
+) -> HttpResponse {
     let app_id = req
         .app_id
         .clone()
@@ -434,8 +433,9 @@ async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> 
     if user.is_empty() || user.len() > 64 {
         return HttpResponse::BadRequest().json(json!({"errmsg": "user must be 1-64 characters"}));
     }
-    match sim.login(&app_id, user) {
-        Ok(code) => HttpResponse::Ok().json(json!({"code": code, "app_id": app_id})),
+    match make(&app_id, user) {
+        Ok(code) if with_app => HttpResponse::Ok().json(json!({"code": code, "app_id": app_id})),
+        Ok(code) => HttpResponse::Ok().json(json!({"code": code})),
         Err(SimRefusal::UnknownApp) => {
             HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}))
         }
