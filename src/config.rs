@@ -13,6 +13,10 @@ use url::Url;
 /// The client whose demo page the hub serves at `/`.
 pub const DEMO_CLIENT: &str = "demo";
 
+/// Where the demo's OpenID Connect relying party (simulator mode) is sent
+/// back; registered for the `demo` client in simulator mode.
+pub const DEMO_OIDC_CALLBACK: &str = "/demo/oidc/callback";
+
 /// Prefix of environment variables that override the file.
 pub const ENV_PREFIX: &str = "SCANLOGIN__";
 
@@ -628,10 +632,19 @@ impl Settings {
     /// allows the hub's own origin (wherever `public_url` points).
     fn let_demo_use_own_origin(&mut self) {
         let own = self.server.public_url.origin().ascii_serialization();
-        if let Some(demo) = self.clients.iter_mut().find(|c| c.client_id == DEMO_CLIENT)
-            && !demo.allows_origin(&own)
-        {
-            demo.allowed_origins.push(own);
+        let callback = format!(
+            "{}{DEMO_OIDC_CALLBACK}",
+            self.server.public_url.as_str().trim_end_matches('/')
+        );
+        let simulator = self.wechat.mode == WechatMode::Simulator;
+        if let Some(demo) = self.clients.iter_mut().find(|c| c.client_id == DEMO_CLIENT) {
+            if !demo.allows_origin(&own) {
+                demo.allowed_origins.push(own);
+            }
+            // The demo's relying party (simulator mode only) comes back here.
+            if simulator && !demo.redirect_uris.contains(&callback) {
+                demo.redirect_uris.push(callback);
+            }
         }
     }
 

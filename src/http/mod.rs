@@ -5,6 +5,7 @@ pub mod avatars;
 pub mod browser;
 pub mod client_ip;
 pub mod demo;
+pub mod demo_oidc;
 pub mod miniprogram;
 pub mod observe;
 pub mod oidc;
@@ -82,7 +83,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             cfg.service(web::resource("/metrics").get(ops::metrics));
         }
         if has_demo {
-            cfg.service(web::resource("/demo/redeem").post(demo::redeem));
+            cfg.app_data(web::Data::new(demo_oidc::DemoRp::default()))
+                .service(web::resource("/demo/redeem").post(demo::redeem))
+                .service(web::resource("/demo/oidc").get(demo_oidc::start))
+                .service(web::resource(crate::config::DEMO_OIDC_CALLBACK).get(demo_oidc::callback));
         }
         cfg.service(web::resource("/openapi.json").get(openapi::document));
         if let Some(sim) = simulator {

@@ -138,7 +138,7 @@ pub async fn authorize(
 }
 
 /// Escapes text for HTML content and attributes.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
