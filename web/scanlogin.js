@@ -44,6 +44,10 @@
   };
   var RANK = { waiting: 0, scanned: 1, confirmed: 2, cancelled: 2, expired: 2 };
   var BUTTON = { expired: "refresh", cancelled: "renew", error: "retry" };
+  // A page with a strict Content-Security-Policy loads the widget with a
+  // nonce; the widget's own <style> carries the same one.
+  var NONCE = (document.currentScript && document.currentScript.nonce) || "";
+
   var CSS =
     ".scanlogin{box-sizing:border-box;width:240px;padding:16px;text-align:center;color:#1f2328;background:#fff;" +
     "border:1px solid #d8dee4;border-radius:12px;font:14px/1.5 system-ui,-apple-system,'PingFang SC','Microsoft YaHei',sans-serif}" +
@@ -82,6 +86,7 @@
     if (document.getElementById("scanlogin-style")) return;
     var style = el("style");
     style.id = "scanlogin-style";
+    if (NONCE) style.nonce = NONCE;
     style.textContent = CSS;
     (document.head || document.documentElement).appendChild(style);
   }

@@ -224,10 +224,10 @@ fn page(state: &AppState, p: &PendingAuthorization, lang: Lang) -> HttpResponse 
         .replace("{{hub}}", &escape(&hub))
         .replace("{{nonce}}", &nonce)
         .replace("{{data}}", &data);
-    // The widget injects its own <style>, so styles stay 'unsafe-inline';
-    // scripts run only with this response's nonce.
+    // Scripts and styles run only with this response's nonce (the widget
+    // gives its own <style> the nonce of the script tag that loaded it).
     let csp = format!(
-        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; \
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
          img-src 'self' {hub_origin} https: data:; connect-src 'self' {hub_origin} {ws_origin}; \
          base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
     );
