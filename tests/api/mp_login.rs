@@ -2,40 +2,12 @@
 //! `user_id` as a website login of the same person, and an ID token the
 //! mini-program's backend verifies with the hub's JWKS (`aud` = app id).
 
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use crate::fake_wechat::{Api, Fault};
 use crate::helpers::{
-    APP_ID, PUBLIC_URL, TestApp, assert_problem, ok_json, session_key, spawn_app, spawn_app_with,
-    unique,
+    APP_ID, TestApp, assert_problem, ok_json, session_key, spawn_app, spawn_app_with, unique,
 };
-
-/// Verifies `id_token` with the hub's JWKS for audience `aud`; its claims.
-async fn verify(app: &TestApp, id_token: &str, aud: &str) -> Value {
-    let header = jsonwebtoken::decode_header(id_token).expect("JWT header");
-    assert_eq!(header.alg, Algorithm::RS256);
-    let set: JwkSet = app
-        .http
-        .get(app.url("/oauth2/jwks"))
-        .send()
-        .await
-        .expect("JWKS")
-        .json()
-        .await
-        .expect("JWKS JSON");
-    let jwk = set
-        .find(&header.kid.expect("kid"))
-        .expect("the kid is in the JWKS");
-    let mut v = Validation::new(Algorithm::RS256);
-    v.set_audience(&[aud]);
-    v.set_issuer(&[PUBLIC_URL]);
-    v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Value>(id_token, &DecodingKey::from_jwk(jwk).expect("key"), &v)
-        .expect("ID token verifies")
-        .claims
-}
 
 async fn mp_login(app: &TestApp, body: Value) -> reqwest::Response {
     app.post_json("/api/v1/mp/login", &body).await
@@ -59,7 +31,8 @@ async fn the_mini_program_and_the_website_see_one_user() {
     assert_eq!(body["user_id"], web_user.as_str());
     let expires_in = body["expires_in"].as_i64().expect("expires_in");
     assert!((60..=3600).contains(&expires_in), "{body}");
-    let claims = verify(&app, body["id_token"].as_str().expect("id_token"), APP_ID).await;
+    let claims =
+        crate::oidc::verify_for(&app, body["id_token"].as_str().expect("id_token"), APP_ID).await;
     assert_eq!(claims["sub"], web_user.as_str());
     assert_eq!(claims["aud"], APP_ID);
     // A first-time person in the mini-program is a new user the website
@@ -114,7 +87,8 @@ async fn unionid_joins_the_mini_program_login_to_another_apps_user() {
     let a = ok_json(mp_login(&app, json!({"code": code_a})).await).await;
     let b = ok_json(mp_login(&app, json!({"code": code_b, "app_id": second})).await).await;
     assert_eq!(a["user_id"], b["user_id"]);
-    let claims = verify(&app, b["id_token"].as_str().expect("id_token"), second).await;
+    let claims =
+        crate::oidc::verify_for(&app, b["id_token"].as_str().expect("id_token"), second).await;
     assert_eq!(claims["unionid"], unionid.as_str());
 }
 

@@ -245,6 +245,12 @@ async fn jwks(app: &TestApp) -> JwkSet {
 
 /// Verifies an ID token against the hub's JWKS; returns its claims.
 async fn verify(app: &TestApp, id_token: &str) -> Value {
+    verify_for(app, id_token, CLIENT_ID).await
+}
+
+/// Verifies `id_token` with the hub's JWKS (RS256, `kid`, `iss`) for the
+/// audience `aud`; its claims.
+pub(crate) async fn verify_for(app: &TestApp, id_token: &str, aud: &str) -> Value {
     let header = jsonwebtoken::decode_header(id_token).expect("JWT header");
     assert_eq!(header.alg, Algorithm::RS256);
     let kid = header.kid.expect("kid");
@@ -252,7 +258,7 @@ async fn verify(app: &TestApp, id_token: &str) -> Value {
     let jwk = set.find(&kid).expect("the kid is in the JWKS");
     let key = DecodingKey::from_jwk(jwk).expect("RSA key");
     let mut v = Validation::new(Algorithm::RS256);
-    v.set_audience(&[CLIENT_ID]);
+    v.set_audience(&[aud]);
     v.set_issuer(&[PUBLIC_URL]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     jsonwebtoken::decode::<Value>(id_token, &key, &v)

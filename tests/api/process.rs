@@ -549,7 +549,10 @@ async fn the_demo_logs_in_with_openid_connect_in_simulator_mode() {
     // The demo's relying party sends the browser to the authorize page.
     let res = http.get(hub.url("/demo/oidc")).send().await.expect("start");
     assert_eq!(res.status(), 302);
-    let to = res.headers()["location"].to_str().expect("ascii").to_owned();
+    let to = res.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let authorize = url::Url::parse(&to).expect("authorize URL");
     assert_eq!(authorize.path(), "/oauth2/authorize");
     let q: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
@@ -604,9 +607,19 @@ async fn the_demo_logs_in_with_openid_connect_in_simulator_mode() {
     assert_eq!(res.status(), 200);
     let page = res.text().await.expect("page");
     assert!(page.contains("Logged in with OpenID Connect"), "{page}");
-    assert!(page.contains(&user_id), "the sub is the redeem API's user id: {page}");
+    assert!(
+        page.contains(&user_id),
+        "the sub is the redeem API's user id: {page}"
+    );
     assert!(page.contains("Alice"));
     // The same redirect again is refused: the state was used.
-    let again = http.get(back).send().await.expect("callback").text().await.expect("page");
+    let again = http
+        .get(back)
+        .send()
+        .await
+        .expect("callback")
+        .text()
+        .await
+        .expect("page");
     assert!(again.contains("did not complete"), "{again}");
 }
