@@ -431,7 +431,7 @@ impl Settings {
             let key = e.path().to_string();
             ConfigError(vec![format!("{key}: {}", e.into_inner().message())])
         })?;
-        settings.let_demo_use_own_origin();
+        settings.fit_demo_to_the_hub();
         let problems = settings.problems();
         if problems.is_empty() {
             Ok(settings)
@@ -629,8 +629,9 @@ impl Settings {
     }
 
     /// The demo page is served by the hub itself, so the `demo` client always
-    /// allows the hub's own origin (wherever `public_url` points).
-    fn let_demo_use_own_origin(&mut self) {
+    /// allows the hub's own origin (wherever `public_url` points) and, in
+    /// simulator mode, the callback of the demo's OpenID Connect relying party.
+    fn fit_demo_to_the_hub(&mut self) {
         let own = self.server.public_url.origin().ascii_serialization();
         let callback = format!(
             "{}{DEMO_OIDC_CALLBACK}",
