@@ -17,7 +17,7 @@ use sea_orm::{
 };
 
 use crate::db::Db;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::locks::{KeyGuard, KeyedLocks};
 
 /// What a flight is for; each has its own advisory-lock namespace.

@@ -5,7 +5,6 @@
 pub mod avatars;
 pub mod config;
 pub mod db;
-pub mod error;
 pub mod flight;
 pub mod http;
 pub mod keys;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 
 use super::client_ip::client_ip;
 use crate::avatars::MAX_AVATAR_BYTES;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 

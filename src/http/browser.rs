@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::client_ip::client_ip;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::login::{BrowserEvent, BrowserInfo, rfc3339};
 use crate::ratelimit::RateLimits;
 use crate::scene::State;

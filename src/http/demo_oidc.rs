@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::oidc::escape;
 use crate::config::{DEMO_CLIENT, DEMO_OIDC_CALLBACK as CALLBACK_PATH};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::keys::random_token;
 use crate::oidc::TokenRequest;
 use crate::state::AppState;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::client_ip::client_ip;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::login::{ConfirmInput, MpAuth, ProfileInput, ScanAnswer};
 use crate::ratelimit::RateLimits;
 use crate::scene::{SceneId, State};

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod client_ip;
 pub mod demo;
 pub mod demo_oidc;
+pub mod error;
 pub mod miniprogram;
 pub mod observe;
 pub mod oidc;
@@ -20,11 +21,12 @@ pub mod ws_conn;
 use actix_cors::Cors;
 use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::ServiceResponse;
+use actix_web::error::JsonPayloadError;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
-use actix_web::{HttpRequest, ResponseError, error, web};
+use actix_web::{HttpRequest, ResponseError, web};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 
 /// Largest JSON body accepted.
@@ -109,12 +111,12 @@ fn json_config() -> web::JsonConfig {
         .limit(MAX_JSON)
         .error_handler(|err, _req: &HttpRequest| {
             let (status, detail) = match &err {
-                error::JsonPayloadError::ContentType => (
+                JsonPayloadError::ContentType => (
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "Content-Type must be application/json".to_owned(),
                 ),
-                error::JsonPayloadError::Overflow { limit }
-                | error::JsonPayloadError::OverflowKnownLength { limit, .. } => (
+                JsonPayloadError::Overflow { limit }
+                | JsonPayloadError::OverflowKnownLength { limit, .. } => (
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("body larger than {limit} bytes"),
                 ),

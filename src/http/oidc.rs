@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::browser::origin;
 use super::client_ip::client_ip;
 use crate::config::ClientSettings;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::keys::random_token;
 use crate::oidc::{AuthorizeRefusal, Completion, OAuthError, PendingAuthorization, TokenRequest};
 use crate::state::AppState;

@@ -13,7 +13,7 @@ use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::error::Problem;
+use crate::http::error::Problem;
 use crate::state::AppState;
 
 /// The media type of every error answer.

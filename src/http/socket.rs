@@ -29,7 +29,7 @@ use tracing::{Instrument, debug};
 use ws::{CloseCode, CloseReason};
 
 use super::ws_conn::{Incoming, WsConn};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::push::Subscription;
 use crate::push::registry::SocketSlot;
 use crate::scene::{SceneView, State};

@@ -8,7 +8,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, ResponseError, web};
 
 use super::client_ip::client_ip;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 

@@ -6,7 +6,7 @@ use sea_orm::TransactionTrait;
 use tracing::info;
 
 use super::{Login, MpAuth};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::keys::now_ms;
 use crate::users::{Person, UserStore};
 

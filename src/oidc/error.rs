@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Every `error` the token and userinfo endpoints answer.
 pub const OAUTH_ERROR_CODES: [&str; 5] = [

@@ -23,7 +23,7 @@ use url::Url;
 
 use crate::config::{ClientSettings, Settings};
 use crate::db::Db;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::keys::{now_ms, random_token, token_hash};
 use crate::login::Login;
 use crate::sealed::Sealer;

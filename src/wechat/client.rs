@@ -19,8 +19,8 @@ use url::Url;
 use super::tokens::{CachedToken, TokenStore};
 use crate::config::AppSettings;
 use crate::db::Db;
-use crate::error::ApiError;
 use crate::flight::{FlightError, Purpose, SingleFlight};
+use crate::http::error::ApiError;
 use crate::keys::now_ms;
 
 /// Refresh a token when less than this is left (WeChat renews 5 min early).

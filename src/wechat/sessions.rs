@@ -193,7 +193,7 @@ pub enum ExchangeError {
     UsedElsewhere,
 }
 
-impl From<ExchangeError> for crate::error::ApiError {
+impl From<ExchangeError> for crate::http::error::ApiError {
     fn from(e: ExchangeError) -> Self {
         match e {
             ExchangeError::Wechat(w) => w.into(),

@@ -104,7 +104,7 @@ async fn a_flight_has_one_holder_across_nodes_and_a_bounded_wait() {
     assert!(matches!(refused, FlightError::Busy(..)), "{refused}");
     assert!(started.elapsed() >= wait, "{:?}", started.elapsed());
     assert!(started.elapsed() < Duration::from_secs(5), "bounded");
-    let problem = scanlogin::error::ApiError::from(refused);
+    let problem = scanlogin::http::error::ApiError::from(refused);
     assert_eq!(problem.status_code(), 503);
     assert_eq!(problem.code(), "unavailable");
     // Another key, and the same key for another purpose, are not held.
