@@ -14,6 +14,7 @@ pub mod push;
 pub mod ratelimit;
 pub mod scene;
 pub mod sealed;
+pub mod simulator;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

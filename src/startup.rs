@@ -30,11 +30,11 @@ use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
 use crate::ratelimit::RateLimits;
 use crate::scene::SceneStore;
 use crate::sealed::Sealer;
+use crate::simulator::Simulator;
 use crate::state::AppState;
 use crate::telemetry::metrics;
 use crate::wechat::WechatClient;
 use crate::wechat::client::{CallObserver, http_client};
-use crate::wechat::simulator::Simulator;
 
 /// A built hub: listening, migrated, ready to run.
 pub struct Application {
@@ -260,7 +260,7 @@ fn serve(
                 .wrap(crate::http::problem_bodies())
                 .wrap(middleware::from_fn(crate::http::throttle::throttle))
                 .wrap(middleware::from_fn(crate::http::observe::observe))
-                .configure(crate::http::configure(app_state))
+                .configure(crate::http::routes::configure(app_state))
                 .into_factory()
                 .map_err(|err| err.error_response());
             let upgrade_state = state.clone();
@@ -295,7 +295,7 @@ fn serve(
             let app = App::new()
                 .app_data(metrics_state.clone())
                 .wrap(crate::http::problem_bodies())
-                .configure(crate::http::configure_metrics)
+                .configure(crate::http::routes::configure_metrics)
                 .into_factory()
                 .map_err(|err| err.error_response());
             HttpService::build()

@@ -11,7 +11,7 @@ use crate::login::Login;
 use crate::oidc::Oidc;
 use crate::push::{BusHealth, Registry};
 use crate::ratelimit::RateLimits;
-use crate::wechat::simulator::Simulator;
+use crate::simulator::Simulator;
 
 /// Cheap handles to everything a handler needs.
 #[derive(Clone)]

@@ -46,7 +46,7 @@ pub const MAX_SOCKETS_PER_SCENE: usize = 8;
 /// its browsers leaves.
 const FULL_SCENE_RETRY_SECS: u64 = 10;
 /// The route, as metrics and logs name it.
-const ROUTE: &str = "/api/v1/scenes/{scene_id}/ws";
+const ROUTE: &str = super::routes::SCENE_SOCKET;
 
 /// Close codes of docs/api.md.
 pub mod close {
@@ -154,11 +154,7 @@ pub async fn upgrade(
 /// The scene id in `/api/v1/scenes/{scene_id}/ws`, or the problem a
 /// request to any other path (or method) gets.
 fn scene_of<'a>(method: &Method, path: &'a str) -> Result<&'a str, ApiError> {
-    let scene_id = path
-        .strip_prefix("/api/v1/scenes/")
-        .and_then(|rest| rest.strip_suffix("/ws"))
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-        .ok_or_else(ApiError::not_found)?;
+    let scene_id = super::routes::socket_scene_id(path).ok_or_else(ApiError::not_found)?;
     if method != Method::GET {
         return Err(ApiError::BadRequestStatus {
             status: StatusCode::METHOD_NOT_ALLOWED,

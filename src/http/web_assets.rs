@@ -1,12 +1,14 @@
-//! The web pages and scripts under `web/`, built into the binary.
+//! The web pages and scripts under `web/`, built into the binary (the
+//! simulator's own are in `crate::simulator::assets`).
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-struct Asset {
-    path: &'static str,
-    content_type: &'static str,
-    body: &'static str,
+/// A page or script served as is.
+pub struct Asset {
+    pub path: &'static str,
+    pub content_type: &'static str,
+    pub body: &'static str,
 }
 
 const ASSETS: &[Asset] = &[
@@ -27,57 +29,13 @@ const ASSETS: &[Asset] = &[
     },
 ];
 
-/// Served only in simulator mode: the simulated phone, the reference
-/// mini-program logic it runs, and the pretend avatars it offers.
-const SIMULATOR_ASSETS: &[Asset] = &[
-    Asset {
-        path: "/sim/phone",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../../web/phone.html"),
-    },
-    Asset {
-        path: "/sim/miniprogram/logic.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/miniprogram/pages/scanlogin/logic.js"),
-    },
-    avatar(
-        "/sim/avatars/1.svg",
-        include_str!("../../web/avatars/1.svg"),
-    ),
-    avatar(
-        "/sim/avatars/2.svg",
-        include_str!("../../web/avatars/2.svg"),
-    ),
-    avatar(
-        "/sim/avatars/3.svg",
-        include_str!("../../web/avatars/3.svg"),
-    ),
-    avatar(
-        "/sim/avatars/4.svg",
-        include_str!("../../web/avatars/4.svg"),
-    ),
-];
-
-const fn avatar(path: &'static str, body: &'static str) -> Asset {
-    Asset {
-        path,
-        content_type: "image/svg+xml",
-        body,
-    }
-}
-
 /// Registers one GET route per asset.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     register(cfg, ASSETS);
 }
 
-/// Registers the simulated phone's pages.
-pub fn configure_simulator(cfg: &mut web::ServiceConfig) {
-    register(cfg, SIMULATOR_ASSETS);
-}
-
 /// One resource per asset, answering GET and HEAD (other methods get 405).
-fn register(cfg: &mut web::ServiceConfig, assets: &'static [Asset]) {
+pub fn register(cfg: &mut web::ServiceConfig, assets: &'static [Asset]) {
     for asset in assets {
         let serve = move || async move {
             HttpResponse::Ok()

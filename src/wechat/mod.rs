@@ -1,11 +1,11 @@
 //! Everything that speaks WeChat: the client, its token cache, remembered
-//! code exchanges, user-data crypto, and the built-in simulator.
+//! code exchanges and user-data crypto. (The built-in simulator, which
+//! plays WeChat's side, is `crate::simulator`.)
 
 pub mod apps;
 pub mod client;
 pub mod crypto;
 pub mod sessions;
-pub mod simulator;
 pub mod tokens;
 
 pub use client::{CodeImage, WechatClient, WechatError, WxSession};

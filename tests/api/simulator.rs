@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use scanlogin::wechat::simulator::{sim_openid, sim_unionid};
+use scanlogin::simulator::{sim_openid, sim_unionid};
 use serde_json::{Value, json};
 
 use crate::fake_wechat::Api;

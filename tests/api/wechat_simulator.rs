@@ -1,7 +1,7 @@
 //! The built-in simulator plays the new WeChat paths too: phone numbers for
 //! its pretend users and quota errors on demand.
 
-use scanlogin::wechat::simulator::sim_phone;
+use scanlogin::simulator::sim_phone;
 use serde_json::json;
 
 use crate::helpers::{TestApp, assert_problem, ok_json, spawn_app_with, unique};
