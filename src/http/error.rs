@@ -176,6 +176,15 @@ impl From<crate::wechat::WechatError> for ApiError {
     }
 }
 
+impl From<crate::wechat::TokenError> for ApiError {
+    fn from(err: crate::wechat::TokenError) -> Self {
+        match err {
+            crate::wechat::TokenError::Wechat(e) => e.into(),
+            crate::wechat::TokenError::Flight(e) => e.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

@@ -8,5 +8,5 @@ pub mod crypto;
 pub mod sessions;
 pub mod tokens;
 
-pub use client::{CodeImage, WechatClient, WechatError, WxSession};
+pub use client::{CodeImage, TokenError, WechatClient, WechatError, WxSession};
 pub use sessions::{CodeExchanges, Exchange};
