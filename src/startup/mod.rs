@@ -1,0 +1,139 @@
+//! Building the hub (binds, connects, migrates) apart from running it, so
+//! tests can build on port 0 and read the port. [`Application::build`] is
+//! the sequence; `steps` holds each step, `serve` the HTTP server.
+
+mod serve;
+mod steps;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+
+use actix_web::dev::Server;
+use anyhow::Context;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::keys::ServerKey;
+use crate::push::Registry;
+use crate::ratelimit::RateLimits;
+use crate::sealed::Sealer;
+use crate::state::AppState;
+use crate::telemetry::metrics;
+use serve::serve;
+use steps::{
+    Listeners, background_tasks, bus, login_flow, oidc_provider, open_database, wechat_api,
+    wechat_client,
+};
+
+/// A built hub: listening, migrated, ready to run.
+pub struct Application {
+    addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    server: Server,
+    state: AppState,
+    background: Vec<JoinHandle<()>>,
+    db: Db,
+}
+
+impl Application {
+    /// Binds `server.bind` (port 0 picks a free port), opens the database,
+    /// applies migrations when configured, and wires everything.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let listeners = Listeners::bind(&settings)?;
+        let (addr, metrics_addr) = (listeners.addr, listeners.metrics_addr);
+        let db = open_database(&settings).await?;
+        let key = server_key(&settings)?;
+        let sealer = Sealer::new(&key);
+        let (api_base, simulator) = wechat_api(&settings, addr)?;
+        let metrics_handle = metrics::install();
+        let wechat = wechat_client(&settings, api_base, &db, &sealer)?;
+        let registry = Arc::new(Registry::default());
+        let shutdown = CancellationToken::new();
+        let (bus, bus_health, listener_task) =
+            bus(&settings, addr, &db, &sealer, &registry, &shutdown);
+        let webhook_wake = crate::webhooks::Wake::default();
+        let login = login_flow(&settings, &db, wechat, key, bus, webhook_wake.clone());
+        let oidc = oidc_provider(&settings, &db, sealer, &login).await?;
+        let state = AppState {
+            oidc,
+            settings: settings.clone(),
+            login,
+            registry,
+            limits: Arc::new(RateLimits::new(&settings.rate_limit)),
+            shutdown,
+            simulator,
+            open_sockets: Arc::new(AtomicI64::new(0)),
+            sockets: TaskTracker::new(),
+            metrics: metrics_handle,
+            bus_health,
+        };
+        let server = serve(listeners, &state)?;
+        let mut background: Vec<_> = listener_task.into_iter().collect();
+        background.extend(background_tasks(&state, &db, webhook_wake)?);
+        info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
+        Ok(Self {
+            addr,
+            metrics_addr,
+            server,
+            state,
+            background,
+            db,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where `/metrics` is served when `server.metrics_bind` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The token that stops the hub when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled, then stops cleanly:
+    /// the listener stops accepting, sockets close with 1012, in-flight
+    /// requests finish (bounded by `server.shutdown_timeout_secs`), the
+    /// background tasks end, and the database pool closes last.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.shutdown.cancel();
+        for task in self.background {
+            let _ = task.await;
+        }
+        if let Err(e) = self.db.close().await {
+            warn!(error = %e, "closing the database pool failed");
+        }
+        info!("scanlogin stopped");
+        result
+    }
+}
+
+/// The server key: `server.secret_key`, else the key file (made on first start).
+pub fn server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
+    Ok(match &settings.server.secret_key {
+        Some(k) => ServerKey::from_secret(k),
+        None => ServerKey::load_or_create(&settings.server.secret_key_file).with_context(|| {
+            format!(
+                "cannot read or create server.secret_key_file {}",
+                settings.server.secret_key_file.display()
+            )
+        })?,
+    })
+}

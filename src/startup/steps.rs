@@ -1,0 +1,251 @@
+//! The steps of [`Application::build`](super::Application::build), in order.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use url::Url;
+
+use crate::config::{Settings, WechatMode};
+use crate::db::Db;
+use crate::keys::ServerKey;
+use crate::login::{FlowEvent, FlowObserver, Login};
+use crate::oidc::Oidc;
+use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
+use crate::scene::SceneStore;
+use crate::sealed::Sealer;
+use crate::simulator::Simulator;
+use crate::state::AppState;
+use crate::telemetry::metrics;
+use crate::wechat::WechatClient;
+use crate::wechat::client::{CallObserver, http_client};
+
+/// The hub's listener and, when `server.metrics_bind` is set, the metrics
+/// one, bound before anything else starts.
+pub(super) struct Listeners {
+    pub main: TcpListener,
+    pub addr: SocketAddr,
+    pub metrics: Option<TcpListener>,
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl Listeners {
+    pub fn bind(settings: &Settings) -> anyhow::Result<Self> {
+        let main = TcpListener::bind(settings.server.bind)
+            .with_context(|| format!("cannot bind {}", settings.server.bind))?;
+        let addr = main.local_addr()?;
+        let metrics = match settings.server.metrics_bind {
+            Some(bind) => Some(
+                TcpListener::bind(bind)
+                    .with_context(|| format!("cannot bind server.metrics_bind {bind}"))?,
+            ),
+            None => None,
+        };
+        let metrics_addr = match &metrics {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
+        Ok(Self {
+            main,
+            addr,
+            metrics,
+            metrics_addr,
+        })
+    }
+}
+
+/// Opens the database and, when configured, applies the migrations.
+pub(super) async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
+    let db = crate::db::open(&settings.database)
+        .await
+        .context("cannot open the database")?;
+    if settings.database.migrate_on_start {
+        crate::db::migrate(db.write())
+            .await
+            .context("migrations failed")?;
+    }
+    Ok(db)
+}
+
+/// Where the WeChat client calls: WeChat (`wechat.api_base`), or, in
+/// simulator mode, the simulator this hub serves itself at `/sim/wechat/`.
+pub(super) fn wechat_api(
+    settings: &Settings,
+    addr: SocketAddr,
+) -> anyhow::Result<(Url, Option<Arc<Simulator>>)> {
+    Ok(match settings.wechat.mode {
+        WechatMode::Live => (settings.wechat.api_base.clone(), None),
+        WechatMode::Simulator => {
+            let mut local = addr;
+            if local.ip().is_unspecified() {
+                local.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let base = Url::parse(&format!("http://{local}/sim/wechat/"))?;
+            let sim = Arc::new(Simulator::new(
+                &settings.apps,
+                settings.server.public_url.as_str(),
+            ));
+            (base, Some(sim))
+        }
+    })
+}
+
+/// The WeChat client (its calls counted in the metrics).
+pub(super) fn wechat_client(
+    settings: &Settings,
+    api_base: Url,
+    db: &Db,
+    sealer: &Sealer,
+) -> anyhow::Result<Arc<WechatClient>> {
+    let http = http_client(
+        Duration::from_millis(settings.wechat.timeout_ms),
+        Duration::from_millis(settings.wechat.connect_timeout_ms),
+    )?;
+    let observer: CallObserver = Arc::new(metrics::wechat_call);
+    Ok(Arc::new(WechatClient::new(
+        http,
+        api_base,
+        &settings.apps,
+        db.clone(),
+        sealer.clone(),
+        Some(observer),
+        crate::flight::wait_for_wechat(Duration::from_millis(settings.wechat.timeout_ms)),
+    )))
+}
+
+/// The bus between nodes: in-process on SQLite (one node), else PostgreSQL
+/// `NOTIFY`, whose listener task this starts.
+pub(super) fn bus(
+    settings: &Settings,
+    addr: SocketAddr,
+    db: &Db,
+    sealer: &Sealer,
+    registry: &Arc<Registry>,
+    shutdown: &CancellationToken,
+) -> (Arc<dyn Bus>, Arc<BusHealth>, Option<JoinHandle<()>>) {
+    if crate::db::is_sqlite(settings.database.url.expose_secret()) {
+        let bus = Arc::new(LocalBus::new(registry.clone()));
+        return (bus, Arc::new(BusHealth::always_up()), None);
+    }
+    let health = Arc::new(BusHealth::starting(Duration::from_secs(
+        settings.database.listener_grace_secs,
+    )));
+    let url = settings.database.listen_url.as_ref();
+    let setup = pg_bus::ListenerSetup {
+        url: url
+            .unwrap_or(&settings.database.url)
+            .expose_secret()
+            .to_owned(),
+        application_name: format!("scanlogin listener {addr}"),
+        registry: registry.clone(),
+        scenes: SceneStore::new(db.clone(), sealer.clone()),
+        health: health.clone(),
+    };
+    let listener = pg_bus::spawn_listener(setup, shutdown.clone());
+    let bus = Arc::new(pg_bus::PgBus::new(db.write().clone()));
+    (bus, health, Some(listener))
+}
+
+/// The login flow; its events wake the webhook worker and feed the metrics.
+pub(super) fn login_flow(
+    settings: &Arc<Settings>,
+    db: &Db,
+    wechat: Arc<WechatClient>,
+    key: ServerKey,
+    bus: Arc<dyn Bus>,
+    wake: crate::webhooks::Wake,
+) -> Arc<Login> {
+    let flow_observer: FlowObserver = Arc::new(move |event| {
+        wake.on_flow(event);
+        match event {
+            FlowEvent::Created => metrics::scene_created(),
+            FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),
+            FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
+        }
+    });
+    Arc::new(Login::new(
+        settings.clone(),
+        db.clone(),
+        wechat,
+        key,
+        bus,
+        Some(flow_observer),
+    ))
+}
+
+/// The OpenID Connect provider, with its signing key made or read.
+pub(super) async fn oidc_provider(
+    settings: &Arc<Settings>,
+    db: &Db,
+    sealer: Sealer,
+    login: &Arc<Login>,
+) -> anyhow::Result<Arc<Oidc>> {
+    let oidc = Arc::new(Oidc::new(
+        settings.clone(),
+        db.clone(),
+        sealer,
+        login.clone(),
+    ));
+    oidc.keys()
+        .ensure()
+        .await
+        .context("cannot make or read the OpenID Connect signing key")?;
+    Ok(oidc)
+}
+
+/// The tasks beside the server: the sweeper and the webhook worker.
+pub(super) fn background_tasks(
+    state: &AppState,
+    db: &Db,
+    webhook_wake: crate::webhooks::Wake,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    Ok(vec![
+        tokio::spawn(sweeper(state.clone())),
+        crate::webhooks::worker::spawn(
+            state.settings.clone(),
+            db.clone(),
+            webhook_wake,
+            state.shutdown.clone(),
+        )?,
+    ])
+}
+
+/// Marks overdue scenes expired (pushing `expired`) and, every
+/// `housekeeping.interval_secs`, deletes rows older than the retention, in
+/// batches; stops with the shutdown token.
+async fn sweeper(state: AppState) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        state.settings.scene.sweep_interval_ms,
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let housekeeping = &state.settings.housekeeping;
+    let purge_every = Duration::from_secs(housekeeping.interval_secs);
+    let retention_ms = housekeeping.retention_secs as i64 * 1000;
+    let mut last_purge: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = state.shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = state.login.expire_overdue().await {
+            warn!(error = %e, "expiry sweep failed");
+        }
+        if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
+            last_purge = Some(tokio::time::Instant::now());
+            state.limits.shrink();
+            match state.login.purge(retention_ms, housekeeping.batch).await {
+                Ok(0) => {}
+                Ok(n) => info!(rows = n, "housekeeping deleted old rows"),
+                Err(e) => warn!(error = %e, "housekeeping failed"),
+            }
+            if let Err(e) = state.oidc.purge(housekeeping.batch).await {
+                warn!(error = %e, "OpenID Connect housekeeping failed");
+            }
+        }
+    }
+}
