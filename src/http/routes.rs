@@ -4,6 +4,8 @@
 //! WebSocket upgrades never reach the app: the upgrade hook (`socket`)
 //! matches [`SCENE_SOCKET`] itself with [`socket_scene_id`].
 
+use std::sync::Arc;
+
 use actix_cors::Cors;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::{Method, StatusCode, header};
@@ -13,7 +15,6 @@ use super::error::ApiError;
 use super::{
     avatars, browser, demo, demo_oidc, miniprogram, oidc, openapi, ops, site, socket, web_assets,
 };
-use crate::config::Settings;
 use crate::simulator::{self, Simulator};
 use crate::state::AppState;
 
@@ -92,7 +93,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 
 /// The simulator (simulator mode only): WeChat's API, the simulated phone's
 /// WeChat app, and its pages.
-fn mount_simulator(cfg: &mut web::ServiceConfig, sim: std::sync::Arc<Simulator>) {
+fn mount_simulator(cfg: &mut web::ServiceConfig, sim: Arc<Simulator>) {
     use simulator::routes as sim;
     cfg.app_data(web::Data::new(sim))
         .service(
@@ -116,7 +117,7 @@ fn mount_simulator(cfg: &mut web::ServiceConfig, sim: std::sync::Arc<Simulator>)
                 .route("/quota", web::post().to(sim::sim_quota)),
         )
         // `/sim/phone`, `/sim/miniprogram/logic.js`, `/sim/avatars/*.svg`.
-        .configure(simulator::assets::configure);
+        .configure(|cfg| web_assets::register(cfg, simulator::assets::PAGES));
 }
 
 /// The routes of the `server.metrics_bind` listener: `/metrics` only.
@@ -141,7 +142,7 @@ fn socket_under_scenes() -> &'static str {
 
 /// Browsers may call the scene routes from any origin some client allows.
 fn browser_cors(state: &AppState) -> Cors {
-    let settings: std::sync::Arc<Settings> = state.settings.clone();
+    let settings = state.settings.clone();
     Cors::default()
         .allowed_origin_fn(move |origin, _| {
             origin.to_str().is_ok_and(|o| settings.any_client_allows(o))

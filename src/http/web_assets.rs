@@ -1,32 +1,28 @@
 //! The web pages and scripts under `web/`, built into the binary (the
-//! simulator's own are in `crate::simulator::assets`).
+//! simulator's own are listed in `crate::simulator::assets`).
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-/// A page or script served as is.
-pub struct Asset {
-    pub path: &'static str,
-    pub content_type: &'static str,
-    pub body: &'static str,
-}
+/// A file served as is: (path, content type, body).
+pub type Asset = (&'static str, &'static str, &'static str);
 
 const ASSETS: &[Asset] = &[
-    Asset {
-        path: "/",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../../web/index.html"),
-    },
-    Asset {
-        path: "/scanlogin.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/scanlogin.js"),
-    },
-    Asset {
-        path: "/scanlogin.d.ts",
-        content_type: "text/plain; charset=utf-8",
-        body: include_str!("../../web/scanlogin.d.ts"),
-    },
+    (
+        "/",
+        "text/html; charset=utf-8",
+        include_str!("../../web/index.html"),
+    ),
+    (
+        "/scanlogin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/scanlogin.js"),
+    ),
+    (
+        "/scanlogin.d.ts",
+        "text/plain; charset=utf-8",
+        include_str!("../../web/scanlogin.d.ts"),
+    ),
 ];
 
 /// Registers one GET route per asset.
@@ -36,16 +32,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// One resource per asset, answering GET and HEAD (other methods get 405).
 pub fn register(cfg: &mut web::ServiceConfig, assets: &'static [Asset]) {
-    for asset in assets {
+    for &(path, content_type, body) in assets {
         let serve = move || async move {
             HttpResponse::Ok()
-                .content_type(asset.content_type)
+                .content_type(content_type)
                 .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
                 .insert_header(("X-Content-Type-Options", "nosniff"))
-                .body(asset.body)
+                .body(body)
         };
         cfg.service(
-            web::resource(asset.path)
+            web::resource(path)
                 .route(web::get().to(serve))
                 .route(web::head().to(serve)),
         );

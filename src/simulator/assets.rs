@@ -1,50 +1,40 @@
 //! The simulated phone's pages, served only in simulator mode: the phone
 //! itself, the reference mini-program logic it runs, and the pretend avatars
-//! it offers.
+//! it offers. The route table serves them as it serves the hub's own pages
+//! (`crate::http::web_assets`).
 
-use actix_web::web;
+const SVG: &str = "image/svg+xml";
 
-use crate::http::web_assets::{Asset, register};
-
-/// Path, type and body of each page.
-pub const ASSETS: &[Asset] = &[
-    Asset {
-        path: "/sim/phone",
-        content_type: "text/html; charset=utf-8",
-        body: include_str!("../../web/phone.html"),
-    },
-    Asset {
-        path: "/sim/miniprogram/logic.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_str!("../../web/miniprogram/pages/scanlogin/logic.js"),
-    },
-    avatar(
+/// Each page as (path, content type, body).
+pub const PAGES: &[(&str, &str, &str)] = &[
+    (
+        "/sim/phone",
+        "text/html; charset=utf-8",
+        include_str!("../../web/phone.html"),
+    ),
+    (
+        "/sim/miniprogram/logic.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web/miniprogram/pages/scanlogin/logic.js"),
+    ),
+    (
         "/sim/avatars/1.svg",
+        SVG,
         include_str!("../../web/avatars/1.svg"),
     ),
-    avatar(
+    (
         "/sim/avatars/2.svg",
+        SVG,
         include_str!("../../web/avatars/2.svg"),
     ),
-    avatar(
+    (
         "/sim/avatars/3.svg",
+        SVG,
         include_str!("../../web/avatars/3.svg"),
     ),
-    avatar(
+    (
         "/sim/avatars/4.svg",
+        SVG,
         include_str!("../../web/avatars/4.svg"),
     ),
 ];
-
-const fn avatar(path: &'static str, body: &'static str) -> Asset {
-    Asset {
-        path,
-        content_type: "image/svg+xml",
-        body,
-    }
-}
-
-/// Registers one GET (and HEAD) route per page.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    register(cfg, ASSETS);
-}
