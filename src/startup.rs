@@ -24,11 +24,11 @@ use url::Url;
 use crate::config::{Settings, WechatMode};
 use crate::db::Db;
 use crate::keys::ServerKey;
-use crate::login::{FlowEvent, FlowObserver, Login};
+use crate::login::{FlowEvent, FlowObserver, Login, SceneSource};
 use crate::oidc::Oidc;
 use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
 use crate::ratelimit::RateLimits;
-use crate::scene::SceneStore;
+use crate::scene::SceneView;
 use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -108,7 +108,7 @@ impl Application {
         let registry = Arc::new(Registry::default());
         let shutdown = CancellationToken::new();
         let mut background = Vec::new();
-        let (bus, bus_health): (Arc<dyn Bus>, _) =
+        let (bus, bus_health): (Arc<dyn Bus<SceneView>>, _) =
             if crate::db::is_sqlite(settings.database.url.expose_secret()) {
                 let bus = Arc::new(LocalBus::new(registry.clone()));
                 (bus, Arc::new(BusHealth::always_up()))
@@ -124,7 +124,7 @@ impl Application {
                         .to_owned(),
                     application_name: format!("scanlogin listener {addr}"),
                     registry: registry.clone(),
-                    scenes: SceneStore::new(db.clone(), sealer.clone()),
+                    source: Arc::new(SceneSource::new(db.clone(), &key)),
                     health: health.clone(),
                 };
                 background.push(pg_bus::spawn_listener(setup, shutdown.clone()));

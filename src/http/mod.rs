@@ -7,6 +7,7 @@ pub mod client_ip;
 pub mod demo;
 pub mod demo_oidc;
 pub mod error;
+pub mod events;
 pub mod miniprogram;
 pub mod observe;
 pub mod oidc;
@@ -127,6 +128,12 @@ fn json_config() -> web::JsonConfig {
             };
             ApiError::BadRequestStatus { status, detail }.into()
         })
+}
+
+/// A scene id from a path or body, parsed once here and carried typed from
+/// here to the store; one that cannot be an id names no scene.
+pub(crate) fn scene_id(raw: &str) -> Result<crate::scene::SceneId, ApiError> {
+    crate::scene::SceneId::parse(raw).ok_or(ApiError::SceneNotFound)
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {

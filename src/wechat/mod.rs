@@ -4,9 +4,7 @@
 pub mod apps;
 pub mod client;
 pub mod crypto;
-pub mod sessions;
 pub mod simulator;
 pub mod tokens;
 
 pub use client::{CodeImage, WechatClient, WechatError, WxSession};
-pub use sessions::{CodeExchanges, Exchange};
