@@ -28,7 +28,7 @@ use crate::login::{FlowEvent, FlowObserver, Login, SceneSource};
 use crate::oidc::Oidc;
 use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
 use crate::ratelimit::RateLimits;
-use crate::scene::SceneView;
+use crate::scene::{SceneView, State};
 use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -133,7 +133,10 @@ impl Application {
         let webhook_wake = crate::webhooks::Wake::default();
         let wake = webhook_wake.clone();
         let flow_observer: FlowObserver = Arc::new(move |event| {
-            wake.on_flow(event);
+            // Confirms and cancels queue webhook events in their transaction.
+            if matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
+                wake.notify();
+            }
             match event {
                 FlowEvent::Created => metrics::scene_created(),
                 FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),

@@ -74,7 +74,7 @@ impl Login {
             })
             .await?;
         info!(scene_id = %id, client_id, "scene created");
-        self.observe(FlowEvent::Created);
+        self.report(FlowEvent::Created);
         Ok(CreatedScene {
             scene_id: id,
             browser_token,

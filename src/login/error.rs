@@ -1,5 +1,5 @@
 //! Why a step of the flow failed, in the flow's own words. It knows nothing
-//! of HTTP: the edge (`crate::http::error`) turns each variant into its
+//! of HTTP: the edge (`src/http/error.rs`) turns each variant into its
 //! status and problem document (docs/api.md "Errors").
 
 use sea_orm::DbErr;

@@ -18,7 +18,7 @@ impl Login {
             let n = ids.len();
             for id in ids {
                 info!(scene_id = %id, "scene expired");
-                self.observe(FlowEvent::Ended(State::Expired));
+                self.report(FlowEvent::Ended(State::Expired));
                 self.publish(SceneView::plain(id, State::Expired)).await;
             }
             total += n;

@@ -162,7 +162,8 @@ impl Login {
         ))
     }
 
-    fn observe(&self, e: FlowEvent) {
+    /// Hands a flow event to the observer (metrics, webhook wake-ups).
+    fn report(&self, e: FlowEvent) {
         if let Some(o) = &self.observer {
             o(e);
         }

@@ -320,7 +320,7 @@ impl Login {
                 return Err(self.refused(id, &b).await);
             };
             info!(user_id, "scene confirmed");
-            self.observe(FlowEvent::Ended(State::Confirmed));
+            self.report(FlowEvent::Ended(State::Confirmed));
             // Tell the browser first: noting the code's use is one more write
             // the person should not wait for (the code's turn, held until
             // this call returns, still keeps a retry from racing it).
@@ -334,7 +334,7 @@ impl Login {
                 }),
             })
             .await;
-            self.observe(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
+            self.report(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
             self.note_code_use(&call.proof, CodeUse::Confirm).await;
             Ok((State::Confirmed, user_id))
         }
@@ -438,7 +438,7 @@ impl Login {
                 return Err(self.refused(id, &b).await);
             }
             info!("scene cancelled");
-            self.observe(FlowEvent::Ended(State::Cancelled));
+            self.report(FlowEvent::Ended(State::Cancelled));
             self.note_code_use(&call.proof, CodeUse::Cancel).await;
             self.publish(SceneView::plain(id.clone(), State::Cancelled))
                 .await;

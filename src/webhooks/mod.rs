@@ -16,8 +16,7 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use crate::config::{ClientSettings, Settings};
-use crate::login::{FlowEvent, rfc3339};
-use crate::scene::State;
+use crate::login::rfc3339;
 use crate::users::{UserProfile, join_profile, read_profile};
 use signing::SigningKey;
 
@@ -127,11 +126,9 @@ fn body(event: &Event<'_>) -> Result<String, DbErr> {
 pub struct Wake(Arc<Notify>);
 
 impl Wake {
-    /// Called with every flow event (after its transaction committed).
-    pub fn on_flow(&self, event: FlowEvent) {
-        if matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
-            self.0.notify_one();
-        }
+    /// Called after a transaction that queued an event committed.
+    pub fn notify(&self) {
+        self.0.notify_one();
     }
 
     /// Resolves after the next wake-up (or at once if one is pending).
