@@ -14,7 +14,7 @@ use super::{CodeUse, FlowEvent, Login, LoginError, ProfileInput, rfc3339};
 use crate::keys::{now_ms, token_hash, token_matches};
 use crate::scene::machine::{already_done, may_finish, refusal};
 use crate::scene::store::Confirmation;
-use crate::scene::{Binding, ConfirmedView, SceneId, SceneView, State, Step};
+use crate::scene::{ConfirmedView, Scanner, SceneId, SceneView, State, Step};
 use crate::sealed::Sealer;
 use crate::users::{Person, UserStore, phone_context};
 
@@ -167,7 +167,7 @@ impl Login {
 
     /// Who the phone is, from its token or by exchanging its code. Also says
     /// what this code already did on this scene (for same-answer retries).
-    async fn resolve(&self, call: &Call) -> Result<(Binding, Option<CodeUse>), LoginError> {
+    async fn resolve(&self, call: &Call) -> Result<(Scanner, Option<CodeUse>), LoginError> {
         let row = &call.row;
         match &call.proof {
             Proof::Token(token) => {
@@ -185,7 +185,7 @@ impl Login {
                         "mp_token does not match this scene",
                     ));
                 }
-                let binding = Binding {
+                let binding = Scanner {
                     app_id: app,
                     openid,
                     unionid: row.unionid.clone(),
@@ -195,7 +195,7 @@ impl Login {
             }
             Proof::Code(held) => {
                 let ex = self.exchanges.exchange(held, &row.id).await?;
-                let binding = Binding {
+                let binding = Scanner {
                     app_id: ex.app_id,
                     openid: ex.openid,
                     unionid: ex.unionid,
@@ -215,7 +215,7 @@ impl Login {
     }
 
     /// Why this person's step was refused, from the scene as it is now.
-    async fn refused(&self, id: &SceneId, b: &Binding) -> LoginError {
+    async fn refused(&self, id: &SceneId, b: &Scanner) -> LoginError {
         match self.load(id).await {
             Ok(fresh) => refusal(&fresh, b, now_ms()).into(),
             Err(e) => e,
@@ -348,7 +348,7 @@ impl Login {
     async fn record_confirm(
         &self,
         row: &entity::scenes::Model,
-        b: &Binding,
+        b: &Scanner,
         single_step: bool,
         profile: &Profile,
         phone: Option<String>,

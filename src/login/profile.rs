@@ -8,7 +8,7 @@ use tracing::{Instrument, info, info_span};
 use super::{ConfirmInput, Login, LoginError};
 use crate::avatars::{AVATAR_PATH, Avatar, AvatarError};
 use crate::keys::{now_ms, token_hash};
-use crate::scene::Binding;
+use crate::scene::Scanner;
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
 
 /// Longest nickname accepted, in characters.
@@ -54,7 +54,7 @@ impl Login {
 
     /// Nickname and avatar from the plain profile, the decrypted data or the
     /// signed raw data, after checking each against WeChat's session.
-    pub(super) fn profile(&self, b: &Binding, input: ConfirmInput) -> Result<Profile, LoginError> {
+    pub(super) fn profile(&self, b: &Scanner, input: ConfirmInput) -> Result<Profile, LoginError> {
         let mut nickname = None;
         let mut avatar = None;
         match (&input.encrypted_data, &input.iv) {

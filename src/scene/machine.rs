@@ -13,7 +13,7 @@
 use entity::scenes;
 use serde::{Deserialize, Serialize};
 
-use super::store::Binding;
+use super::store::Scanner;
 
 /// A scene's state. Final states never change again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -104,19 +104,19 @@ impl Step {
 }
 
 /// Whether the scene was scanned by this person.
-pub fn is_bound_to(row: &scenes::Model, b: &Binding) -> bool {
+pub fn is_bound_to(row: &scenes::Model, b: &Scanner) -> bool {
     row.app_id.as_deref() == Some(b.app_id.as_str()) && row.openid.as_deref() == Some(&b.openid)
 }
 
 /// Whether `step` was already done by this person: a retry of it gets the
 /// same answer instead of a refusal.
-pub fn already_done(row: &scenes::Model, b: &Binding, step: Step) -> bool {
+pub fn already_done(row: &scenes::Model, b: &Scanner, step: Step) -> bool {
     is_bound_to(row, b) && State::stored(row) == step.leads_to()
 }
 
 /// Whether this person may confirm (or cancel) the scene now: it is scanned
 /// by them, or, with a fresh code (`single_step`), still waiting.
-pub fn may_finish(row: &scenes::Model, b: &Binding, single_step: bool, now: i64) -> bool {
+pub fn may_finish(row: &scenes::Model, b: &Scanner, single_step: bool, now: i64) -> bool {
     State::at(row, now) == State::Scanned && is_bound_to(row, b)
         || single_step && State::at(row, now) == State::Waiting
 }
@@ -135,7 +135,7 @@ pub enum Refusal {
 }
 
 /// Why a step by this person was refused, from the scene's current row.
-pub fn refusal(row: &scenes::Model, b: &Binding, now: i64) -> Refusal {
+pub fn refusal(row: &scenes::Model, b: &Scanner, now: i64) -> Refusal {
     let bound_other = row.openid.is_some() && !is_bound_to(row, b);
     match State::at(row, now) {
         State::Expired => Refusal::Expired,
@@ -174,8 +174,8 @@ mod tests {
         }
     }
 
-    fn person(openid: &str) -> Binding {
-        Binding {
+    fn person(openid: &str) -> Scanner {
+        Scanner {
             app_id: "wx1".into(),
             openid: openid.into(),
             unionid: None,

@@ -9,7 +9,7 @@ pub mod store;
 use serde::{Deserialize, Serialize};
 
 pub use machine::{Refusal, State, Step};
-pub use store::{Binding, NewScene, SceneStore};
+pub use store::{NewScene, Scanner, SceneStore};
 
 /// A validated scene id: 32 lowercase hex characters (a UUID v4 without
 /// dashes). Parsed once at the edge and carried typed to the store.

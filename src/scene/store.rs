@@ -11,9 +11,10 @@ use super::{SceneId, State};
 use crate::db::Db;
 use crate::sealed::Sealer;
 
-/// The first scanner of a scene: who they are at WeChat.
+/// The person who scanned a scene (or confirms it in one step): who they
+/// are at WeChat, and the session key of their code.
 #[derive(Clone)]
-pub struct Binding {
+pub struct Scanner {
     pub app_id: String,
     pub openid: String,
     pub unionid: Option<String>,
@@ -57,7 +58,7 @@ fn session_key_context(id: &str) -> String {
     format!("scenes.session_key:{id}")
 }
 
-fn bound_to(b: &Binding) -> Condition {
+fn bound_to(b: &Scanner) -> Condition {
     Condition::all()
         .add(C::AppId.eq(b.app_id.as_str()))
         .add(C::Openid.eq(b.openid.as_str()))
@@ -65,7 +66,7 @@ fn bound_to(b: &Binding) -> Condition {
 
 /// Rows a transition may start from: `scanned` by this person, or also
 /// `waiting` when the request carries a fresh code (single-step).
-fn from_states(b: &Binding, allow_waiting: bool) -> Condition {
+fn from_states(b: &Scanner, allow_waiting: bool) -> Condition {
     let scanned_by = Condition::all()
         .add(C::State.eq(State::Scanned.as_str()))
         .add(bound_to(b));
@@ -82,7 +83,7 @@ impl SceneStore {
         Self { db, sealer }
     }
 
-    fn seal_session_key(&self, id: &str, b: &Binding) -> String {
+    fn seal_session_key(&self, id: &str, b: &Scanner) -> String {
         self.sealer
             .seal_str(&session_key_context(id), &b.session_key)
     }
@@ -149,7 +150,7 @@ impl SceneStore {
     pub async fn scan(
         &self,
         id: &SceneId,
-        b: &Binding,
+        b: &Scanner,
         mp_token_hash: &str,
         now: i64,
     ) -> Result<bool, DbErr> {
@@ -173,7 +174,7 @@ impl SceneStore {
     }
 
     /// The same person scanned again: keep their newest session key.
-    pub async fn rescan(&self, id: &SceneId, b: &Binding, now: i64) -> Result<bool, DbErr> {
+    pub async fn rescan(&self, id: &SceneId, b: &Scanner, now: i64) -> Result<bool, DbErr> {
         let res = scenes::Entity::update_many()
             .col_expr(
                 C::SessionKey,
@@ -195,7 +196,7 @@ impl SceneStore {
         &self,
         conn: &impl ConnectionTrait,
         id: &SceneId,
-        b: &Binding,
+        b: &Scanner,
         allow_waiting: bool,
         c: Confirmation<'_>,
         now: i64,
@@ -257,7 +258,7 @@ impl SceneStore {
         &self,
         conn: &impl ConnectionTrait,
         id: &SceneId,
-        b: &Binding,
+        b: &Scanner,
         allow_waiting: bool,
         now: i64,
     ) -> Result<bool, DbErr> {
