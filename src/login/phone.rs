@@ -306,15 +306,14 @@ impl Login {
                 return Err(refusal(row, &b, now_ms()).into());
             }
             let phone_code = input.phone_code.clone();
-            let profile = self.profile(&b, input)?;
+            let mut profile = self.profile(&b, input)?;
             // Asked before anything is written: a refusal leaves the scene scanned.
-            let phone = match phone_code {
-                Some(code) => Some(self.phone_number(&b.app_id, &code).await?),
-                None => None,
-            };
+            if let Some(code) = phone_code {
+                profile.phone = Some(self.phone_number(&b.app_id, &code).await?);
+            }
             let now = now_ms();
             let Some(user_id) = self
-                .record_confirm(row, &b, single_step, &profile, phone, now)
+                .record_confirm(id, &row.client_id, &b, single_step, &profile, now)
                 .await?
             else {
                 return Err(self.refused(id, &b).await);
@@ -347,14 +346,13 @@ impl Login {
     /// scene was no longer in a state to confirm (nothing is written).
     async fn record_confirm(
         &self,
-        row: &entity::scenes::Model,
+        id: &SceneId,
+        client_id: &str,
         b: &Scanner,
         single_step: bool,
         profile: &Profile,
-        phone: Option<String>,
         now: i64,
     ) -> Result<Option<String>, LoginError> {
-        let id = SceneId::stored(row.id.clone());
         let person = Person {
             app_id: &b.app_id,
             openid: &b.openid,
@@ -374,7 +372,7 @@ impl Login {
         // The same UPDATE looks up who the person already is.
         let Some(found) = self
             .scenes
-            .confirm(&txn, &id, b, single_step, confirmation, now)
+            .confirm(&txn, id, b, single_step, confirmation, now)
             .await?
         else {
             txn.rollback().await?;
@@ -385,21 +383,21 @@ impl Login {
             .record(&txn, &person, &found, &new_user, now)
             .await?;
         if user_id != found {
-            self.scenes.set_user(&txn, &id, &user_id).await?;
+            self.scenes.set_user(&txn, id, &user_id).await?;
         }
         if let Some(url) = &profile.avatar_url {
             let public_url = self.settings.server.public_url.as_str();
             let own = crate::avatars::own_avatar_id(public_url, url);
             self.users.set_avatar(&txn, &user_id, own).await?;
         }
-        if let Some(number) = &phone {
+        if let Some(number) = &profile.phone {
             let sealed = Sealer::new(&self.key).seal_str(&phone_context(&user_id), number);
             self.users.set_phone(&txn, &user_id, &sealed).await?;
         }
         self.tickets
-            .issue(&txn, id.as_str(), &row.client_id, &user_id, now)
+            .issue(&txn, id.as_str(), client_id, &user_id, now)
             .await?;
-        crate::webhooks::record_confirmed(&txn, &self.settings, id.as_str(), &row.client_id, now)
+        crate::webhooks::record_confirmed(&txn, &self.settings, id.as_str(), client_id, now)
             .await?;
         txn.commit().await?;
         Ok(Some(user_id))

@@ -31,6 +31,8 @@ pub struct ProfileInput {
 pub(super) struct Profile {
     pub nickname: Option<String>,
     pub avatar_url: Option<String>,
+    /// The phone number WeChat gave for the confirm's `phone_code`.
+    pub phone: Option<String>,
 }
 
 impl Login {
@@ -138,6 +140,7 @@ impl Login {
         Ok(Profile {
             nickname,
             avatar_url,
+            phone: None,
         })
     }
 
