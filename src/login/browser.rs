@@ -89,7 +89,7 @@ impl Login {
         if State::at(&row, now_ms()) == State::Expired {
             return Err(LoginError::SceneExpired);
         }
-        if let Some(img) = self.codes.get(id).await? {
+        if let Some(img) = self.code_images.get(id).await? {
             return Ok(img);
         }
         // The token of the app that will be asked first, so the scene's
@@ -102,14 +102,16 @@ impl Login {
         }
         // One caller per scene across every node (crate::flight).
         let flight = self.code_flight.enter(id.as_str()).await?;
-        if let Some(img) = self.codes.get_with(&flight.reader(), id).await? {
+        if let Some(img) = self.code_images.get_with(&flight.reader(), id).await? {
             return Ok(img);
         }
         let img = self
             .code_image(id, &row)
             .instrument(info_span!("wechat_code", scene_id = %id))
             .await?;
-        self.codes.put(&flight.writer(), id, &img, now_ms()).await?;
+        self.code_images
+            .put(&flight.writer(), id, &img, now_ms())
+            .await?;
         if let Err(e) = flight.land().await {
             warn!(error = %e, scene_id = %id, "code image not stored; the next request asks WeChat again");
         }

@@ -37,7 +37,7 @@ impl Login {
         let mut total = 0;
         for _ in 0..100 {
             let n = self.scenes.purge_before(cutoff, batch).await?
-                + self.codes.purge_before(cutoff, batch).await?
+                + self.code_images.purge_before(cutoff, batch).await?
                 + self.tickets.purge_before(cutoff, batch).await?
                 + self.exchanges.purge_before(now, batch).await?
                 + self.avatars.purge_unreferenced(cutoff, batch).await?;

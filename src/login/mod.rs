@@ -36,7 +36,7 @@ use crate::db::Db;
 use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
 use crate::keys::{ServerKey, now_ms};
 use crate::push::{Bus, Message, Source};
-use crate::scene::codes::SceneCodes;
+use crate::scene::code_images::CodeImages;
 use crate::scene::{SceneId, SceneStore, SceneView, State};
 use crate::sealed::Sealer;
 use crate::tickets::{TicketStore, ticket_value};
@@ -61,7 +61,7 @@ pub struct Login {
     settings: Arc<Settings>,
     db: Db,
     scenes: SceneStore,
-    codes: SceneCodes,
+    code_images: CodeImages,
     users: UserStore,
     tickets: TicketStore,
     wechat: Arc<WechatClient>,
@@ -137,7 +137,7 @@ impl Login {
             avatars: AvatarStore::new(db.clone()),
             apps: AppChooser::new(settings.apps.iter().map(|a| a.app_id.clone()).collect()),
             scenes: SceneStore::new(db.clone(), Sealer::new(&key)),
-            codes: SceneCodes::new(db.clone()),
+            code_images: CodeImages::new(db.clone()),
             users: UserStore,
             tickets: TicketStore::new(db.clone()),
             exchanges: CodeExchanges::new(db.clone(), wechat.clone(), Sealer::new(&key)),

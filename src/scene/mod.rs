@@ -1,8 +1,8 @@
-//! The scene: one login attempt shown as one code. Its state machine is
-//! `machine.rs`; `store.rs` keeps the `scenes` table and `codes.rs` the code
-//! images.
+//! The scene: one login attempt shown as one mini-program code. Its state
+//! machine is `machine.rs`; `store.rs` keeps the `scenes` table and
+//! `code_images.rs` the code images.
 
-pub mod codes;
+pub mod code_images;
 pub mod machine;
 pub mod store;
 

@@ -11,11 +11,11 @@ use crate::wechat::CodeImage;
 
 /// Reads and writes cached code images.
 #[derive(Clone)]
-pub struct SceneCodes {
+pub struct CodeImages {
     db: Db,
 }
 
-impl SceneCodes {
+impl CodeImages {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
