@@ -81,8 +81,53 @@ impl Settings {
         self.clients.iter().find(|c| c.client_id == client_id)
     }
 
+    /// Whether `origin` may make scenes for `client`: one of its own, or
+    /// the hub's own for a client that uses OpenID Connect (the hub's
+    /// authorize page creates that client's scenes).
+    pub fn client_allows_origin(&self, client: &ClientSettings, origin: &str) -> bool {
+        client.allows_origin(origin)
+            || !client.redirect_uris.is_empty()
+                && self.server.public_url.origin().ascii_serialization() == origin
+    }
+
     /// Whether any client allows this origin (used for CORS).
     pub fn any_client_allows(&self, origin: &str) -> bool {
         self.clients.iter().any(|c| c.allows_origin(origin))
+    }
+}
+
+#[cfg(test)]
+mod hub_page_tests {
+    use super::*;
+    use crate::config::ConfigError;
+
+    const BASE: &str = r#"
+        [wechat]
+        mode = "simulator"
+        [[apps]]
+        app_id = "wxtest"
+        secret = "s"
+        [[clients]]
+        client_id = "shop"
+        name = "Shop"
+        client_secret = "0123456789abcdef"
+    "#;
+
+    fn settings(redirect_uris: &str) -> Result<Settings, ConfigError> {
+        Settings::from_sources(
+            &format!("{BASE}redirect_uris = {redirect_uris}\n"),
+            Vec::<(String, String)>::new(),
+        )
+    }
+
+    #[test]
+    fn the_hub_origin_counts_only_for_openid_clients() {
+        let s = settings(r#"["https://shop.example/cb"]"#).expect("valid");
+        let own = s.server.public_url.origin().ascii_serialization();
+        let shop = s.client("shop").expect("shop");
+        assert!(s.client_allows_origin(shop, &own));
+        assert!(!s.client_allows_origin(shop, "https://evil.example"));
+        let plain = settings("[]").expect("valid");
+        assert!(!plain.client_allows_origin(plain.client("shop").expect("shop"), &own));
     }
 }

@@ -36,10 +36,7 @@ impl Login {
         origin: Option<&str>,
     ) -> Result<(), LoginError> {
         match origin {
-            Some(o)
-                if !client.allows_origin(o)
-                    && !crate::oidc::hub_page_origin(&self.settings, client, o) =>
-            {
+            Some(o) if !self.settings.client_allows_origin(client, o) => {
                 Err(LoginError::OriginNotAllowed(o.to_owned()))
             }
             _ => Ok(()),

@@ -10,7 +10,7 @@ use crate::wechat::WechatError;
 use crate::wechat::client::TokenError;
 
 /// A failure of the login flow.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LoginError {
     /// The request's input is wrong (a field's form, a pair sent half).
     #[error("{0}")]

@@ -12,8 +12,8 @@ use url::Url;
 use super::claims::user_claims;
 use super::store::{CodeIssue, NewGrant};
 use super::{CODE_TTL_SECS, Oidc, PENDING_TTL_SECS, SCOPES};
-use crate::http::error::ApiError;
 use crate::keys::{now_ms, random_token, token_hash};
+use crate::login::LoginError;
 
 /// Longest `state` and `nonce` accepted.
 const MAX_STATE: usize = 1024;
@@ -227,11 +227,11 @@ impl Oidc {
     /// Ends the authorize page: with the widget's ticket, redeems it for the
     /// client, issues the one-time code and answers where to send the
     /// browser; when cancelled, answers the `access_denied` redirect.
-    pub async fn complete(&self, handle: &str, how: Completion) -> Result<String, ApiError> {
+    pub async fn complete(&self, handle: &str, how: Completion) -> Result<String, LoginError> {
         let id_hash = token_hash(handle);
         let now = now_ms();
         let grant = self.grants.pending(&id_hash, now).await?.ok_or_else(|| {
-            ApiError::InvalidRequest(
+            LoginError::InvalidRequest(
                 "this login request is unknown, finished or expired; start again from the site"
                     .into(),
             )
@@ -254,12 +254,12 @@ impl Oidc {
         let client = self
             .settings
             .client(&grant.client_id)
-            .ok_or_else(|| ApiError::UnknownClient(grant.client_id.clone()))?;
+            .ok_or_else(|| LoginError::UnknownClient(grant.client_id.clone()))?;
         let redeemed = self.login.redeem(client, &ticket).await?;
         let scope: Vec<&str> = grant.scope.split(' ').collect();
         let claims = user_claims(&redeemed.user, &scope);
         let claims_json =
-            serde_json::to_string(&claims).map_err(|e| ApiError::Internal(e.to_string()))?;
+            serde_json::to_string(&claims).map_err(|e| LoginError::Internal(e.to_string()))?;
         let auth_time = chrono::DateTime::parse_from_rfc3339(&redeemed.confirmed_at)
             .map(|t| t.timestamp_millis())
             .unwrap_or(now);
@@ -279,7 +279,7 @@ impl Oidc {
             )
             .await?;
         if !issued {
-            return Err(ApiError::InvalidRequest(
+            return Err(LoginError::InvalidRequest(
                 "this login request was finished meanwhile".into(),
             ));
         }

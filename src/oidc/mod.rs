@@ -21,16 +21,15 @@ mod token;
 
 use std::sync::Arc;
 
-use crate::config::{ClientSettings, Settings};
+use crate::config::Settings;
 use crate::db::Db;
-use crate::http::error::ApiError;
 use crate::keys::now_ms;
-use crate::login::Login;
+use crate::login::{Login, LoginError};
 use crate::sealed::Sealer;
 
 pub use self::authorize::{AuthorizeRefusal, Completion, PendingAuthorization};
 pub use self::discovery::Discovery;
-pub use self::error::{OAuthError, OAuthErrorBody};
+pub use self::error::OAuthError;
 use self::keys::{KeyError, SigningKeys};
 use self::store::GrantStore;
 pub use self::token::{TokenAnswer, TokenRequest};
@@ -57,14 +56,6 @@ pub fn issuer(settings: &Settings) -> String {
         .to_owned()
 }
 
-/// Whether `origin` is the hub's own, asking for a client that uses OpenID
-/// Connect: the authorize page is served by the hub and creates that
-/// client's scenes from there.
-pub fn hub_page_origin(settings: &Settings, client: &ClientSettings, origin: &str) -> bool {
-    !client.redirect_uris.is_empty()
-        && settings.server.public_url.origin().ascii_serialization() == origin
-}
-
 /// The provider.
 pub struct Oidc {
     settings: Arc<Settings>,
@@ -73,18 +64,18 @@ pub struct Oidc {
     grants: GrantStore,
 }
 
-impl From<KeyError> for ApiError {
+impl From<KeyError> for LoginError {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Db(db) => db.into(),
-            other => ApiError::Internal(other.to_string()),
+            other => LoginError::Internal(other.to_string()),
         }
     }
 }
 
 impl From<KeyError> for OAuthError {
     fn from(e: KeyError) -> Self {
-        Self::Api(e.into())
+        Self::Flow(e.into())
     }
 }
 
@@ -136,43 +127,4 @@ pub async fn rotate_keys(settings: &Settings) -> anyhow::Result<keys::KeyInfo> {
     let made = keys.rotate().await;
     let _ = db.close().await;
     Ok(made?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BASE: &str = r#"
-        [wechat]
-        mode = "simulator"
-        [[apps]]
-        app_id = "wxtest"
-        secret = "s"
-        [[clients]]
-        client_id = "shop"
-        name = "Shop"
-        client_secret = "0123456789abcdef"
-    "#;
-
-    fn settings(redirect_uris: &str) -> Result<Settings, crate::config::ConfigError> {
-        Settings::from_sources(
-            &format!("{BASE}redirect_uris = {redirect_uris}\n"),
-            Vec::<(String, String)>::new(),
-        )
-    }
-
-    #[test]
-    fn the_hub_origin_counts_only_for_openid_clients() {
-        let s = settings(r#"["https://shop.example/cb"]"#).expect("valid");
-        let own = s.server.public_url.origin().ascii_serialization();
-        let shop = s.client("shop").expect("shop");
-        assert!(hub_page_origin(&s, shop, &own));
-        assert!(!hub_page_origin(&s, shop, "https://evil.example"));
-        let plain = settings("[]").expect("valid");
-        assert!(!hub_page_origin(
-            &plain,
-            plain.client("shop").expect("shop"),
-            &own
-        ));
-    }
 }

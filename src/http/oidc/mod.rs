@@ -3,6 +3,7 @@
 //! page's HTML in `page`), token and userinfo in `token`.
 
 mod authorize;
+pub mod error;
 mod page;
 mod token;
 

@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use url::form_urlencoded;
 
+use super::error::OAuthReply;
 use crate::config::ClientSettings;
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
@@ -53,10 +54,12 @@ fn authenticate<'a>(
     state: &'a AppState,
     client_id: &str,
     secret: &str,
-) -> Result<&'a ClientSettings, OAuthError> {
+) -> Result<&'a ClientSettings, OAuthReply> {
     crate::http::site::authenticate(req, state, client_id, secret).map_err(|e| match e {
-        ApiError::Unauthorized(_) => OAuthError::InvalidClient("client authentication failed"),
-        other => OAuthError::Api(other),
+        ApiError::Unauthorized(_) => {
+            OAuthError::InvalidClient("client authentication failed").into()
+        }
+        other => other.into(),
     })
 }
 
@@ -77,8 +80,8 @@ fn authenticate<'a>(
     responses(
         (status = 200, description = "The tokens", body = crate::oidc::TokenAnswer),
         (status = 400, description = "`invalid_request`, `invalid_grant` or `unsupported_grant_type`",
-            body = crate::oidc::OAuthErrorBody),
-        (status = 401, description = "`invalid_client`", body = crate::oidc::OAuthErrorBody,
+            body = super::error::OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = super::error::OAuthErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Basic realm=\"scanlogin\"`"))),
         (status = 429, description = "`rate_limited` (per client; failed authentication per \
             client and source IP)"),
@@ -89,7 +92,7 @@ pub async fn token(
     req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Bytes,
-) -> Result<HttpResponse, OAuthError> {
+) -> Result<HttpResponse, OAuthReply> {
     let form_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -98,14 +101,16 @@ pub async fn token(
     if !form_type {
         return Err(OAuthError::invalid_request(
             "the body must be application/x-www-form-urlencoded",
-        ));
+        )
+        .into());
     }
     let mut form: Vec<(String, String)> = Vec::new();
     for (k, v) in form_urlencoded::parse(&body).take(32) {
         if form.iter().any(|(seen, _)| *seen == k) {
             return Err(OAuthError::invalid_request(format!(
                 "parameter {k} is given more than once"
-            )));
+            ))
+            .into());
         }
         form.push((k.into_owned(), v.into_owned()));
     }
@@ -121,12 +126,14 @@ pub async fn token(
         (Some(_), _, Some(_)) => {
             return Err(OAuthError::invalid_request(
                 "use one client authentication method, not Basic and client_secret both",
-            ));
+            )
+            .into());
         }
         (Some((id, _)), Some(fid), None) if fid != id => {
             return Err(OAuthError::invalid_request(
                 "client_id differs from the Basic credentials",
-            ));
+            )
+            .into());
         }
         (Some(pair), _, None) => pair,
         (None, Some(id), Some(secret)) => (id, secret),
@@ -134,22 +141,16 @@ pub async fn token(
             let ip = client_ip(&req, &state.settings.server.trusted_proxies);
             let id = id.unwrap_or_default();
             let known = state.settings.client(&id).is_some();
-            state
-                .limits
-                .auth_allowed(&id, known, ip)
-                .map_err(ApiError::from)?;
+            state.limits.auth_allowed(&id, known, ip)?;
             state.limits.auth_failed(&id, known, ip);
             return Err(OAuthError::InvalidClient(
                 "client authentication is required (client_secret_basic or client_secret_post)",
-            ));
+            )
+            .into());
         }
     };
     let client = authenticate(&req, &state, &id, &secret)?;
-    state
-        .limits
-        .redeems
-        .check(&client.client_id)
-        .map_err(ApiError::from)?;
+    state.limits.redeems.check(&client.client_id)?;
     let request = TokenRequest {
         grant_type: take("grant_type"),
         code: take("code"),
@@ -173,7 +174,7 @@ pub async fn token(
     responses(
         (status = 200, description = "The claims", body = crate::http::openapi::UserInfo),
         (status = 401, description = "`invalid_token` (unknown, expired or revoked), or \
-            `invalid_request` without a token", body = crate::oidc::OAuthErrorBody,
+            `invalid_request` without a token", body = super::error::OAuthErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"scanlogin\"`, \
                 with `error` when a token was given"))),
         (status = 429, description = "`rate_limited` (per client IP)"),
@@ -183,7 +184,7 @@ pub async fn token(
 pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, OAuthError> {
+) -> Result<HttpResponse, OAuthReply> {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
