@@ -17,7 +17,6 @@ use sea_orm::{
 };
 
 use crate::db::Db;
-use crate::http::error::ApiError;
 use crate::locks::{KeyGuard, KeyedLocks};
 
 /// What a flight is for; each has its own advisory-lock namespace.
@@ -73,15 +72,6 @@ pub enum FlightError {
     /// The lock could not be taken.
     #[error("database: {0}")]
     Db(#[from] DbErr),
-}
-
-impl From<FlightError> for ApiError {
-    fn from(err: FlightError) -> Self {
-        match err {
-            FlightError::Busy(..) => ApiError::Unavailable(err.to_string()),
-            FlightError::Db(e) => e.into(),
-        }
-    }
 }
 
 impl SingleFlight {

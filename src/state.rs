@@ -11,6 +11,7 @@ use crate::login::Login;
 use crate::oidc::Oidc;
 use crate::push::{BusHealth, Registry};
 use crate::ratelimit::RateLimits;
+use crate::scene::SceneView;
 use crate::simulator::Simulator;
 
 /// Cheap handles to everything a handler needs.
@@ -18,7 +19,7 @@ use crate::simulator::Simulator;
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub login: Arc<Login>,
-    pub registry: Arc<Registry>,
+    pub registry: Arc<Registry<SceneView>>,
     pub limits: Arc<RateLimits>,
     pub shutdown: CancellationToken,
     pub simulator: Option<Arc<Simulator>>,

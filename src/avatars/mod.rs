@@ -10,14 +10,12 @@
 use std::io::Cursor;
 
 use entity::avatars::{self, Column as C};
-use entity::{scenes, users};
+use entity::users;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 
 use crate::db::Db;
-use crate::keys::token_hash;
-use crate::scene::State;
 
 /// Largest upload accepted, in bytes.
 pub const MAX_AVATAR_BYTES: usize = 1024 * 1024;
@@ -163,17 +161,6 @@ impl AvatarStore {
             tracing::error!(error = %e, "avatar decoding stopped");
             AvatarError::NotAnImage(name)
         })?
-    }
-
-    /// Whether `mp_token` is the token of a scene scanned and not expired.
-    pub async fn token_is_live(&self, mp_token: &str, now: i64) -> Result<bool, DbErr> {
-        let found = scenes::Entity::find()
-            .filter(scenes::Column::MpTokenHash.eq(token_hash(mp_token)))
-            .filter(scenes::Column::State.eq(State::Scanned.as_str()))
-            .filter(scenes::Column::ExpiresAt.gt(now))
-            .one(self.db.read())
-            .await?;
-        Ok(found.is_some())
     }
 
     /// Stores re-encoded PNG bytes; returns the new id.

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::client_ip::client_ip;
+use super::events::BrowserEvent;
+use super::scene_id;
 use crate::http::error::ApiError;
-use crate::login::{BrowserEvent, BrowserInfo, rfc3339};
+use crate::login::{BrowserInfo, rfc3339};
 use crate::ratelimit::RateLimits;
 use crate::scene::State;
 use crate::state::AppState;
@@ -129,7 +131,7 @@ pub async fn create_scene(
             qrcode_url: format!("{base}/api/v1/scenes/{id}/qrcode"),
             ws_url: format!("{ws_base}/api/v1/scenes/{id}/ws"),
             events_url: format!("{base}/api/v1/scenes/{id}/events"),
-            scene_id: scene.scene_id,
+            scene_id: scene.scene_id.to_string(),
             browser_token: scene.browser_token,
             state: State::Waiting,
             expires_at: rfc3339(scene.expires_at),
@@ -165,7 +167,7 @@ pub async fn qrcode(
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, &state.settings.server.trusted_proxies);
     RateLimits::by_ip(&state.limits.qrcodes, ip)?;
-    let img = state.login.qrcode(&path).await?;
+    let img = state.login.qrcode(&scene_id(&path)?).await?;
     Ok(HttpResponse::Ok()
         .content_type(img.content_type)
         .insert_header((
@@ -238,8 +240,9 @@ pub async fn events(
     let token = bearer(&req)?;
     let origin = origin(req.headers())?;
     // Listen before reading, so a change between the two is not missed.
-    let mut sub = state.registry.subscribe(&path);
-    let mut view = state.login.browser_view(&path, token, origin).await?;
+    let id = scene_id(&path)?;
+    let mut sub = state.registry.subscribe(id.as_str());
+    let mut view = state.login.browser_view(&id, token, origin).await?;
     if after == Some(view.state) && !view.state.is_final() && !wait.is_zero() {
         let shown = view.state;
         let deadline = tokio::time::sleep(wait);
@@ -248,15 +251,15 @@ pub async fn events(
             tokio::select! {
                 // A push of a state this poll already has (a bus resync
                 // re-sends what it reads) does not end the wait.
-                pushed = sub.recv() => if pushed.state.rank() <= shown.rank() { continue },
+                pushed = sub.recv() => if !shown.is_behind(pushed.state) { continue },
                 _ = &mut deadline => {}
                 _ = state.shutdown.cancelled() => {}
             }
             break;
         }
-        view = state.login.browser_view_unchecked(&path).await?;
+        view = state.login.scene_view(&id).await?;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(state.login.browser_event(&view)))
+        .json(BrowserEvent::of(&view, &state.login)))
 }

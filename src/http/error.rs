@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
+use crate::login::LoginError;
+
 /// Every `code` a problem can carry (docs/api.md "Errors"); the `code` enum of
 /// the OpenAPI document. A unit test checks every [`ApiError`] against it.
 pub const ERROR_CODES: [&str; 18] = [
@@ -158,6 +160,45 @@ impl From<sea_orm::DbErr> for ApiError {
         } else {
             Self::Internal(format!("database: {err}"))
         }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    /// One problem per failure of the flow (docs/api.md "Errors").
+    fn from(err: LoginError) -> Self {
+        match err {
+            LoginError::InvalidRequest(d) => Self::InvalidRequest(d),
+            LoginError::UnknownClient(c) => Self::UnknownClient(c),
+            LoginError::OriginNotAllowed(o) => Self::OriginNotAllowed(o),
+            LoginError::SceneNotFound => Self::SceneNotFound,
+            LoginError::SceneExpired => Self::SceneExpired,
+            LoginError::SceneFinal(s) => Self::SceneFinal(s),
+            LoginError::SceneTaken => Self::SceneTaken,
+            LoginError::InvalidToken(d) => Self::InvalidToken(d),
+            LoginError::Unauthorized(d) => Self::Unauthorized(d),
+            LoginError::Wechat { errcode, errmsg } => Self::Wechat { errcode, errmsg },
+            LoginError::DecryptFailed(d) => Self::DecryptFailed(d),
+            LoginError::WatermarkMismatch => Self::WatermarkMismatch,
+            LoginError::SignatureMismatch => Self::SignatureMismatch,
+            LoginError::IdentityMismatch(d) => Self::IdentityMismatch(d),
+            LoginError::InvalidTicket => Self::InvalidTicket,
+            LoginError::UnsupportedMediaType(detail) => Self::BadRequestStatus {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                detail,
+            },
+            LoginError::NotFound(detail) => Self::BadRequestStatus {
+                status: StatusCode::NOT_FOUND,
+                detail: detail.into(),
+            },
+            LoginError::Unavailable(d) => Self::Unavailable(d),
+            LoginError::Internal(d) => Self::Internal(d),
+        }
+    }
+}
+
+impl From<crate::flight::FlightError> for ApiError {
+    fn from(err: crate::flight::FlightError) -> Self {
+        LoginError::from(err).into()
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::client_ip::client_ip;
+use super::scene_id;
 use crate::http::error::ApiError;
 use crate::login::{ConfirmInput, MpAuth, ProfileInput, ScanAnswer};
 use crate::ratelimit::RateLimits;
@@ -70,7 +71,7 @@ pub async fn scan(
     }
     let answer = state
         .login
-        .scan(&b.scene_id, &b.code, b.app_id.as_deref())
+        .scan(&scene_id(&b.scene_id)?, &b.code, b.app_id.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(answer))
 }
@@ -235,7 +236,7 @@ pub async fn confirm(
     };
     let (state_now, user_id) = state
         .login
-        .confirm(&b.scene_id, auth, b.app_id.as_deref(), input)
+        .confirm(&scene_id(&b.scene_id)?, auth, b.app_id.as_deref(), input)
         .await?;
     Ok(HttpResponse::Ok().json(ConfirmAnswer {
         state: state_now,
@@ -296,7 +297,7 @@ pub async fn cancel(
     let auth = auth(b.mp_token, b.code)?;
     let state_now = state
         .login
-        .cancel(&b.scene_id, auth, b.app_id.as_deref())
+        .cancel(&scene_id(&b.scene_id)?, auth, b.app_id.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(CancelAnswer { state: state_now }))
 }

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod demo;
 pub mod demo_oidc;
 pub mod error;
+pub mod events;
 pub mod miniprogram;
 pub mod observe;
 pub mod oidc;
@@ -29,6 +30,12 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use crate::http::error::ApiError;
 
 pub use routes::MAX_JSON;
+
+/// A scene id from a path or body, parsed once here and carried typed from
+/// here to the store; one that cannot be an id names no scene.
+pub(crate) fn scene_id(raw: &str) -> Result<crate::scene::SceneId, ApiError> {
+    crate::scene::SceneId::parse(raw).ok_or(ApiError::SceneNotFound)
+}
 
 /// Turns any error answer that is not already problem+json (405 from the
 /// router, 400 from a failed WebSocket handshake, ...) into one.

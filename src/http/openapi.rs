@@ -57,7 +57,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::oidc::userinfo,
         super::oidc::jwks,
     ),
-    components(schemas(Problem, crate::login::BrowserEvent, super::socket::AuthFrame)),
+    components(schemas(Problem, super::events::BrowserEvent, super::socket::AuthFrame)),
     modifiers(&SecuritySchemes, &ProblemAnswers),
     tags(
         (name = "browser", description = "Called by the widget in the browser (CORS per client)"),

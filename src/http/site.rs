@@ -54,6 +54,7 @@ pub(crate) fn authenticate<'a>(
         .login
         .authenticate_client(client_id, secret)
         .inspect_err(|_| state.limits.auth_failed(client_id, known, ip))
+        .map_err(ApiError::from)
 }
 
 /// `POST /api/v1/tickets/redeem`

@@ -28,11 +28,12 @@ use tokio::net::TcpStream;
 use tracing::{Instrument, debug};
 use ws::{CloseCode, CloseReason};
 
+use super::events::BrowserEvent;
 use super::ws_conn::{Incoming, WsConn};
 use crate::http::error::ApiError;
-use crate::push::Subscription;
-use crate::push::registry::SocketSlot;
-use crate::scene::{SceneView, State};
+use crate::login::LoginError;
+use crate::push::{SocketSlot, Subscription};
+use crate::scene::{SceneId, SceneView, State};
 use crate::state::AppState;
 use crate::telemetry::metrics;
 
@@ -118,7 +119,7 @@ pub async fn upgrade(
     };
     let span = tracing::info_span!("request", method, route, status = tracing::field::Empty);
     let (status, written) = match checked {
-        Ok(scene_id) => {
+        Ok(scene) => {
             let res = ws::handshake_response(req.head()).finish().drop_body();
             let written = framed.send(Message::Item((res, BodySize::None))).await;
             if written.is_ok() {
@@ -129,7 +130,7 @@ pub async fn upgrade(
                 let session = Arc::new(state.clone());
                 state
                     .sockets
-                    .spawn(run(session, scene_id, conn).instrument(span.clone()));
+                    .spawn(run(session, scene, conn).instrument(span.clone()));
             }
             (StatusCode::SWITCHING_PROTOCOLS, written)
         }
@@ -165,8 +166,14 @@ fn scene_of<'a>(method: &Method, path: &'a str) -> Result<&'a str, ApiError> {
 }
 
 /// The WebSocket handshake headers, then the `Origin` against the scene's
-/// client (or, for an unknown scene, against every client).
-async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<String, ApiError> {
+/// client (or, for an unknown scene, against every client). The scene id,
+/// parsed once here; `None` when the path names no possible scene (the
+/// socket then closes 4404 once it has authenticated, like an unknown one).
+async fn handshake(
+    state: &AppState,
+    scene_id: &str,
+    req: &Request,
+) -> Result<Option<SceneId>, ApiError> {
     ws::verify_handshake(req.head()).map_err(|e| {
         ApiError::InvalidRequest(format!("a WebSocket upgrade request is required: {e}"))
     })?;
@@ -177,7 +184,12 @@ async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<St
     );
     crate::ratelimit::RateLimits::by_ip(&state.limits.sockets, ip)?;
     let origin = super::browser::origin(req.head().headers())?;
-    match (state.login.scene_client(scene_id).await?, origin) {
+    let id = SceneId::parse(scene_id);
+    let client = match &id {
+        Some(id) => state.login.scene_client(id).await?,
+        None => None,
+    };
+    match (client, origin) {
         (Some(c), o) => state.login.check_origin(c, o)?,
         (None, Some(o)) if !state.settings.any_client_allows(o) => {
             return Err(ApiError::OriginNotAllowed(o.to_owned()));
@@ -187,7 +199,7 @@ async fn handshake(state: &AppState, scene_id: &str, req: &Request) -> Result<St
     if state.registry.sockets_of(scene_id) >= MAX_SOCKETS_PER_SCENE {
         return Err(ApiError::RateLimited(FULL_SCENE_RETRY_SECS));
     }
-    Ok(scene_id.to_owned())
+    Ok(id)
 }
 
 /// Answers a refused upgrade with its problem document and closes.
@@ -223,7 +235,7 @@ fn normal(text: &str) -> Option<CloseReason> {
 }
 
 async fn send(conn: &mut WsConn, state: &AppState, view: &SceneView) -> bool {
-    let Ok(text) = serde_json::to_string(&state.login.browser_event(view)) else {
+    let Some(text) = BrowserEvent::text(view, &state.login) else {
         return false;
     };
     conn.text(text).await.is_ok()
@@ -255,19 +267,24 @@ async fn authenticate(conn: &mut WsConn) -> Result<String, Option<CloseReason>> 
 /// Authenticates, subscribes, takes a place among the scene's sockets and
 /// sends the current state; what the session goes on to wait with, or how it
 /// ends.
-async fn start(
+async fn start<'a>(
     state: &AppState,
-    scene_id: &str,
+    scene: Option<&'a SceneId>,
     conn: &mut WsConn,
-) -> Result<(Subscription, SocketSlot, State), Option<CloseReason>> {
+) -> Result<Started<'a>, Option<CloseReason>> {
     let token = authenticate(conn).await?;
+    let Some(id) = scene else {
+        return Err(reason(close::UNKNOWN_SCENE, "unknown scene"));
+    };
     // Listen before reading the state, so no change falls in between.
-    let sub = state.registry.subscribe(scene_id);
+    let sub = state.registry.subscribe(id.as_str());
     // The `Origin` was checked with the handshake.
-    let view = match state.login.browser_view(scene_id, &token, None).await {
+    let view = match state.login.browser_view(id, &token, None).await {
         Ok(view) => view,
-        Err(ApiError::SceneNotFound) => return Err(reason(close::UNKNOWN_SCENE, "unknown scene")),
-        Err(ApiError::InvalidToken(_)) => {
+        Err(LoginError::SceneNotFound) => {
+            return Err(reason(close::UNKNOWN_SCENE, "unknown scene"));
+        }
+        Err(LoginError::InvalidToken(_)) => {
             return Err(reason(close::BAD_TOKEN, "bad browser token"));
         }
         Err(e) => {
@@ -279,7 +296,10 @@ async fn start(
         }
     };
     drop(token);
-    let Some(slot) = state.registry.socket_slot(scene_id, MAX_SOCKETS_PER_SCENE) else {
+    let Some(slot) = state
+        .registry
+        .socket_slot(id.as_str(), MAX_SOCKETS_PER_SCENE)
+    else {
         return Err(Some(CloseReason {
             code: CloseCode::Policy,
             description: Some("too many sockets for this scene".into()),
@@ -295,17 +315,35 @@ async fn start(
     if view.state.is_final() {
         return Err(normal(view.state.as_str()));
     }
-    Ok((sub, slot, view.state))
+    Ok(Started {
+        id,
+        sub,
+        slot,
+        shown: view.state,
+    })
+}
+
+/// An authenticated session that showed `shown` and waits for what follows.
+struct Started<'a> {
+    id: &'a SceneId,
+    sub: Subscription<SceneView>,
+    slot: SocketSlot<SceneView>,
+    shown: State,
 }
 
 /// A session. Everything but the wait itself is boxed: those futures are
 /// large and would otherwise sit inline in every idle session's task for its
 /// whole life (docs/benchmarks.md).
-async fn run(state: Arc<AppState>, scene_id: String, mut conn: WsConn) {
+async fn run(state: Arc<AppState>, scene: Option<SceneId>, mut conn: WsConn) {
     let _open = state.open_socket();
-    let end = match Box::pin(start(&state, &scene_id, &mut conn)).await {
-        Ok((sub, slot, shown)) => {
-            let end = wait(&state, &scene_id, &mut conn, sub, shown).await;
+    let end = match Box::pin(start(&state, scene.as_ref(), &mut conn)).await {
+        Ok(Started {
+            id,
+            sub,
+            slot,
+            shown,
+        }) => {
+            let end = wait(&state, id, &mut conn, sub, shown).await;
             // A closing socket gives its place back before it says so.
             drop(slot);
             end
@@ -321,9 +359,9 @@ async fn run(state: Arc<AppState>, scene_id: String, mut conn: WsConn) {
 /// shutdown; the close to send, if any.
 async fn wait(
     state: &AppState,
-    scene_id: &str,
+    id: &SceneId,
     conn: &mut WsConn,
-    mut sub: Subscription,
+    mut sub: Subscription<SceneView>,
     mut shown: State,
 ) -> Option<CloseReason> {
     let mut heartbeat =
@@ -335,7 +373,7 @@ async fn wait(
                 return Some(CloseReason { code: CloseCode::Restart, description: Some("hub restarting".into()) });
             }
             view = sub.recv() => {
-                if view.state.rank() <= shown.rank() {
+                if !shown.is_behind(view.state) {
                     continue;
                 }
                 view
@@ -364,7 +402,7 @@ async fn wait(
                 if Box::pin(conn.send(ws::Message::Ping(bytes::Bytes::new()))).await.is_err() { return None; }
                 // A push this socket missed (a bus hiccup) is caught up from
                 // the database, which holds the truth.
-                match Box::pin(state.login.browser_view_unchecked(scene_id)).await {
+                match Box::pin(state.login.scene_view(id)).await {
                     Ok(view) if view.state != shown => Arc::new(view),
                     _ => continue,
                 }

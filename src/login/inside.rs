@@ -5,8 +5,8 @@
 use sea_orm::TransactionTrait;
 use tracing::info;
 
-use super::{Login, MpAuth};
-use crate::http::error::ApiError;
+use super::phone::check_code;
+use super::{Login, LoginError};
 use crate::keys::now_ms;
 use crate::users::{Person, UserStore};
 
@@ -29,11 +29,11 @@ impl Login {
         &self,
         code: &str,
         app_id: Option<&str>,
-    ) -> Result<InsideLogin, ApiError> {
-        let auth = MpAuth::Code(code.to_owned());
-        let _one_at_a_time = self.hold_code(&auth, app_id).await?;
+    ) -> Result<InsideLogin, LoginError> {
         let app = self.app(app_id)?;
-        let ex = self.exchanges.exchange(&app.app_id, code, BOUND_TO).await?;
+        check_code(code)?;
+        let held = self.exchanges.hold(&app.app_id, code).await;
+        let ex = self.exchanges.exchange(&held, BOUND_TO).await?;
         let person = Person {
             app_id: &ex.app_id,
             openid: &ex.openid,

@@ -1,20 +1,19 @@
-//! The bus carries "scene X is now in state S" to every node's registry. With
-//! SQLite there is one node and the bus is a direct call; with PostgreSQL a
-//! LISTEN/NOTIFY bus implements the same trait.
+//! The bus carries each message to every node's registry. With SQLite there
+//! is one node and the bus is a direct call; with PostgreSQL a LISTEN/NOTIFY
+//! bus implements the same trait.
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-use super::Registry;
-use crate::scene::SceneView;
+use super::{Message, Registry};
 
-/// Publishes scene changes to every node.
-pub trait Bus: Send + Sync {
-    /// Delivers `view` to the listeners of its scene on every node. Failure
-    /// is logged by the caller and never undoes the change: the database
-    /// holds the state and listeners re-read it.
-    fn publish(&self, view: SceneView) -> BoxFuture<'_, Result<(), BusError>>;
+/// Publishes messages to every node.
+pub trait Bus<M>: Send + Sync {
+    /// Delivers `message` to the listeners of its topic on every node.
+    /// Failure is logged by the caller and never undoes the change: the
+    /// database holds the state and listeners re-read it.
+    fn publish(&self, message: M) -> BoxFuture<'_, Result<(), BusError>>;
 }
 
 /// The bus could not deliver.
@@ -23,19 +22,19 @@ pub trait Bus: Send + Sync {
 pub struct BusError(pub String);
 
 /// Single-node bus: hands events straight to the local registry.
-pub struct LocalBus {
-    registry: Arc<Registry>,
+pub struct LocalBus<M> {
+    registry: Arc<Registry<M>>,
 }
 
-impl LocalBus {
-    pub fn new(registry: Arc<Registry>) -> Self {
+impl<M> LocalBus<M> {
+    pub fn new(registry: Arc<Registry<M>>) -> Self {
         Self { registry }
     }
 }
 
-impl Bus for LocalBus {
-    fn publish(&self, view: SceneView) -> BoxFuture<'_, Result<(), BusError>> {
-        self.registry.dispatch(view);
+impl<M: Message> Bus<M> for LocalBus<M> {
+    fn publish(&self, message: M) -> BoxFuture<'_, Result<(), BusError>> {
+        self.registry.dispatch(message);
         Box::pin(std::future::ready(Ok(())))
     }
 }

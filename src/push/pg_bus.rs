@@ -1,14 +1,14 @@
-//! The PostgreSQL bus: `NOTIFY scanlogin_scenes, '<SceneView JSON>'` on
+//! The PostgreSQL bus: `NOTIFY scanlogin_scenes, '<message JSON>'` on
 //! publish, and one `LISTEN` connection per node that hands every
 //! notification to the local registry, so a browser on node A hears at once
-//! what a phone did through node B. The payload carries no secret (the
-//! ticket is derived on each node from the shared server key).
+//! what a phone did through node B. What the payload holds is the message's
+//! own affair (the flow's scene view carries no secret).
 //!
 //! Notifications sent while the listener is disconnected are lost, so after
-//! every (re)connect, once it listens again, the node re-reads every scene it
-//! has local listeners for and dispatches what it finds: a change made during
-//! the gap reaches the browser right after the reconnect, not at the
-//! socket's next heartbeat.
+//! every (re)connect, once it listens again, the node re-reads every topic
+//! it has local listeners for from its [`Source`] and dispatches what it
+//! finds: a change made during the gap reaches the browser right after the
+//! reconnect, not at the socket's next heartbeat.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -21,10 +21,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
 use super::bus::{Bus, BusError};
-use super::{BusHealth, Registry};
-use crate::keys::now_ms;
-use crate::scene::{SceneStore, SceneView, State};
+use super::{BusHealth, Message, Registry, Source};
 use crate::telemetry::metrics;
 
 /// The notification channel.
@@ -42,8 +43,8 @@ impl PgBus {
     }
 }
 
-impl Bus for PgBus {
-    fn publish(&self, view: SceneView) -> BoxFuture<'_, Result<(), BusError>> {
+impl<M: Serialize + Send + 'static> Bus<M> for PgBus {
+    fn publish(&self, view: M) -> BoxFuture<'_, Result<(), BusError>> {
         Box::pin(async move {
             let payload = serde_json::to_string(&view).map_err(|e| BusError(e.to_string()))?;
             let stmt = Statement::from_sql_and_values(
@@ -74,19 +75,19 @@ const STABLE: Duration = Duration::from_secs(1);
 /// FIN or RST shows nothing otherwise), and how long the check may take.
 const PROBE_EVERY: Duration = Duration::from_secs(10);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Scenes re-read per query after a reconnect.
+/// Topics re-read per query after a reconnect.
 const RESYNC_BATCH: usize = 500;
 
 /// What the listener task needs.
-pub struct ListenerSetup {
+pub struct ListenerSetup<M> {
     /// Where to `LISTEN` (`database.listen_url`, else `database.url`).
     pub url: String,
     /// The connection's `application_name` (shown in `pg_stat_activity`).
     pub application_name: String,
     /// This node's listeners.
-    pub registry: Arc<Registry>,
-    /// Where the scenes are re-read after a reconnect.
-    pub scenes: SceneStore,
+    pub registry: Arc<Registry<M>>,
+    /// Where the listened topics are re-read after a reconnect.
+    pub source: Arc<dyn Source<M>>,
     /// Marked down while the listener does not listen (readiness).
     pub health: Arc<BusHealth>,
 }
@@ -95,7 +96,10 @@ pub struct ListenerSetup {
 /// this node's registry. A lost connection is logged and marked down at
 /// once, then re-opened with bounded back-off; after each (re)connect the
 /// listened scenes are re-read (see the module documentation).
-pub fn spawn_listener(setup: ListenerSetup, shutdown: CancellationToken) -> JoinHandle<()> {
+pub fn spawn_listener<M: Message + DeserializeOwned>(
+    setup: ListenerSetup<M>,
+    shutdown: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let options = match PgConnectOptions::from_str(&setup.url) {
             Ok(o) => o.application_name(&setup.application_name),
@@ -153,9 +157,9 @@ pub fn spawn_listener(setup: ListenerSetup, shutdown: CancellationToken) -> Join
             if let Some(previous) = resync.take() {
                 previous.abort();
             }
-            resync = Some(tokio::spawn(resync_scenes(
+            resync = Some(tokio::spawn(reread_listened(
                 setup.registry.clone(),
-                setup.scenes.clone(),
+                setup.source.clone(),
             )));
             let since = Instant::now();
             let Some(lost) = listen(&mut listener, &setup.registry, &shutdown).await else {
@@ -215,9 +219,9 @@ fn jittered(delay: Duration) -> Duration {
 
 /// Dispatches notifications until the connection is lost (the reason) or
 /// `shutdown` (`None`).
-async fn listen(
+async fn listen<M: Message + DeserializeOwned>(
     listener: &mut PgListener,
-    registry: &Registry,
+    registry: &Registry<M>,
     shutdown: &CancellationToken,
 ) -> Option<String> {
     let mut probe =
@@ -235,7 +239,7 @@ async fn listen(
             }
         };
         match next {
-            Ok(Some(n)) => match serde_json::from_str::<SceneView>(n.payload()) {
+            Ok(Some(n)) => match serde_json::from_str::<M>(n.payload()) {
                 Ok(view) => {
                     registry.dispatch(view);
                 }
@@ -247,19 +251,18 @@ async fn listen(
     }
 }
 
-/// Re-reads every scene with a listener on this node and dispatches those
-/// past `waiting` (every listener has seen `waiting`; listeners ignore a
-/// state they already have).
-async fn resync_scenes(registry: Arc<Registry>, scenes: SceneStore) {
+/// Re-reads every topic with a listener on this node and dispatches what
+/// the source gives (listeners ignore a message they are already past).
+async fn reread_listened<M: Message>(registry: Arc<Registry<M>>, source: Arc<dyn Source<M>>) {
     let ids = registry.scene_ids();
     let mut pushed = 0usize;
     let mut unread = 0usize;
     for batch in ids.chunks(RESYNC_BATCH) {
         let mut attempt = 0;
-        let rows = loop {
+        let messages = loop {
             attempt += 1;
-            match scenes.get_many(batch).await {
-                Ok(rows) => break Some(rows),
+            match source.reread(batch).await {
+                Ok(found) => break Some(found),
                 Err(e) if attempt < 3 => {
                     warn!(error = %e, "bus: resync read failed; retrying");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -270,14 +273,12 @@ async fn resync_scenes(registry: Arc<Registry>, scenes: SceneStore) {
                 }
             }
         };
-        let Some(rows) = rows else {
+        let Some(messages) = messages else {
             unread += batch.len();
             continue;
         };
-        let now = now_ms();
-        for row in &rows {
-            let view = SceneView::of(row, now);
-            if view.state != State::Waiting && registry.dispatch(view) > 0 {
+        for message in messages {
+            if registry.dispatch(message) > 0 {
                 pushed += 1;
             }
         }

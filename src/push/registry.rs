@@ -1,12 +1,12 @@
-//! Local listeners by scene: `DashMap<scene_id, listeners>`. Each listener
-//! has a one-slot mailbox that keeps the furthest state pushed to it and a
-//! `Notify`: dispatch never waits and never fails, one slow browser never
-//! holds up another, and a listener that has not read yet still gets the
-//! latest state (states only move forward, docs/api.md). No map guard is held
-//! across an await. A mailbox is a few dozen bytes, where a channel's
-//! buffers were about 800 per waiting browser.
+//! Local listeners by topic (a scene id): `DashMap<topic, listeners>`. Each
+//! listener has a one-slot mailbox that keeps the furthest message pushed to
+//! it (by [`Message::rank`]) and a `Notify`: dispatch never waits and never
+//! fails, one slow browser never holds up another, and a listener that has
+//! not read yet still gets the latest message (messages only move forward).
+//! No map guard is held across an await. A mailbox is a few dozen bytes,
+//! where a channel's buffers were about 800 per waiting browser.
 //!
-//! It also counts each scene's authenticated WebSockets (a long-poll listens
+//! It also counts each topic's authenticated WebSockets (a long-poll listens
 //! too but is not a socket), so a scene holds a bounded number of them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,29 +15,32 @@ use std::sync::{Arc, Mutex, PoisonError};
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
-use crate::scene::SceneView;
+use super::Message;
 
-#[derive(Default)]
-struct Mailbox {
-    latest: Mutex<Option<Arc<SceneView>>>,
+struct Mailbox<M> {
+    latest: Mutex<Option<Arc<M>>>,
     notify: Notify,
 }
 
-impl Mailbox {
-    /// Keeps `view` unless a further state is already waiting.
-    fn put(&self, view: &Arc<SceneView>) {
+impl<M: Message> Mailbox<M> {
+    fn new() -> Self {
+        Self {
+            latest: Mutex::new(None),
+            notify: Notify::new(),
+        }
+    }
+
+    /// Keeps `view` unless a further message is already waiting.
+    fn put(&self, view: &Arc<M>) {
         let mut slot = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        if slot
-            .as_ref()
-            .is_none_or(|held| held.state.rank() <= view.state.rank())
-        {
+        if slot.as_ref().is_none_or(|held| held.rank() <= view.rank()) {
             *slot = Some(view.clone());
         }
         drop(slot);
         self.notify.notify_one();
     }
 
-    fn take(&self) -> Option<Arc<SceneView>> {
+    fn take(&self) -> Option<Arc<M>> {
         self.latest
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -45,34 +48,43 @@ impl Mailbox {
     }
 }
 
-type Listeners = Vec<(u64, Arc<Mailbox>)>;
+type Listeners<M> = Vec<(u64, Arc<Mailbox<M>>)>;
 
 /// This node's listeners.
-#[derive(Default)]
-pub struct Registry {
-    map: DashMap<String, Listeners>,
+pub struct Registry<M> {
+    map: DashMap<String, Listeners<M>>,
     next_id: AtomicU64,
     sockets: DashMap<String, usize>,
 }
 
-/// One WebSocket's place among its scene's; dropping it frees the place.
-pub struct SocketSlot {
-    registry: Arc<Registry>,
+impl<M> Default for Registry<M> {
+    fn default() -> Self {
+        Self {
+            map: DashMap::new(),
+            next_id: AtomicU64::new(0),
+            sockets: DashMap::new(),
+        }
+    }
+}
+
+/// One WebSocket's place among its topic's; dropping it frees the place.
+pub struct SocketSlot<M: Message> {
+    registry: Arc<Registry<M>>,
     scene_id: String,
 }
 
 /// One listener's end; dropping it unregisters.
-pub struct Subscription {
-    mailbox: Arc<Mailbox>,
-    registry: Arc<Registry>,
+pub struct Subscription<M: Message> {
+    mailbox: Arc<Mailbox<M>>,
+    registry: Arc<Registry<M>>,
     scene_id: String,
     id: u64,
 }
 
-impl Subscription {
-    /// The next state pushed since the last call (the furthest one when
-    /// several came). Cancel-safe: a view stays in the mailbox until taken.
-    pub async fn recv(&mut self) -> Arc<SceneView> {
+impl<M: Message> Subscription<M> {
+    /// The next message pushed since the last call (the furthest one when
+    /// several came). Cancel-safe: a message stays in the mailbox until taken.
+    pub async fn recv(&mut self) -> Arc<M> {
         loop {
             if let Some(view) = self.mailbox.take() {
                 return view;
@@ -82,10 +94,10 @@ impl Subscription {
     }
 }
 
-impl Registry {
+impl<M: Message> Registry<M> {
     /// Starts listening to `scene_id`.
-    pub fn subscribe(self: &Arc<Self>, scene_id: &str) -> Subscription {
-        let mailbox = Arc::new(Mailbox::default());
+    pub fn subscribe(self: &Arc<Self>, scene_id: &str) -> Subscription<M> {
+        let mailbox = Arc::new(Mailbox::new());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.map
             .entry(scene_id.to_owned())
@@ -102,7 +114,7 @@ impl Registry {
     /// A place for one more WebSocket on `scene_id`, unless it already has
     /// `max` on this node. Counting and taking are one step, so concurrent
     /// callers never get past `max`.
-    pub fn socket_slot(self: &Arc<Self>, scene_id: &str, max: usize) -> Option<SocketSlot> {
+    pub fn socket_slot(self: &Arc<Self>, scene_id: &str, max: usize) -> Option<SocketSlot<M>> {
         let mut count = self.sockets.entry(scene_id.to_owned()).or_default();
         if *count >= max {
             drop(count);
@@ -122,10 +134,10 @@ impl Registry {
         self.sockets.get(scene_id).map_or(0, |n| *n)
     }
 
-    /// Hands `view` to every local listener of its scene; returns how many
+    /// Hands `view` to every local listener of its topic; returns how many
     /// there were.
-    pub fn dispatch(&self, view: SceneView) -> usize {
-        let Some(list) = self.map.get(&view.scene_id) else {
+    pub fn dispatch(&self, view: M) -> usize {
+        let Some(list) = self.map.get(view.topic()) else {
             return 0;
         };
         let view = Arc::new(view);
@@ -152,7 +164,7 @@ impl Registry {
     }
 }
 
-impl Drop for Subscription {
+impl<M: Message> Drop for Subscription<M> {
     fn drop(&mut self) {
         let id = self.id;
         if let Some(mut list) = self.registry.map.get_mut(&self.scene_id) {
@@ -164,7 +176,7 @@ impl Drop for Subscription {
     }
 }
 
-impl Drop for SocketSlot {
+impl<M: Message> Drop for SocketSlot<M> {
     fn drop(&mut self) {
         if let Some(mut n) = self.registry.sockets.get_mut(&self.scene_id) {
             *n = n.saturating_sub(1);
@@ -178,13 +190,17 @@ impl Drop for SocketSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scene::State;
 
-    fn view(id: &str, state: State) -> SceneView {
-        SceneView {
-            scene_id: id.into(),
-            state,
-            confirmed: None,
+    /// A message of the tests: a topic and a step along it.
+    #[derive(Debug, PartialEq)]
+    struct Note(&'static str, u8);
+
+    impl Message for Note {
+        fn topic(&self) -> &str {
+            self.0
+        }
+        fn rank(&self) -> u8 {
+            self.1
         }
     }
 
@@ -194,18 +210,18 @@ mod tests {
         let mut a = reg.subscribe("s1");
         let b = reg.subscribe("s1");
         assert_eq!(reg.listeners(), 2);
-        assert_eq!(reg.dispatch(view("s1", State::Scanned)), 2);
-        assert_eq!(a.recv().await.state, State::Scanned);
+        assert_eq!(reg.dispatch(Note("s1", 1)), 2);
+        assert_eq!(*a.recv().await, Note("s1", 1));
         drop(b);
         assert_eq!(reg.listeners(), 1);
         drop(a);
         assert_eq!(reg.scenes(), 0);
-        assert_eq!(reg.dispatch(view("s1", State::Expired)), 0);
+        assert_eq!(reg.dispatch(Note("s1", 2)), 0);
     }
 
     #[test]
     fn a_scene_takes_at_most_max_sockets_and_frees_them() {
-        let reg = Arc::new(Registry::default());
+        let reg: Arc<Registry<Note>> = Arc::new(Registry::default());
         let mut held: Vec<_> = (0..3)
             .map(|_| reg.socket_slot("s", 3).expect("room"))
             .collect();
@@ -227,17 +243,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_listener_that_has_not_read_gets_the_furthest_state() {
+    async fn a_listener_that_has_not_read_gets_the_furthest_message() {
         let reg = Arc::new(Registry::default());
         let mut slow = reg.subscribe("s");
         let mut fast = reg.subscribe("s");
-        for state in [State::Scanned, State::Confirmed] {
-            assert_eq!(reg.dispatch(view("s", state)), 2);
-            assert_eq!(fast.recv().await.state, state);
+        for rank in [1, 2] {
+            assert_eq!(reg.dispatch(Note("s", rank)), 2);
+            assert_eq!(fast.recv().await.1, rank);
         }
-        // A late, older state does not replace the further one.
-        reg.dispatch(view("s", State::Scanned));
-        assert_eq!(slow.recv().await.state, State::Confirmed);
+        // A late, older message does not replace the further one.
+        reg.dispatch(Note("s", 1));
+        assert_eq!(slow.recv().await.1, 2);
         let waited = tokio::time::timeout(std::time::Duration::from_millis(50), slow.recv()).await;
         assert!(waited.is_err(), "nothing more was pushed");
     }

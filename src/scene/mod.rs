@@ -1,62 +1,20 @@
-//! The scene: one login attempt shown as one code, and its state machine
-//! `waiting -> scanned -> confirmed | cancelled`, `waiting/scanned -> expired`.
+//! The scene: one login attempt shown as one mini-program code. Its state
+//! machine is `machine.rs`; `store.rs` keeps the `scenes` table and
+//! `code_images.rs` the code images.
 
-pub mod codes;
+pub mod code_images;
+pub mod machine;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
 
-pub use store::{Binding, NewScene, SceneStore};
+pub use machine::{Refusal, State, Step};
+pub use store::{NewScene, Scanner, SceneStore};
 
-/// A scene's state. Final states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Waiting,
-    Scanned,
-    Confirmed,
-    Cancelled,
-    Expired,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Waiting => "waiting",
-            Self::Scanned => "scanned",
-            Self::Confirmed => "confirmed",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "waiting" => Self::Waiting,
-            "scanned" => Self::Scanned,
-            "confirmed" => Self::Confirmed,
-            "cancelled" => Self::Cancelled,
-            "expired" => Self::Expired,
-            _ => return None,
-        })
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(self, Self::Confirmed | Self::Cancelled | Self::Expired)
-    }
-
-    /// Order along the machine: a later state never goes back to an earlier one.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::Waiting => 0,
-            Self::Scanned => 1,
-            _ => 2,
-        }
-    }
-}
-
-/// A validated scene id: 32 lowercase hex characters (a UUID v4 without dashes).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A validated scene id: 32 lowercase hex characters (a UUID v4 without
+/// dashes). Parsed once at the edge and carried typed to the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct SceneId(String);
 
 impl SceneId {
@@ -74,6 +32,26 @@ impl SceneId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// An id read back from the `scenes` table, which holds only ids that
+    /// were made by [`SceneId::new_random`].
+    pub(crate) fn stored(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl TryFrom<String> for SceneId {
+    type Error = &'static str;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s).ok_or("a scene id is 32 lowercase hex characters")
+    }
+}
+
+impl From<SceneId> for String {
+    fn from(id: SceneId) -> Self {
+        id.0
+    }
 }
 
 impl std::fmt::Display for SceneId {
@@ -86,7 +64,7 @@ impl std::fmt::Display for SceneId {
 /// from `issued_at` with the server key when the view reaches the browser).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SceneView {
-    pub scene_id: String,
+    pub scene_id: SceneId,
     pub state: State,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed: Option<ConfirmedView>,
@@ -101,20 +79,26 @@ pub struct ConfirmedView {
 }
 
 impl SceneView {
+    /// A view of a step just taken, with nothing confirmed to show.
+    pub fn plain(scene_id: SceneId, state: State) -> Self {
+        Self {
+            scene_id,
+            state,
+            confirmed: None,
+        }
+    }
+
     /// The view of a stored scene at time `now` (overdue counts as expired
     /// even before the sweeper has marked it).
     pub fn of(row: &entity::scenes::Model, now: i64) -> Self {
-        let mut state = State::parse(&row.state).unwrap_or(State::Expired);
-        if !state.is_final() && row.expires_at <= now {
-            state = State::Expired;
-        }
+        let state = State::at(row, now);
         let confirmed = (state == State::Confirmed).then(|| ConfirmedView {
             ticket_issued_at: row.finished_at.unwrap_or(row.created_at),
             nickname: row.nickname.clone(),
             avatar_url: row.avatar_url.clone(),
         });
         Self {
-            scene_id: row.id.clone(),
+            scene_id: SceneId::stored(row.id.clone()),
             state,
             confirmed,
         }

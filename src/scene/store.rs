@@ -7,13 +7,14 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
 };
 
-use super::State;
+use super::{SceneId, State};
 use crate::db::Db;
 use crate::sealed::Sealer;
 
-/// The first scanner of a scene: who they are at WeChat.
+/// The person who scanned a scene (or confirms it in one step): who they
+/// are at WeChat, and the session key of their code.
 #[derive(Clone)]
-pub struct Binding {
+pub struct Scanner {
     pub app_id: String,
     pub openid: String,
     pub unionid: Option<String>,
@@ -22,7 +23,7 @@ pub struct Binding {
 
 /// A scene about to be stored.
 pub struct NewScene {
-    pub id: String,
+    pub id: SceneId,
     pub client_id: String,
     pub browser_token_hash: String,
     pub browser_ip: String,
@@ -57,7 +58,7 @@ fn session_key_context(id: &str) -> String {
     format!("scenes.session_key:{id}")
 }
 
-fn bound_to(b: &Binding) -> Condition {
+fn bound_to(b: &Scanner) -> Condition {
     Condition::all()
         .add(C::AppId.eq(b.app_id.as_str()))
         .add(C::Openid.eq(b.openid.as_str()))
@@ -65,7 +66,7 @@ fn bound_to(b: &Binding) -> Condition {
 
 /// Rows a transition may start from: `scanned` by this person, or also
 /// `waiting` when the request carries a fresh code (single-step).
-fn from_states(b: &Binding, allow_waiting: bool) -> Condition {
+fn from_states(b: &Scanner, allow_waiting: bool) -> Condition {
     let scanned_by = Condition::all()
         .add(C::State.eq(State::Scanned.as_str()))
         .add(bound_to(b));
@@ -82,7 +83,7 @@ impl SceneStore {
         Self { db, sealer }
     }
 
-    fn seal_session_key(&self, id: &str, b: &Binding) -> String {
+    fn seal_session_key(&self, id: &str, b: &Scanner) -> String {
         self.sealer
             .seal_str(&session_key_context(id), &b.session_key)
     }
@@ -101,7 +102,7 @@ impl SceneStore {
 
     pub async fn insert(&self, s: NewScene) -> Result<(), DbErr> {
         let row = scenes::ActiveModel {
-            id: Set(s.id),
+            id: Set(s.id.into()),
             client_id: Set(s.client_id),
             state: Set(State::Waiting.as_str().into()),
             browser_token_hash: Set(s.browser_token_hash),
@@ -128,19 +129,19 @@ impl SceneStore {
         Ok(())
     }
 
-    pub async fn get(&self, id: &str) -> Result<Option<scenes::Model>, DbErr> {
-        scenes::Entity::find_by_id(id.to_owned())
+    pub async fn get(&self, id: &SceneId) -> Result<Option<scenes::Model>, DbErr> {
+        scenes::Entity::find_by_id(id.as_str().to_owned())
             .one(self.db.read())
             .await
     }
 
     /// The rows of these scenes (those that still exist), in one query.
-    pub async fn get_many(&self, ids: &[String]) -> Result<Vec<scenes::Model>, DbErr> {
+    pub async fn get_many(&self, ids: &[SceneId]) -> Result<Vec<scenes::Model>, DbErr> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         scenes::Entity::find()
-            .filter(C::Id.is_in(ids.iter().map(String::as_str)))
+            .filter(C::Id.is_in(ids.iter().map(SceneId::as_str)))
             .all(self.db.read())
             .await
     }
@@ -148,8 +149,8 @@ impl SceneStore {
     /// `waiting -> scanned`, binding the scene to its first scanner.
     pub async fn scan(
         &self,
-        id: &str,
-        b: &Binding,
+        id: &SceneId,
+        b: &Scanner,
         mp_token_hash: &str,
         now: i64,
     ) -> Result<bool, DbErr> {
@@ -158,10 +159,13 @@ impl SceneStore {
             .col_expr(C::AppId, Expr::value(b.app_id.clone()))
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::Unionid, Expr::value(b.unionid.clone()))
-            .col_expr(C::SessionKey, Expr::value(self.seal_session_key(id, b)))
+            .col_expr(
+                C::SessionKey,
+                Expr::value(self.seal_session_key(id.as_str(), b)),
+            )
             .col_expr(C::MpTokenHash, Expr::value(mp_token_hash))
             .col_expr(C::ScannedAt, Expr::value(now))
-            .filter(C::Id.eq(id))
+            .filter(C::Id.eq(id.as_str()))
             .filter(C::State.eq(State::Waiting.as_str()))
             .filter(C::ExpiresAt.gt(now))
             .exec(self.db.write())
@@ -170,10 +174,13 @@ impl SceneStore {
     }
 
     /// The same person scanned again: keep their newest session key.
-    pub async fn rescan(&self, id: &str, b: &Binding, now: i64) -> Result<bool, DbErr> {
+    pub async fn rescan(&self, id: &SceneId, b: &Scanner, now: i64) -> Result<bool, DbErr> {
         let res = scenes::Entity::update_many()
-            .col_expr(C::SessionKey, Expr::value(self.seal_session_key(id, b)))
-            .filter(C::Id.eq(id))
+            .col_expr(
+                C::SessionKey,
+                Expr::value(self.seal_session_key(id.as_str(), b)),
+            )
+            .filter(C::Id.eq(id.as_str()))
             .filter(C::State.eq(State::Scanned.as_str()))
             .filter(bound_to(b))
             .filter(C::ExpiresAt.gt(now))
@@ -188,8 +195,8 @@ impl SceneStore {
     pub async fn confirm(
         &self,
         conn: &impl ConnectionTrait,
-        id: &str,
-        b: &Binding,
+        id: &SceneId,
+        b: &Scanner,
         allow_waiting: bool,
         c: Confirmation<'_>,
         now: i64,
@@ -205,7 +212,7 @@ impl SceneStore {
             .col_expr(C::Nickname, Expr::value(c.nickname.map(str::to_owned)))
             .col_expr(C::AvatarUrl, Expr::value(c.avatar_url.map(str::to_owned)))
             .col_expr(C::FinishedAt, Expr::value(now))
-            .filter(C::Id.eq(id))
+            .filter(C::Id.eq(id.as_str()))
             .filter(C::ExpiresAt.gt(now))
             .filter(from_states(b, allow_waiting))
             .exec_with_returning(conn)
@@ -224,22 +231,22 @@ impl SceneStore {
     pub async fn set_user(
         &self,
         conn: &impl ConnectionTrait,
-        id: &str,
+        id: &SceneId,
         user_id: &str,
     ) -> Result<(), DbErr> {
         scenes::Entity::update_many()
             .col_expr(C::UserId, Expr::value(user_id))
-            .filter(C::Id.eq(id))
+            .filter(C::Id.eq(id.as_str()))
             .exec(conn)
             .await?;
         Ok(())
     }
 
     /// The scene's code now comes from `app_id` (a fallback after a quota error).
-    pub async fn set_code_app(&self, id: &str, app_id: &str) -> Result<(), DbErr> {
+    pub async fn set_code_app(&self, id: &SceneId, app_id: &str) -> Result<(), DbErr> {
         scenes::Entity::update_many()
             .col_expr(C::CodeAppId, Expr::value(app_id))
-            .filter(C::Id.eq(id))
+            .filter(C::Id.eq(id.as_str()))
             .exec(self.db.write())
             .await?;
         Ok(())
@@ -250,8 +257,8 @@ impl SceneStore {
     pub async fn cancel(
         &self,
         conn: &impl ConnectionTrait,
-        id: &str,
-        b: &Binding,
+        id: &SceneId,
+        b: &Scanner,
         allow_waiting: bool,
         now: i64,
     ) -> Result<bool, DbErr> {
@@ -261,7 +268,7 @@ impl SceneStore {
             .col_expr(C::Openid, Expr::value(b.openid.clone()))
             .col_expr(C::SessionKey, Expr::value(Option::<String>::None))
             .col_expr(C::FinishedAt, Expr::value(now))
-            .filter(C::Id.eq(id))
+            .filter(C::Id.eq(id.as_str()))
             .filter(C::ExpiresAt.gt(now))
             .filter(from_states(b, allow_waiting))
             .exec(conn)
@@ -270,7 +277,7 @@ impl SceneStore {
     }
 
     /// Marks up to `limit` overdue scenes expired; returns the ids it changed.
-    pub async fn expire_overdue(&self, now: i64, limit: u64) -> Result<Vec<String>, DbErr> {
+    pub async fn expire_overdue(&self, now: i64, limit: u64) -> Result<Vec<SceneId>, DbErr> {
         let live = [State::Waiting.as_str(), State::Scanned.as_str()];
         // One statement per batch (the single SQLite writer is not held up by
         // one UPDATE per scene when many expire at once).
@@ -290,7 +297,22 @@ impl SceneStore {
             .filter(C::ExpiresAt.lte(now))
             .exec_with_returning(self.db.write())
             .await?;
-        Ok(rows.into_iter().map(|row| row.id).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| SceneId::stored(row.id))
+            .collect())
+    }
+
+    /// Whether `mp_token_hash` is the token of a scene scanned and not
+    /// expired (an avatar upload's credential).
+    pub async fn scanned_with_token(&self, mp_token_hash: &str, now: i64) -> Result<bool, DbErr> {
+        let found = scenes::Entity::find()
+            .filter(C::MpTokenHash.eq(mp_token_hash))
+            .filter(C::State.eq(State::Scanned.as_str()))
+            .filter(C::ExpiresAt.gt(now))
+            .one(self.db.read())
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Deletes up to `limit` scenes created before `cutoff`; returns how many.

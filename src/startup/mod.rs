@@ -56,7 +56,7 @@ impl Application {
         let registry = Arc::new(Registry::default());
         let shutdown = CancellationToken::new();
         let (bus, bus_health, listener_task) =
-            bus(&settings, addr, &db, &sealer, &registry, &shutdown);
+            bus(&settings, addr, &db, &key, &registry, &shutdown);
         let webhook_wake = crate::webhooks::Wake::default();
         let login = login_flow(&settings, &db, wechat, key, bus, webhook_wake.clone());
         let oidc = oidc_provider(&settings, &db, sealer, &login).await?;

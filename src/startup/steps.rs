@@ -14,10 +14,10 @@ use url::Url;
 use crate::config::{Settings, WechatMode};
 use crate::db::Db;
 use crate::keys::ServerKey;
-use crate::login::{FlowEvent, FlowObserver, Login};
+use crate::login::{FlowEvent, FlowObserver, Login, SceneSource};
 use crate::oidc::Oidc;
 use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
-use crate::scene::SceneStore;
+use crate::scene::{SceneView, State};
 use crate::sealed::Sealer;
 use crate::simulator::Simulator;
 use crate::state::AppState;
@@ -118,16 +118,19 @@ pub(super) fn wechat_client(
     )))
 }
 
+/// The bus that carries scene changes between nodes.
+type SceneBus = Arc<dyn Bus<SceneView>>;
+
 /// The bus between nodes: in-process on SQLite (one node), else PostgreSQL
 /// `NOTIFY`, whose listener task this starts.
 pub(super) fn bus(
     settings: &Settings,
     addr: SocketAddr,
     db: &Db,
-    sealer: &Sealer,
-    registry: &Arc<Registry>,
+    key: &ServerKey,
+    registry: &Arc<Registry<SceneView>>,
     shutdown: &CancellationToken,
-) -> (Arc<dyn Bus>, Arc<BusHealth>, Option<JoinHandle<()>>) {
+) -> (SceneBus, Arc<BusHealth>, Option<JoinHandle<()>>) {
     if crate::db::is_sqlite(settings.database.url.expose_secret()) {
         let bus = Arc::new(LocalBus::new(registry.clone()));
         return (bus, Arc::new(BusHealth::always_up()), None);
@@ -143,7 +146,7 @@ pub(super) fn bus(
             .to_owned(),
         application_name: format!("scanlogin listener {addr}"),
         registry: registry.clone(),
-        scenes: SceneStore::new(db.clone(), sealer.clone()),
+        source: Arc::new(SceneSource::new(db.clone(), key)),
         health: health.clone(),
     };
     let listener = pg_bus::spawn_listener(setup, shutdown.clone());
@@ -157,11 +160,14 @@ pub(super) fn login_flow(
     db: &Db,
     wechat: Arc<WechatClient>,
     key: ServerKey,
-    bus: Arc<dyn Bus>,
+    bus: SceneBus,
     wake: crate::webhooks::Wake,
 ) -> Arc<Login> {
     let flow_observer: FlowObserver = Arc::new(move |event| {
-        wake.on_flow(event);
+        // Confirms and cancels queue webhook events in their transaction.
+        if matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
+            wake.notify();
+        }
         match event {
             FlowEvent::Created => metrics::scene_created(),
             FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),

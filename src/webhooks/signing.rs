@@ -8,10 +8,9 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 
-/// Prefix of a webhook secret.
-pub const SECRET_PREFIX: &str = "whsec_";
-/// Fewest key bytes a webhook secret may decode to.
-pub const MIN_SECRET_BYTES: usize = 24;
+pub use crate::config::{
+    MIN_WEBHOOK_SECRET_BYTES as MIN_SECRET_BYTES, WEBHOOK_SECRET_PREFIX as SECRET_PREFIX,
+};
 
 /// A webhook secret's key bytes; `Debug` prints nothing of them.
 pub struct SigningKey(SecretSlice<u8>);
@@ -23,19 +22,11 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Reads `whsec_` + base64 of at least [`MIN_SECRET_BYTES`] bytes; the
-    /// error says what is wrong without repeating the secret.
+    /// Reads `whsec_` + base64 of at least [`MIN_SECRET_BYTES`] bytes (the
+    /// format `webhook_secret` is checked against); the error says what is
+    /// wrong without repeating the secret.
     pub fn parse(secret: &str) -> Result<Self, &'static str> {
-        let encoded = secret
-            .strip_prefix(SECRET_PREFIX)
-            .ok_or("must start with whsec_")?;
-        let key = STANDARD
-            .decode(encoded)
-            .map_err(|_| "must be whsec_ followed by base64")?;
-        if key.len() < MIN_SECRET_BYTES {
-            return Err("must encode at least 24 random bytes");
-        }
-        Ok(Self(key.into()))
+        crate::config::webhook_secret_bytes(secret).map(|key| Self(key.into()))
     }
 
     /// The `webhook-signature` value for one attempt.

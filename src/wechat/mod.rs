@@ -1,12 +1,10 @@
-//! Everything that speaks WeChat: the client, its token cache, remembered
-//! code exchanges and user-data crypto. (The built-in simulator, which
+//! Everything that speaks WeChat: the client, its token cache, which app
+//! shows a code, and user-data crypto. (The built-in simulator, which
 //! plays WeChat's side, is `crate::simulator`.)
 
 pub mod apps;
 pub mod client;
 pub mod crypto;
-pub mod sessions;
 pub mod tokens;
 
 pub use client::{CodeImage, TokenError, WechatClient, WechatError, WxSession};
-pub use sessions::{CodeExchanges, Exchange};

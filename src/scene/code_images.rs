@@ -6,21 +6,22 @@ use entity::scene_codes::{self, Column as C};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
+use super::SceneId;
 use crate::wechat::CodeImage;
 
 /// Reads and writes cached code images.
 #[derive(Clone)]
-pub struct SceneCodes {
+pub struct CodeImages {
     db: Db,
 }
 
-impl SceneCodes {
+impl CodeImages {
     pub fn new(db: Db) -> Self {
         Self { db }
     }
 
     /// The scene's image, from the read pool.
-    pub async fn get(&self, scene_id: &str) -> Result<Option<CodeImage>, DbErr> {
+    pub async fn get(&self, scene_id: &SceneId) -> Result<Option<CodeImage>, DbErr> {
         self.get_with(self.db.read(), scene_id).await
     }
 
@@ -28,27 +29,29 @@ impl SceneCodes {
     pub async fn get_with(
         &self,
         conn: &impl ConnectionTrait,
-        scene_id: &str,
+        scene_id: &SceneId,
     ) -> Result<Option<CodeImage>, DbErr> {
-        Ok(scene_codes::Entity::find_by_id(scene_id.to_owned())
-            .one(conn)
-            .await?
-            .map(|m| CodeImage {
-                content_type: m.content_type,
-                bytes: m.image,
-            }))
+        Ok(
+            scene_codes::Entity::find_by_id(scene_id.as_str().to_owned())
+                .one(conn)
+                .await?
+                .map(|m| CodeImage {
+                    content_type: m.content_type,
+                    bytes: m.image,
+                }),
+        )
     }
 
     /// Stores the scene's image through `conn`, unless one is stored already.
     pub async fn put(
         &self,
         conn: &impl ConnectionTrait,
-        scene_id: &str,
+        scene_id: &SceneId,
         image: &CodeImage,
         now: i64,
     ) -> Result<(), DbErr> {
         let row = scene_codes::ActiveModel {
-            scene_id: Set(scene_id.to_owned()),
+            scene_id: Set(scene_id.as_str().to_owned()),
             content_type: Set(image.content_type.clone()),
             image: Set(image.bytes.clone()),
             created_at: Set(now),

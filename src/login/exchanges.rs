@@ -1,9 +1,11 @@
 //! Remembered `jscode2session` exchanges (the `code_exchanges` table). A
 //! `wx.login` code works once at WeChat, so a client's retry with the same
 //! code is answered from here for 5 minutes, and the row also notes what the
-//! code was used for so the retried call can give the same answer.
+//! code was used for ([`CodeUse`]) so the retried call can give the same
+//! answer. A call holds its code ([`HeldCode`]: the code's hash, taken once,
+//! and the one lock on it) from before it reads its scene until it returns,
+//! so a retry sent meanwhile waits and then reads what the first one did.
 
-use crate::db::Db;
 use std::sync::Arc;
 
 use entity::code_exchanges::{self, Column as C};
@@ -12,10 +14,12 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::client::{WechatClient, WechatError, WxSession};
+use super::LoginError;
+use crate::db::Db;
 use crate::keys::now_ms;
-use crate::locks::KeyedLocks;
+use crate::locks::{KeyGuard, KeyedLocks};
 use crate::sealed::Sealer;
+use crate::wechat::{WechatClient, WechatError, WxSession};
 
 /// How long an exchange is remembered (a code's own life).
 pub const REMEMBER_MS: i64 = 5 * 60 * 1000;
@@ -23,13 +27,54 @@ pub const REMEMBER_MS: i64 = 5 * 60 * 1000;
 /// A person's WeChat session as the hub knows it after a code exchange.
 #[derive(Clone)]
 pub struct Exchange {
-    pub code_hash: String,
     pub app_id: String,
     pub openid: String,
     pub unionid: Option<String>,
     pub session_key: SecretString,
-    /// What this code already did on its scene (`scan`, `confirm`, `cancel`).
-    pub outcome: Option<String>,
+    /// What this code already did on its scene.
+    pub used_for: Option<CodeUse>,
+}
+
+/// What a code did on its scene, noted after the call so that a retry with
+/// the same code gets the same answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeUse {
+    Scan,
+    Confirm,
+    Cancel,
+}
+
+impl CodeUse {
+    /// The value stored in `code_exchanges.outcome`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Scan => "scan",
+            Self::Confirm => "confirm",
+            Self::Cancel => "cancel",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Self::Scan, Self::Confirm, Self::Cancel]
+            .into_iter()
+            .find(|u| u.as_str() == s)
+    }
+}
+
+/// A code held by one call: the app it belongs to, its hash and the lock
+/// on that hash, released when the call drops it.
+pub struct HeldCode {
+    app_id: String,
+    code: SecretString,
+    hash: String,
+    _turn: KeyGuard,
+}
+
+impl HeldCode {
+    /// The app whose `wx.login` made the code.
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
 }
 
 /// Exchanges codes at most once. Session keys are stored sealed.
@@ -56,28 +101,31 @@ impl CodeExchanges {
         }
     }
 
-    /// The stored key of a code: a hash, so the table never holds usable codes.
-    pub fn code_hash(app_id: &str, code: &str) -> String {
-        let mut sha = Sha256::new();
-        sha.update(app_id.as_bytes());
-        sha.update([0]);
-        sha.update(code.as_bytes());
-        hex::encode(sha.finalize())
+    /// Waits for the code's turn: every call carrying the same code (of the
+    /// same app) runs one after the other.
+    pub async fn hold(&self, app_id: &str, code: &str) -> HeldCode {
+        let hash = code_hash(app_id, code);
+        let turn = self.locks.lock(&hash).await;
+        HeldCode {
+            app_id: app_id.to_owned(),
+            code: SecretString::from(code.to_owned()),
+            hash,
+            _turn: turn,
+        }
     }
 
-    /// The session behind `code`, asking WeChat only the first time. A code
-    /// belongs to the first scene it is presented with: presented again for
-    /// another scene it is refused, as WeChat would refuse a spent code.
+    /// The session behind the held code, asking WeChat only the first time.
+    /// A code belongs to the first scene (or use, `bound_to`) it is
+    /// presented with: presented again for another it is refused, as WeChat
+    /// would refuse a spent code.
     pub async fn exchange(
         &self,
-        app_id: &str,
-        code: &str,
-        scene_id: &str,
+        held: &HeldCode,
+        bound_to: &str,
     ) -> Result<Exchange, ExchangeError> {
-        let hash = Self::code_hash(app_id, code);
-        let _guard = self.locks.lock(&hash).await;
-        if let Some((found, first_scene)) = self.remembered(&hash).await? {
-            if first_scene != scene_id {
+        let (app_id, hash) = (held.app_id.as_str(), &held.hash);
+        if let Some((found, first_scene)) = self.remembered(hash).await? {
+            if first_scene != bound_to {
                 return Err(ExchangeError::UsedElsewhere);
             }
             return Ok(found);
@@ -86,7 +134,10 @@ impl CodeExchanges {
             openid,
             unionid,
             session_key,
-        } = self.wechat.code_to_session(app_id, code).await?;
+        } = self
+            .wechat
+            .code_to_session(app_id, held.code.expose_secret())
+            .await?;
         let now = now_ms();
         let row = code_exchanges::ActiveModel {
             code_hash: Set(hash.clone()),
@@ -95,10 +146,10 @@ impl CodeExchanges {
             unionid: Set(unionid.clone()),
             session_key: Set(self
                 .sealer
-                .seal_str(&session_key_context(&hash), session_key.expose_secret())),
+                .seal_str(&session_key_context(hash), session_key.expose_secret())),
             created_at: Set(now),
             expires_at: Set(now + REMEMBER_MS),
-            scene_id: Set(Some(scene_id.to_owned())),
+            scene_id: Set(Some(bound_to.to_owned())),
             outcome: Set(None),
         };
         // A stale row of the same hash (older than 5 minutes) is replaced.
@@ -120,12 +171,11 @@ impl CodeExchanges {
             .exec_without_returning(self.db.write())
             .await?;
         Ok(Exchange {
-            code_hash: hash,
             app_id: app_id.to_owned(),
             openid,
             unionid,
             session_key,
-            outcome: None,
+            used_for: None,
         })
     }
 
@@ -144,22 +194,21 @@ impl CodeExchanges {
                 .ok()?;
             let first_scene = m.scene_id.unwrap_or_default();
             let exchange = Exchange {
-                code_hash: m.code_hash,
                 app_id: m.app_id,
                 openid: m.openid,
                 unionid: m.unionid,
                 session_key: SecretString::from(session_key),
-                outcome: m.outcome,
+                used_for: m.outcome.as_deref().and_then(CodeUse::parse),
             };
             Some((exchange, first_scene))
         }))
     }
 
-    /// Notes that the code did `outcome` on its scene (first use wins).
-    pub async fn record_use(&self, code_hash: &str, outcome: &str) -> Result<(), DbErr> {
+    /// Notes what the held code did on its scene (first use wins).
+    pub async fn record_use(&self, held: &HeldCode, used: CodeUse) -> Result<(), DbErr> {
         code_exchanges::Entity::update_many()
-            .col_expr(C::Outcome, outcome.into())
-            .filter(C::CodeHash.eq(code_hash))
+            .col_expr(C::Outcome, used.as_str().into())
+            .filter(C::CodeHash.eq(held.hash.as_str()))
             .filter(C::Outcome.is_null())
             .exec(self.db.write())
             .await?;
@@ -193,7 +242,7 @@ pub enum ExchangeError {
     UsedElsewhere,
 }
 
-impl From<ExchangeError> for crate::http::error::ApiError {
+impl From<ExchangeError> for LoginError {
     fn from(e: ExchangeError) -> Self {
         match e {
             ExchangeError::Wechat(w) => w.into(),
@@ -203,4 +252,13 @@ impl From<ExchangeError> for crate::http::error::ApiError {
             }
         }
     }
+}
+
+/// The stored key of a code: a hash, so the table never holds usable codes.
+fn code_hash(app_id: &str, code: &str) -> String {
+    let mut sha = Sha256::new();
+    sha.update(app_id.as_bytes());
+    sha.update([0]);
+    sha.update(code.as_bytes());
+    hex::encode(sha.finalize())
 }

@@ -1,0 +1,264 @@
+//! What makes a configuration unusable ([`Settings::problems`], which stop
+//! `serve` and `check-config`) or merely unwise ([`Settings::warnings`]).
+//! The OpenID Connect and webhook keys have their own files.
+
+pub mod oidc;
+pub mod webhooks;
+
+use std::collections::HashSet;
+
+use secrecy::ExposeSecret;
+use url::Url;
+
+use super::{Settings, WechatMode};
+
+impl Settings {
+    /// Mistakes that make the configuration unusable, one line each, naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let live = self.wechat.mode == WechatMode::Live;
+        if !matches!(self.server.public_url.scheme(), "http" | "https") {
+            out.push("server.public_url: must be an http or https URL".into());
+        }
+        if !(1..=86_400).contains(&self.scene.ttl_secs) {
+            out.push(format!(
+                "scene.ttl_secs: {} is out of range 1..=86400",
+                self.scene.ttl_secs
+            ));
+        }
+        if !(50..=60_000).contains(&self.scene.sweep_interval_ms) {
+            out.push("scene.sweep_interval_ms: must be within 50..=60000".into());
+        }
+        if self.rate_limit.scenes_per_minute > 0 && self.rate_limit.burst == 0 {
+            out.push("rate_limit.burst: must be at least 1 while scenes are limited".into());
+        }
+        if let Some(why) = self.simulator_exposed() {
+            out.push(why);
+        }
+        if self.server.metrics_bind == Some(self.server.bind) {
+            out.push("server.metrics_bind: must differ from server.bind".into());
+        }
+        if self.housekeeping.retention_secs < 3600 {
+            out.push("housekeeping.retention_secs: at least 3600 (an hour)".into());
+        }
+        if self.housekeeping.batch == 0 || self.housekeeping.interval_secs == 0 {
+            out.push("housekeeping: batch and interval_secs must be at least 1".into());
+        }
+        if self.database.max_connections == 0 {
+            out.push("database.max_connections: must be at least 1".into());
+        }
+        let url = self.database.url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            out.push("database.url: must start with sqlite:, postgres:// or postgresql://".into());
+        }
+        if let Some(listen) = &self.database.listen_url {
+            let listen = listen.expose_secret();
+            if !(listen.starts_with("postgres://") || listen.starts_with("postgresql://"))
+                || url.starts_with("sqlite:")
+            {
+                out.push(
+                    "database.listen_url: a postgres:// URL, with a postgres:// database.url"
+                        .into(),
+                );
+            }
+        }
+        if !(1..=3600).contains(&self.database.listener_grace_secs) {
+            out.push("database.listener_grace_secs: must be within 1..=3600".into());
+        }
+        if let Some(key) = &self.server.secret_key
+            && key.expose_secret().len() < 32
+        {
+            out.push("server.secret_key: must be at least 32 characters".into());
+        }
+        if self.apps.is_empty() {
+            out.push("apps: at least one [[apps]] entry is required".into());
+        }
+        let mut app_ids = HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            if app.app_id.is_empty() {
+                out.push(format!("apps[{i}].app_id: must not be empty"));
+            }
+            if !app_ids.insert(app.app_id.as_str()) {
+                out.push(format!(
+                    "apps[{i}].app_id: duplicate app id {:?}",
+                    app.app_id
+                ));
+            }
+            if live && app.secret.expose_secret().is_empty() {
+                out.push(format!("apps[{i}].secret: required in live mode"));
+            }
+            if app.page.starts_with('/') || app.page.contains('?') || app.page.is_empty() {
+                out.push(format!(
+                    "apps[{i}].page: a page path without leading '/' or query"
+                ));
+            }
+            if !matches!(app.env_version.as_str(), "release" | "trial" | "develop") {
+                out.push(format!(
+                    "apps[{i}].env_version: one of release, trial, develop"
+                ));
+            }
+            if !(280..=1280).contains(&app.width) {
+                out.push(format!(
+                    "apps[{i}].width: {} is out of range 280..=1280",
+                    app.width
+                ));
+            }
+        }
+        if self.clients.is_empty() {
+            out.push("clients: at least one [[clients]] entry is required".into());
+        }
+        let mut client_ids = HashSet::new();
+        for (i, client) in self.clients.iter().enumerate() {
+            if client.client_id.is_empty() {
+                out.push(format!("clients[{i}].client_id: must not be empty"));
+            }
+            if !client_ids.insert(client.client_id.as_str()) {
+                out.push(format!(
+                    "clients[{i}].client_id: duplicate client id {:?}",
+                    client.client_id
+                ));
+            }
+            if client.client_secret.expose_secret().is_empty() {
+                out.push(format!("clients[{i}].client_secret: must not be empty"));
+            }
+            for origin in &client.allowed_origins {
+                if let Err(why) = check_origin(origin) {
+                    out.push(format!("clients[{i}].allowed_origins: {origin:?} {why}"));
+                }
+            }
+            for uri in &client.redirect_uris {
+                if let Err(why) = oidc::check_redirect_uri(uri) {
+                    out.push(format!("clients[{i}].redirect_uris: {uri:?} {why}"));
+                }
+            }
+            if let Some(app) = &client.app_id
+                && !app_ids.contains(app.as_str())
+            {
+                out.push(format!(
+                    "clients[{i}].app_id: {app:?} is not an [[apps]] entry"
+                ));
+            }
+        }
+        out.extend(webhooks::settings_problems(self));
+        out
+    }
+
+    /// Why the simulator may not serve here: it lets anyone log in as
+    /// anyone, so it binds loopback only unless the operator says otherwise.
+    fn simulator_exposed(&self) -> Option<String> {
+        let exposed = self.wechat.mode == WechatMode::Simulator
+            && !self.wechat.simulator_on_network
+            && !self.server.bind.ip().is_loopback();
+        exposed.then(|| {
+            format!(
+                "wechat.simulator_on_network: the simulator lets anyone log in as anyone; \
+                 server.bind {} is not a loopback address (bind 127.0.0.1, use mode = \"live\", \
+                 or set wechat.simulator_on_network = true)",
+                self.server.bind
+            )
+        })
+    }
+
+    /// Advice that does not stop `serve`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.wechat.mode == WechatMode::Simulator {
+            out.push(
+                "wechat.mode: simulator; anyone who reaches the hub can log in as anyone \
+                 (/sim and /demo are served). Use mode = \"live\" in production"
+                    .into(),
+            );
+        }
+        for (key, value) in self.rate_limit.named() {
+            if value == 0 && key != "burst" {
+                out.push(format!("rate_limit.{key}: 0 turns this limit off"));
+            }
+        }
+        if self.wechat.mode == WechatMode::Live && self.server.public_url.scheme() == "http" {
+            out.push(
+                "server.public_url: plain http in live mode; browsers and WeChat expect https"
+                    .into(),
+            );
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            if (1..16).contains(&client.client_secret.expose_secret().len()) {
+                out.push(format!(
+                    "clients[{i}].client_secret: shorter than 16 characters; use a long random secret"
+                ));
+            }
+            for uri in &client.redirect_uris {
+                if oidc::is_plain_http_off_loopback(uri) {
+                    out.push(format!(
+                        "clients[{i}].redirect_uris: {uri:?} is plain http off loopback; codes would travel unencrypted"
+                    ));
+                }
+            }
+        }
+        out.extend(webhooks::settings_warnings(self));
+        out
+    }
+}
+
+/// An origin is `scheme://host[:port]` with no path, query or fragment.
+fn check_origin(origin: &str) -> Result<(), &'static str> {
+    let url = Url::parse(origin).map_err(|_| "is not a URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must use http or https");
+    }
+    if url.host_str().is_none() {
+        return Err("has no host");
+    }
+    if url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || origin.trim_end_matches('/').len() + 1 < origin.len()
+    {
+        return Err("must be scheme://host[:port] without a path");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::fixtures::{BASE, env};
+    use crate::config::{LineColor, Settings};
+
+    #[test]
+    fn a_client_app_must_be_configured_and_colors_are_rgb() {
+        let text = format!(
+            "{BASE}\n[[clients]]\nclient_id = \"b\"\nname = \"B\"\nclient_secret = \"0123456789abcdef\"\napp_id = \"wxnope\"\n"
+        );
+        let err = Settings::from_sources(&text, env(&[])).unwrap_err();
+        assert!(err.to_string().contains("clients[1].app_id"), "{err}");
+        let text = BASE.replace(
+            "secret = \"s\"",
+            "secret = \"s\"\nline_color = { r = 1, g = 2, b = 300 }",
+        );
+        assert!(Settings::from_sources(&text, env(&[])).is_err());
+        let text = BASE.replace(
+            "secret = \"s\"",
+            "secret = \"s\"\nline_color = { r = 1, g = 2, b = 3 }\nis_hyaline = true",
+        );
+        let s = Settings::from_sources(&text, env(&[])).expect("valid");
+        assert_eq!(s.apps[0].line_color, Some(LineColor { r: 1, g: 2, b: 3 }));
+        assert!(s.apps[0].is_hyaline && !s.apps[0].auto_color);
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let err =
+            Settings::from_sources(BASE, env(&[("SCANLOGIN__SCENE__TTL_SECS", "0")])).unwrap_err();
+        assert!(err.to_string().starts_with("scene.ttl_secs"), "{err}");
+        let dup = format!(
+            "{BASE}\n[[clients]]\nclient_id = \"demo\"\nname = \"x\"\nclient_secret = \"0123456789abcdef\"\nallowed_origins = [\"http://x/path\"]\n"
+        );
+        let err = Settings::from_sources(&dup, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clients[1].client_id: duplicate"), "{err}");
+        assert!(err.contains("clients[1].allowed_origins"), "{err}");
+    }
+}

@@ -1,0 +1,202 @@
+//! What a browser asks of the flow: a new scene, its code image, and the
+//! scene as its browser may see it.
+
+use tracing::{Instrument, info, info_span, warn};
+
+use super::{FlowEvent, Login, LoginError};
+use crate::config::ClientSettings;
+use crate::keys::{now_ms, random_token, token_hash, token_matches};
+use crate::scene::{NewScene, SceneId, SceneView, State};
+use crate::wechat::CodeImage;
+use crate::wechat::apps::QUOTA_ERROR;
+
+/// Who asks for a scene: shown on the phone so the person can refuse.
+#[derive(Debug, Clone)]
+pub struct BrowserInfo {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+/// A new scene, with the browser's secret (shown to that browser only).
+pub struct CreatedScene {
+    pub scene_id: SceneId,
+    pub browser_token: String,
+    pub expires_at: i64,
+    /// The app whose mini-program code the scene shows.
+    pub app_id: Option<String>,
+}
+
+impl Login {
+    /// Refuses an `Origin` the client does not allow (no header: not a browser).
+    /// A client with OpenID Connect `redirect_uris` also allows the hub's own
+    /// origin, where its authorize page shows the code.
+    pub fn check_origin(
+        &self,
+        client: &ClientSettings,
+        origin: Option<&str>,
+    ) -> Result<(), LoginError> {
+        match origin {
+            Some(o) if !self.settings.client_allows_origin(client, o) => {
+                Err(LoginError::OriginNotAllowed(o.to_owned()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Makes a new scene for `client_id`.
+    pub async fn create_scene(
+        &self,
+        client_id: &str,
+        origin: Option<&str>,
+        browser: BrowserInfo,
+    ) -> Result<CreatedScene, LoginError> {
+        let client = self.client(client_id)?;
+        self.check_origin(client, origin)?;
+        let id = SceneId::new_random();
+        let browser_token = random_token();
+        let now = now_ms();
+        let expires_at = now + self.settings.scene.ttl_secs as i64 * 1000;
+        let app_id = self.apps.pick(client.app_id.as_deref(), now);
+        self.scenes
+            .insert(NewScene {
+                id: id.clone(),
+                client_id: client.client_id.clone(),
+                browser_token_hash: token_hash(&browser_token),
+                browser_ip: browser.ip,
+                browser_user_agent: browser.user_agent.chars().take(512).collect(),
+                origin: origin.map(str::to_owned),
+                created_at: now,
+                expires_at,
+                code_app_id: app_id.clone(),
+            })
+            .await?;
+        info!(scene_id = %id, client_id, "scene created");
+        self.report(FlowEvent::Created);
+        Ok(CreatedScene {
+            scene_id: id,
+            browser_token,
+            expires_at,
+            app_id,
+        })
+    }
+
+    /// The scene's code image; WeChat is asked once per scene.
+    pub async fn qrcode(&self, id: &SceneId) -> Result<CodeImage, LoginError> {
+        let row = self.load(id).await?;
+        if State::at(&row, now_ms()) == State::Expired {
+            return Err(LoginError::SceneExpired);
+        }
+        if let Some(img) = self.code_images.get(id).await? {
+            return Ok(img);
+        }
+        // The token of the app that will be asked first, so the scene's
+        // flight needs no second connection for it.
+        let first = self
+            .apps
+            .candidates(self.code_app(&row).as_deref(), now_ms());
+        if let Some(app_id) = first.first() {
+            self.wechat.token(app_id).await?;
+        }
+        // One caller per scene across every node (crate::flight).
+        let flight = self.code_flight.enter(id.as_str()).await?;
+        if let Some(img) = self.code_images.get_with(&flight.reader(), id).await? {
+            return Ok(img);
+        }
+        let img = self
+            .code_image(id, &row)
+            .instrument(info_span!("wechat_code", scene_id = %id))
+            .await?;
+        self.code_images
+            .put(&flight.writer(), id, &img, now_ms())
+            .await?;
+        if let Err(e) = flight.land().await {
+            warn!(error = %e, scene_id = %id, "code image not stored; the next request asks WeChat again");
+        }
+        Ok(img)
+    }
+
+    /// The app the scene's code comes from first: the one that made it
+    /// before, else the client's.
+    fn code_app(&self, row: &entity::scenes::Model) -> Option<String> {
+        row.code_app_id.clone().or_else(|| {
+            self.settings
+                .client(&row.client_id)
+                .and_then(|c| c.app_id.clone())
+        })
+    }
+
+    /// Asks WeChat for the scene's code: from the scene's app, or on a quota
+    /// error (45009) from the next configured app, which the scene then
+    /// names. Any other error, or a quota error from every app, is returned.
+    async fn code_image(
+        &self,
+        id: &SceneId,
+        row: &entity::scenes::Model,
+    ) -> Result<CodeImage, LoginError> {
+        let preferred = self.code_app(row);
+        let mut last = None;
+        for app_id in self.apps.candidates(preferred.as_deref(), now_ms()) {
+            let result = self.wechat.code_image(&app_id, id.as_str()).await;
+            let outcome = match &result {
+                Ok(_) => "ok".to_owned(),
+                Err(e) => e.errcode.to_string(),
+            };
+            crate::telemetry::metrics::code_call(&app_id, &outcome);
+            match result {
+                Ok(img) => {
+                    self.apps.worked(&app_id);
+                    if row.code_app_id.as_deref() != Some(app_id.as_str()) {
+                        info!(scene_id = %id, app_id, "code made by another app");
+                        self.scenes.set_code_app(id, &app_id).await?;
+                    }
+                    return Ok(img);
+                }
+                Err(e) if e.errcode == QUOTA_ERROR => {
+                    warn!(app_id, "WeChat quota spent; trying the next app");
+                    self.apps.exhausted(&app_id, now_ms());
+                    last = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(last.map_or_else(
+            || LoginError::InvalidRequest("no app is configured".into()),
+            LoginError::from,
+        ))
+    }
+
+    /// The scene as its browser may see it, in one read: the `Origin` (when
+    /// given) must be one of the scene's client's, then the token must match.
+    pub async fn browser_view(
+        &self,
+        id: &SceneId,
+        browser_token: &str,
+        origin: Option<&str>,
+    ) -> Result<SceneView, LoginError> {
+        let row = self.load(id).await?;
+        if let Some(client) = self.settings.client(&row.client_id) {
+            self.check_origin(client, origin)?;
+        }
+        if !token_matches(browser_token, &row.browser_token_hash) {
+            return Err(LoginError::InvalidToken(
+                "browser_token does not match this scene",
+            ));
+        }
+        Ok(SceneView::of(&row, now_ms()))
+    }
+
+    /// The scene's current view for a listener that already proved its token.
+    pub async fn scene_view(&self, id: &SceneId) -> Result<SceneView, LoginError> {
+        let row = self.load(id).await?;
+        Ok(SceneView::of(&row, now_ms()))
+    }
+
+    /// For a socket: the scene's client, to check the `Origin`. `None` when
+    /// the scene does not exist.
+    pub async fn scene_client(&self, id: &SceneId) -> Result<Option<&ClientSettings>, LoginError> {
+        let Some(row) = self.scenes.get(id).await? else {
+            return Ok(None);
+        };
+        Ok(self.settings.client(&row.client_id))
+    }
+}

@@ -1,0 +1,192 @@
+//! What a confirm may say about the person, checked against WeChat's
+//! session: the nickname and avatar (plain, encrypted or signed), the phone
+//! number behind a `getPhoneNumber` code, and uploaded avatars.
+
+use serde::Deserialize;
+use tracing::{Instrument, info, info_span};
+
+use super::{ConfirmInput, Login, LoginError};
+use crate::avatars::{AVATAR_PATH, Avatar, AvatarError};
+use crate::keys::{now_ms, token_hash};
+use crate::scene::Scanner;
+use crate::wechat::crypto::{decrypt_user_data, signature_matches};
+
+/// Longest nickname accepted, in characters.
+const MAX_NICKNAME: usize = 64;
+/// Longest avatar URL accepted, in bytes.
+const MAX_AVATAR_URL: usize = 2048;
+
+/// The profile a confirm may carry.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileInput {
+    /// At most 64 characters.
+    pub nickname: Option<String>,
+    /// An `https` URL of at most 2048 bytes.
+    pub avatar_url: Option<String>,
+}
+
+/// The person as a confirm shows them, checked.
+#[derive(Debug, Default)]
+pub(super) struct Profile {
+    pub nickname: Option<String>,
+    pub avatar_url: Option<String>,
+    /// The phone number WeChat gave for the confirm's `phone_code`.
+    pub phone: Option<String>,
+}
+
+impl Login {
+    /// The phone number behind a `getPhoneNumber` code, from WeChat.
+    pub(super) async fn phone_number(
+        &self,
+        app_id: &str,
+        code: &str,
+    ) -> Result<String, LoginError> {
+        if code.is_empty() || code.len() > 256 {
+            return Err(LoginError::InvalidRequest(
+                "phone_code must be 1-256 characters".into(),
+            ));
+        }
+        Ok(self
+            .wechat
+            .phone_number(app_id, code)
+            .instrument(info_span!("wechat_phone"))
+            .await?)
+    }
+
+    /// Nickname and avatar from the plain profile, the decrypted data or the
+    /// signed raw data, after checking each against WeChat's session.
+    pub(super) fn profile(&self, b: &Scanner, input: ConfirmInput) -> Result<Profile, LoginError> {
+        let mut nickname = None;
+        let mut avatar = None;
+        match (&input.encrypted_data, &input.iv) {
+            (Some(data), Some(iv)) => {
+                let d = decrypt_user_data(&b.session_key, data, iv)
+                    .map_err(|e| LoginError::DecryptFailed(e.to_string()))?;
+                if d.watermark.as_ref().map(|w| w.appid.as_str()) != Some(b.app_id.as_str()) {
+                    return Err(LoginError::WatermarkMismatch);
+                }
+                if d.open_id.as_ref().is_some_and(|o| *o != b.openid) {
+                    return Err(LoginError::IdentityMismatch(
+                        "decrypted openId is not the session's openid",
+                    ));
+                }
+                if let (Some(u), Some(mine)) = (&d.union_id, &b.unionid)
+                    && u != mine
+                {
+                    return Err(LoginError::IdentityMismatch(
+                        "decrypted unionId is not the session's unionid",
+                    ));
+                }
+                nickname = d.nick_name;
+                avatar = d.avatar_url;
+            }
+            (None, None) => {}
+            _ => {
+                return Err(LoginError::InvalidRequest(
+                    "encrypted_data and iv go together".into(),
+                ));
+            }
+        }
+        match (&input.raw_data, &input.signature) {
+            (Some(raw), Some(sig)) => {
+                if !signature_matches(raw, &b.session_key, sig) {
+                    return Err(LoginError::SignatureMismatch);
+                }
+                #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Raw {
+                    nick_name: Option<String>,
+                    avatar_url: Option<String>,
+                }
+                let r: Raw = serde_json::from_str(raw).map_err(|_| {
+                    LoginError::InvalidRequest("raw_data is not a JSON object".into())
+                })?;
+                nickname = nickname.or(r.nick_name);
+                avatar = avatar.or(r.avatar_url);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(LoginError::InvalidRequest(
+                    "raw_data and signature go together".into(),
+                ));
+            }
+        }
+        if let Some(p) = input.profile {
+            nickname = p.nickname.or(nickname);
+            avatar = p.avatar_url.or(avatar);
+        }
+        let nickname = nickname
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty());
+        if nickname
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > MAX_NICKNAME || n.chars().any(char::is_control))
+        {
+            return Err(LoginError::InvalidRequest(format!(
+                "nickname: at most {MAX_NICKNAME} printable characters"
+            )));
+        }
+        let avatar_url = avatar.filter(|a| !a.is_empty());
+        if let Some(a) = &avatar_url {
+            let ok = a.len() <= MAX_AVATAR_URL
+                && url::Url::parse(a).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(LoginError::InvalidRequest(
+                    "avatar_url: an http(s) URL of at most 2048 bytes".into(),
+                ));
+            }
+        }
+        Ok(Profile {
+            nickname,
+            avatar_url,
+            phone: None,
+        })
+    }
+
+    /// Refuses a token that is not the `mp_token` of a live scanned scene
+    /// (before an avatar's body is read).
+    pub async fn check_avatar_token(&self, mp_token: &str) -> Result<(), LoginError> {
+        if self
+            .scenes
+            .scanned_with_token(&token_hash(mp_token), now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(LoginError::InvalidToken(
+                "mp_token is not the token of a scanned scene",
+            ))
+        }
+    }
+
+    /// Checks, re-encodes and stores an uploaded avatar (after
+    /// [`Self::check_avatar_token`]); returns its absolute URL.
+    pub async fn upload_avatar(
+        &self,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, LoginError> {
+        let png = self
+            .avatars
+            .reencode(content_type, bytes)
+            .await
+            .map_err(|e| match e {
+                AvatarError::UnsupportedType => LoginError::UnsupportedMediaType(e.to_string()),
+                AvatarError::Busy => LoginError::Unavailable(e.to_string()),
+                other => LoginError::InvalidRequest(other.to_string()),
+            })?;
+        let id = self.avatars.put(png, now_ms()).await?;
+        info!(avatar_id = %id, "avatar stored");
+        let base = self.settings.server.public_url.as_str();
+        Ok(format!("{}{AVATAR_PATH}{id}", base.trim_end_matches('/')))
+    }
+
+    /// A stored avatar.
+    pub async fn avatar(&self, id: &str) -> Result<Avatar, LoginError> {
+        self.avatars
+            .get(id)
+            .await?
+            .ok_or(LoginError::NotFound("no such avatar"))
+    }
+}

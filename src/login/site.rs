@@ -1,0 +1,63 @@
+//! What a site's backend asks of the flow: to be recognised by its client
+//! credentials, and to redeem a ticket for the person who logged in.
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tracing::info;
+
+use super::{Login, LoginError, rfc3339};
+use crate::config::ClientSettings;
+use crate::keys::{now_ms, secrets_equal};
+use crate::sealed::Sealer;
+use crate::users::UserProfile;
+
+/// The answer to a redemption.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RedeemAnswer {
+    pub user: UserProfile,
+    pub scene_id: String,
+    pub client_id: String,
+    /// When the phone confirmed (RFC 3339).
+    #[schema(format = DateTime)]
+    pub confirmed_at: String,
+}
+
+impl Login {
+    /// The client whose id and secret these are (compared in constant time).
+    pub fn authenticate_client(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<&ClientSettings, LoginError> {
+        let client = self.settings.client(client_id);
+        let known =
+            client.is_some_and(|c| secrets_equal(client_secret, c.client_secret.expose_secret()));
+        client
+            .filter(|_| known)
+            .ok_or(LoginError::Unauthorized("client credentials are wrong"))
+    }
+
+    /// An authenticated site backend redeems a ticket made for it.
+    pub async fn redeem(
+        &self,
+        client: &ClientSettings,
+        ticket: &str,
+    ) -> Result<RedeemAnswer, LoginError> {
+        let redeemed = self
+            .tickets
+            .redeem(&self.key, ticket, &client.client_id, now_ms())
+            .await?
+            .ok_or(LoginError::InvalidTicket)?;
+        let mut user = redeemed
+            .user
+            .ok_or_else(|| LoginError::Internal("ticket's user is missing".into()))?;
+        user.reveal_phone(&Sealer::new(&self.key), client.phone);
+        info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
+        Ok(RedeemAnswer {
+            user,
+            scene_id: redeemed.scene_id,
+            client_id: client.client_id.clone(),
+            confirmed_at: rfc3339(redeemed.issued_at),
+        })
+    }
+}
