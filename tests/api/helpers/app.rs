@@ -8,7 +8,8 @@ use scanlogin::Application;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use tokio_util::sync::CancellationToken;
 
-use super::config::{TestConfig, TestDb, config_file};
+use super::config::{TestConfig, TestDb};
+use super::config_file::config_file;
 use super::{POSTGRES_ENV, WAIT};
 use crate::fake_wechat::FakeWechat;
 

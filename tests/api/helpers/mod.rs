@@ -2,8 +2,9 @@
 //! secret key, own fake WeChat), and typed helpers that keep tests short.
 //! One file per job:
 //!
-//! - `config`: what a test may change ([`TestConfig`]) and the typed
-//!   `Settings` of its hub, written as a file for the binary's commands;
+//! - `config`: what a test may change (`TestConfig`) and the typed
+//!   `Settings` of its hub;
+//! - `config_file`: those settings as a file, for the binary's commands;
 //! - `app`: starting and stopping the hub, its fake WeChat and its database;
 //! - `calls`: the HTTP calls a browser, a phone or a site makes;
 //! - `ws`: a browser's WebSocket;
@@ -12,6 +13,7 @@
 mod app;
 mod calls;
 mod config;
+mod config_file;
 mod problems;
 mod ws;
 
