@@ -1,5 +1,5 @@
 //! Integration tests: each test runs a real hub on 127.0.0.1 port 0 with its
-//! own database, secret key and fake WeChat (see `helpers.rs`).
+//! own database, secret key and fake WeChat (see `helpers/`).
 
 mod bad_input;
 mod browser;

@@ -906,10 +906,13 @@ async fn the_phone_scope_gives_a_phone_clients_verified_number() {
     const PHONE_CLIENT: &str = "phone-site";
     const PHONE_SECRET: &str = "phone-site-secret-0123456789";
     let app = spawn_app_with(|c| {
-        c.extra_toml = format!(
-            "[[clients]]\nclient_id = \"{PHONE_CLIENT}\"\nname = \"Phone site\"\n\
-             client_secret = \"{PHONE_SECRET}\"\nphone = true\nredirect_uris = [\"{REDIRECT}\"]\n"
-        );
+        c.settings(|s| {
+            s.clients.push(scanlogin::config::ClientSettings {
+                phone: true,
+                redirect_uris: vec![REDIRECT.into()],
+                ..crate::helpers::client(PHONE_CLIENT, "Phone site", PHONE_SECRET)
+            });
+        });
     })
     .await;
     let p = pkce();

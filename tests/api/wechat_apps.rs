@@ -4,6 +4,7 @@
 //! calls and quota errors per app.
 
 use entity::scenes;
+use scanlogin::config::LineColor;
 use sea_orm::EntityTrait;
 use serde_json::json;
 
@@ -218,8 +219,17 @@ async fn mini_program_calls_naming_another_app_are_refused() {
 #[tokio::test]
 async fn app_options_reach_getwxacodeunlimit() {
     let app = spawn_app_with(|c| {
-        c.app_extra =
-            "auto_color = false\nline_color = { r = 7, g = 193, b = 96 }\nis_hyaline = true".into();
+        c.settings(|s| {
+            for app in &mut s.apps {
+                app.auto_color = false;
+                app.line_color = Some(LineColor {
+                    r: 7,
+                    g: 193,
+                    b: 96,
+                });
+                app.is_hyaline = true;
+            }
+        });
     })
     .await;
     let scene = app.create_scene().await;

@@ -2,12 +2,13 @@
 //! only to clients with `phone = true`; WeChat refusing leaves the scene
 //! scanned.
 
+use scanlogin::config::ClientSettings;
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde_json::{Value, json};
 
 use crate::fake_wechat::{Api, Fault};
 use crate::helpers::{
-    CLIENT_ID, Scene, TestApp, assert_problem, ok_json, spawn_app, spawn_app_with, unique,
+    CLIENT_ID, Scene, TestApp, assert_problem, client, ok_json, spawn_app, spawn_app_with, unique,
 };
 
 const PHONE_CLIENT: &str = "phone-site";
@@ -16,13 +17,16 @@ const PHONE_ORIGIN: &str = "http://phone.test";
 
 /// A hub with a third client that asks for phone numbers.
 async fn phone_hub() -> TestApp {
-    spawn_app_with(|c| {
-        c.extra_toml = format!(
-            "[[clients]]\nclient_id = \"{PHONE_CLIENT}\"\nname = \"Phone site\"\n\
-             client_secret = \"{PHONE_SECRET}\"\nallowed_origins = [\"{PHONE_ORIGIN}\"]\nphone = true\n"
-        );
-    })
-    .await
+    spawn_app_with(|c| c.settings(|s| s.clients.push(phone_client()))).await
+}
+
+/// A third client that asks for phone numbers.
+fn phone_client() -> ClientSettings {
+    ClientSettings {
+        allowed_origins: vec![PHONE_ORIGIN.into()],
+        phone: true,
+        ..client(PHONE_CLIENT, "Phone site", PHONE_SECRET)
+    }
 }
 
 async fn scene_for(app: &TestApp, client_id: &str, origin: &str) -> Scene {
@@ -191,11 +195,13 @@ async fn webhook_payloads_never_carry_the_phone_number() {
     // them even for a client with `phone = true`: it redeems the ticket.
     let secret = format!("whsec_{}", base64_of(&[7u8; 32]));
     let app = spawn_app_with(|c| {
-        c.extra_toml = format!(
-            "[[clients]]\nclient_id = \"{PHONE_CLIENT}\"\nname = \"Phone site\"\n\
-             client_secret = \"{PHONE_SECRET}\"\nallowed_origins = [\"{PHONE_ORIGIN}\"]\nphone = true\n\
-             webhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_secret = \"{secret}\"\n"
-        );
+        c.settings(move |s| {
+            s.clients.push(ClientSettings {
+                webhook_url: Some("http://127.0.0.1:9/hook".parse().expect("URL")),
+                webhook_secret: Some(secret.into()),
+                ..phone_client()
+            });
+        });
     })
     .await;
     let scene = scene_for(&app, PHONE_CLIENT, PHONE_ORIGIN).await;

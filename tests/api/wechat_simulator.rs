@@ -14,10 +14,13 @@ async fn sim(app: &TestApp, path: &str, body: serde_json::Value) -> serde_json::
 async fn the_simulator_gives_phone_numbers_for_its_users() {
     let app = spawn_app_with(|c| {
         c.simulator = true;
-        c.extra_toml = "[[clients]]\nclient_id = \"phone-site\"\nname = \"Phone site\"\n\
-                        client_secret = \"phone-site-secret-0123456789\"\n\
-                        allowed_origins = [\"http://phone.test\"]\nphone = true\n"
-            .into();
+        c.settings(|s| {
+            s.clients.push(scanlogin::config::ClientSettings {
+                allowed_origins: vec!["http://phone.test".into()],
+                phone: true,
+                ..crate::helpers::client("phone-site", "Phone site", "phone-site-secret-0123456789")
+            });
+        });
     })
     .await;
     let res = app
