@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -11,6 +12,8 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::config::ServerSettings;
 
 /// A fresh random token of 32 bytes, base64url without padding (43 chars).
 pub fn random_token() -> String {
@@ -41,6 +44,20 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 pub struct ServerKey(SecretBox<Vec<u8>>);
 
 impl ServerKey {
+    /// The configured key: `server.secret_key`, else the key file (made on
+    /// first start).
+    pub fn of(server: &ServerSettings) -> anyhow::Result<Self> {
+        Ok(match &server.secret_key {
+            Some(k) => Self::from_secret(k),
+            None => Self::load_or_create(&server.secret_key_file).with_context(|| {
+                format!(
+                    "cannot read or create server.secret_key_file {}",
+                    server.secret_key_file.display()
+                )
+            })?,
+        })
+    }
+
     /// From configured text (at least 32 characters).
     pub fn from_secret(secret: &SecretString) -> Self {
         Self(SecretBox::new(Box::new(

@@ -151,18 +151,6 @@ impl ApiError {
     }
 }
 
-impl From<sea_orm::DbErr> for ApiError {
-    /// A database that is locked, busy, slow, full or gone is not the
-    /// request's fault: 503 with `Retry-After`. Anything else is a bug: 500.
-    fn from(err: sea_orm::DbErr) -> Self {
-        if crate::db::is_unavailable(&err) {
-            Self::Unavailable(format!("database: {err}"))
-        } else {
-            Self::Internal(format!("database: {err}"))
-        }
-    }
-}
-
 impl From<LoginError> for ApiError {
     /// One problem per failure of the flow (docs/api.md "Errors").
     fn from(err: LoginError) -> Self {
@@ -205,24 +193,6 @@ impl From<crate::flight::FlightError> for ApiError {
 impl From<crate::ratelimit::Throttled> for ApiError {
     fn from(t: crate::ratelimit::Throttled) -> Self {
         Self::RateLimited(t.retry_after_secs)
-    }
-}
-
-impl From<crate::wechat::WechatError> for ApiError {
-    fn from(err: crate::wechat::WechatError) -> Self {
-        Self::Wechat {
-            errcode: err.errcode,
-            errmsg: err.errmsg,
-        }
-    }
-}
-
-impl From<crate::wechat::TokenError> for ApiError {
-    fn from(err: crate::wechat::TokenError) -> Self {
-        match err {
-            crate::wechat::TokenError::Wechat(e) => e.into(),
-            crate::wechat::TokenError::Flight(e) => e.into(),
-        }
     }
 }
 

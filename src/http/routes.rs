@@ -1,8 +1,9 @@
 //! The route table: every path the hub serves, top to bottom, in the order
 //! actix-web matches them. Two listeners: the hub's ([`configure`]) and, when
 //! `server.metrics_bind` is set, the metrics one ([`configure_metrics`]).
-//! WebSocket upgrades never reach the app: the upgrade hook (`socket`)
-//! matches [`SCENE_SOCKET`] itself with [`socket_scene_id`].
+//! WebSocket upgrades never reach the app: the upgrade hook matches
+//! [`socket::PATH`] itself (`socket::scene_of`); the table registers the
+//! same path for plain requests.
 
 use std::sync::Arc;
 
@@ -23,9 +24,6 @@ pub const MAX_JSON: usize = 16 * 1024;
 
 /// Where browsers create and watch scenes (CORS applies under it).
 pub const SCENES: &str = "/api/v1/scenes";
-/// A scene's WebSocket; the app answers plain requests, the upgrade hook the
-/// upgrades.
-pub const SCENE_SOCKET: &str = "/api/v1/scenes/{scene_id}/ws";
 
 /// Registers every route of the hub's listener on an `App`.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -126,18 +124,9 @@ pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// The scene id in a [`SCENE_SOCKET`] path, for the upgrade hook's hand
-/// router.
-pub fn socket_scene_id(path: &str) -> Option<&str> {
-    let (prefix, suffix) = SCENE_SOCKET.split_once("{scene_id}")?;
-    path.strip_prefix(prefix)?
-        .strip_suffix(suffix)
-        .filter(|id| !id.is_empty() && !id.contains('/'))
-}
-
-/// [`SCENE_SOCKET`] relative to [`SCENES`].
+/// [`socket::PATH`] relative to [`SCENES`].
 fn socket_under_scenes() -> &'static str {
-    SCENE_SOCKET.strip_prefix(SCENES).unwrap_or(SCENE_SOCKET)
+    socket::PATH.strip_prefix(SCENES).unwrap_or(socket::PATH)
 }
 
 /// Browsers may call the scene routes from any origin some client allows.
@@ -187,17 +176,5 @@ mod tests {
     #[test]
     fn the_socket_path_lies_under_the_scenes() {
         assert_eq!(socket_under_scenes(), "/{scene_id}/ws");
-        let id = "0123456789abcdef0123456789abcdef";
-        let path = format!("/api/v1/scenes/{id}/ws");
-        assert_eq!(socket_scene_id(&path), Some(id));
-        for other in [
-            "/api/v1/scenes//ws",
-            "/api/v1/scenes/a/b/ws",
-            "/api/v1/scenes/ws",
-            "/api/v1/scenes/a/ws/",
-            "/api/v1/mp/a/ws",
-        ] {
-            assert_eq!(socket_scene_id(other), None, "{other}");
-        }
     }
 }

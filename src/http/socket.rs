@@ -1,5 +1,5 @@
 //! `GET /api/v1/scenes/{scene_id}/ws`. The upgrade is taken out of the
-//! HTTP/1 dispatcher (actix-http's upgrade hook, wired in `startup.rs`):
+//! HTTP/1 dispatcher (actix-http's upgrade hook, wired in `startup/serve.rs`):
 //! [`upgrade`] checks the path, the handshake and the `Origin`, answers 101
 //! and hands the bare stream to a session task, so a waiting browser keeps no
 //! HTTP buffers. The session authenticates with its first frame, sends the
@@ -46,8 +46,10 @@ pub const MAX_SOCKETS_PER_SCENE: usize = 8;
 /// The `Retry-After` of a refusal for a full scene: a place frees when one of
 /// its browsers leaves.
 const FULL_SCENE_RETRY_SECS: u64 = 10;
-/// The route, as metrics and logs name it.
-const ROUTE: &str = super::routes::SCENE_SOCKET;
+/// A scene's WebSocket: the upgrade hook answers upgrades here; the route
+/// table registers the same path for plain requests. Metrics and logs name
+/// the route so.
+pub const PATH: &str = "/api/v1/scenes/{scene_id}/ws";
 
 /// Close codes of docs/api.md.
 pub mod close {
@@ -114,7 +116,7 @@ pub async fn upgrade(
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
     let (route, checked) = match scene_of(req.method(), req.path()) {
-        Ok(scene_id) => (ROUTE, handshake(&state, scene_id, &req).await),
+        Ok(scene_id) => (PATH, handshake(&state, scene_id, &req).await),
         Err(e) => ("unmatched", Err(e)),
     };
     let span = tracing::info_span!("request", method, route, status = tracing::field::Empty);
@@ -155,7 +157,7 @@ pub async fn upgrade(
 /// The scene id in `/api/v1/scenes/{scene_id}/ws`, or the problem a
 /// request to any other path (or method) gets.
 fn scene_of<'a>(method: &Method, path: &'a str) -> Result<&'a str, ApiError> {
-    let scene_id = super::routes::socket_scene_id(path).ok_or_else(ApiError::not_found)?;
+    let scene_id = path_scene_id(path).ok_or_else(ApiError::not_found)?;
     if method != Method::GET {
         return Err(ApiError::BadRequestStatus {
             status: StatusCode::METHOD_NOT_ALLOWED,
@@ -163,6 +165,14 @@ fn scene_of<'a>(method: &Method, path: &'a str) -> Result<&'a str, ApiError> {
         });
     }
     Ok(scene_id)
+}
+
+/// The scene id in a [`PATH`] path.
+fn path_scene_id(path: &str) -> Option<&str> {
+    let (prefix, suffix) = PATH.split_once("{scene_id}")?;
+    path.strip_prefix(prefix)?
+        .strip_suffix(suffix)
+        .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The WebSocket handshake headers, then the `Origin` against the scene's
@@ -414,6 +424,27 @@ async fn wait(
         shown = view.state;
         if shown.is_final() {
             return normal(shown.as_str());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hand_router_finds_the_scene_id_and_nothing_else() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let path = format!("/api/v1/scenes/{id}/ws");
+        assert_eq!(path_scene_id(&path), Some(id));
+        for other in [
+            "/api/v1/scenes//ws",
+            "/api/v1/scenes/a/b/ws",
+            "/api/v1/scenes/ws",
+            "/api/v1/scenes/a/ws/",
+            "/api/v1/mp/a/ws",
+        ] {
+            assert_eq!(path_scene_id(other), None, "{other}");
         }
     }
 }

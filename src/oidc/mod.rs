@@ -118,7 +118,7 @@ impl Oidc {
 /// `scanlogin rotate-keys`: opens the database (migrating it when
 /// configured), makes a new current signing key and says which.
 pub async fn rotate_keys(settings: &Settings) -> anyhow::Result<keys::KeyInfo> {
-    let key = crate::startup::server_key(settings)?;
+    let key = crate::keys::ServerKey::of(&settings.server)?;
     let db = crate::db::open(&settings.database).await?;
     if settings.database.migrate_on_start {
         crate::db::migrate(db.write()).await?;

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use actix_web::dev::Server;
-use anyhow::Context;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -48,7 +47,7 @@ impl Application {
         let listeners = Listeners::bind(&settings)?;
         let (addr, metrics_addr) = (listeners.addr, listeners.metrics_addr);
         let db = open_database(&settings).await?;
-        let key = server_key(&settings)?;
+        let key = ServerKey::of(&settings.server)?;
         let sealer = Sealer::new(&key);
         let (api_base, simulator) = wechat_api(&settings, addr)?;
         let metrics_handle = metrics::install();
@@ -123,17 +122,4 @@ impl Application {
         info!("scanlogin stopped");
         result
     }
-}
-
-/// The server key: `server.secret_key`, else the key file (made on first start).
-pub fn server_key(settings: &Settings) -> anyhow::Result<ServerKey> {
-    Ok(match &settings.server.secret_key {
-        Some(k) => ServerKey::from_secret(k),
-        None => ServerKey::load_or_create(&settings.server.secret_key_file).with_context(|| {
-            format!(
-                "cannot read or create server.secret_key_file {}",
-                settings.server.secret_key_file.display()
-            )
-        })?,
-    })
 }

@@ -5,6 +5,7 @@
 mod authorize;
 pub mod error;
 mod page;
+mod schemas;
 mod token;
 
 use actix_web::http::header;
@@ -63,7 +64,7 @@ pub async fn discovery(state: web::Data<AppState>) -> HttpResponse {
     tag = "openid-connect",
     summary = "The public keys that sign ID tokens (RFC 7517)",
     responses(
-        (status = 200, description = "The JWK set", body = crate::http::openapi::Jwks),
+        (status = 200, description = "The JWK set", body = schemas::Jwks),
         (status = 429, description = "`rate_limited` (per client IP)"),
         (status = 503, description = "`unavailable`"),
     )

@@ -75,7 +75,7 @@ fn authenticate<'a>(
         `redirect_uri` and `code_verifier`; a reused code revokes the access token issued \
         for it. Refusals are RFC 6749 JSON (`error`, `error_description`); rate limits and \
         outages are problem documents.",
-    request_body(content = crate::http::openapi::TokenForm, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = super::schemas::TokenForm, content_type = "application/x-www-form-urlencoded"),
     security(("client_basic" = []), ()),
     responses(
         (status = 200, description = "The tokens", body = crate::oidc::TokenAnswer),
@@ -172,7 +172,7 @@ pub async fn token(
     summary = "The claims of an access token's user",
     security(("access_token" = [])),
     responses(
-        (status = 200, description = "The claims", body = crate::http::openapi::UserInfo),
+        (status = 200, description = "The claims", body = super::schemas::UserInfo),
         (status = 401, description = "`invalid_token` (unknown, expired or revoked), or \
             `invalid_request` without a token", body = super::error::OAuthErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"scanlogin\"`, \
