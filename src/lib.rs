@@ -3,6 +3,7 @@
 //! WebSocket. `main.rs` is thin; everything tests drive lives here.
 
 pub mod avatars;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod flight;

@@ -96,7 +96,7 @@ async fn webhooks_retry(settings: &Settings, id: Option<&str>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let now = scanlogin::keys::now_ms();
+    let now = scanlogin::clock::now_ms();
     let result = scanlogin::webhooks::outbox::requeue(&db, id, now).await;
     let _ = db.close().await;
     match (result, id) {

@@ -10,8 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 use super::client_ip::client_ip;
 use super::events::BrowserEvent;
 use super::scene_id;
+use crate::clock::rfc3339;
 use crate::http::error::ApiError;
-use crate::login::{BrowserInfo, rfc3339};
+use crate::login::BrowserInfo;
 use crate::ratelimit::RateLimits;
 use crate::scene::State;
 use crate::state::AppState;
@@ -124,7 +125,7 @@ pub async fn create_scene(
         .trim_end_matches('/');
     let ws_base = base.replacen("http", "ws", 1);
     let id = &scene.scene_id;
-    let expires_in = ((scene.expires_at - crate::keys::now_ms()) / 1000).max(0);
+    let expires_in = ((scene.expires_at - crate::clock::now_ms()) / 1000).max(0);
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(SceneCreated {

@@ -4,8 +4,9 @@
 use tracing::{Instrument, info, info_span, warn};
 
 use super::{FlowEvent, Login, LoginError};
+use crate::clock::now_ms;
 use crate::config::ClientSettings;
-use crate::keys::{now_ms, random_token, token_hash, token_matches};
+use crate::keys::{random_token, token_hash, token_matches};
 use crate::scene::{NewScene, SceneId, SceneView, State};
 use crate::wechat::CodeImage;
 use crate::wechat::apps::QUOTA_ERROR;

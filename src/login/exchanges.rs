@@ -15,8 +15,8 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::LoginError;
+use crate::clock::now_ms;
 use crate::db::Db;
-use crate::keys::now_ms;
 use crate::locks::{KeyGuard, KeyedLocks};
 use crate::sealed::Sealer;
 use crate::wechat::{WechatClient, WechatError, WxSession};

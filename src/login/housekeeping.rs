@@ -6,7 +6,7 @@ use sea_orm::DbErr;
 use tracing::info;
 
 use super::{FlowEvent, Login};
-use crate::keys::now_ms;
+use crate::clock::now_ms;
 use crate::scene::{SceneView, State};
 
 impl Login {

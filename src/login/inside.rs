@@ -7,7 +7,7 @@ use tracing::info;
 
 use super::phone::check_code;
 use super::{Login, LoginError};
-use crate::keys::now_ms;
+use crate::clock::now_ms;
 use crate::users::{Person, UserStore};
 
 /// What a code exchanged for a mini-program login is bound to, in place of a

@@ -26,15 +26,15 @@ pub use site::RedeemAnswer;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::future::BoxFuture;
 use tracing::warn;
 
 use crate::avatars::AvatarStore;
+use crate::clock::now_ms;
 use crate::config::{AppSettings, ClientSettings, Settings};
 use crate::db::Db;
 use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
-use crate::keys::{ServerKey, now_ms};
+use crate::keys::ServerKey;
 use crate::push::{Bus, Message, Source};
 use crate::scene::code_images::CodeImages;
 use crate::scene::{SceneId, SceneStore, SceneView, State};
@@ -72,13 +72,6 @@ pub struct Login {
     observer: Option<FlowObserver>,
     avatars: AvatarStore,
     apps: AppChooser,
-}
-
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// A scene's changes are what the push room carries: the topic is the

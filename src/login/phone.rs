@@ -10,8 +10,9 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::exchanges::HeldCode;
 use super::profile::Profile;
-use super::{CodeUse, FlowEvent, Login, LoginError, ProfileInput, rfc3339};
-use crate::keys::{now_ms, token_hash, token_matches};
+use super::{CodeUse, FlowEvent, Login, LoginError, ProfileInput};
+use crate::clock::{now_ms, rfc3339};
+use crate::keys::{token_hash, token_matches};
 use crate::scene::machine::{already_done, may_finish, refusal};
 use crate::scene::store::Confirmation;
 use crate::scene::{ConfirmedView, Scanner, SceneId, SceneView, State, Step};

@@ -7,7 +7,8 @@ use tracing::{Instrument, info, info_span};
 
 use super::{ConfirmInput, Login, LoginError};
 use crate::avatars::{AVATAR_PATH, Avatar, AvatarError};
-use crate::keys::{now_ms, token_hash};
+use crate::clock::now_ms;
+use crate::keys::token_hash;
 use crate::scene::Scanner;
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
 

@@ -5,9 +5,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use tracing::info;
 
-use super::{Login, LoginError, rfc3339};
+use super::{Login, LoginError};
+use crate::clock::{now_ms, rfc3339};
 use crate::config::ClientSettings;
-use crate::keys::{now_ms, secrets_equal};
+use crate::keys::secrets_equal;
 use crate::sealed::Sealer;
 use crate::users::UserProfile;
 

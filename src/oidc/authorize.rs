@@ -12,7 +12,8 @@ use url::Url;
 use super::claims::user_claims;
 use super::store::{CodeIssue, NewGrant};
 use super::{CODE_TTL_SECS, Oidc, PENDING_TTL_SECS, SCOPES};
-use crate::keys::{now_ms, random_token, token_hash};
+use crate::clock::now_ms;
+use crate::keys::{random_token, token_hash};
 use crate::login::LoginError;
 
 /// Longest `state` and `nonce` accepted.

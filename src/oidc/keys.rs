@@ -18,8 +18,8 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::db::Db;
-use crate::keys::now_ms;
 use crate::sealed::Sealer;
 
 use super::ID_TOKEN_TTL_SECS;

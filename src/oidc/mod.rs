@@ -21,9 +21,9 @@ mod token;
 
 use std::sync::Arc;
 
+use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::keys::now_ms;
 use crate::login::{Login, LoginError};
 use crate::sealed::Sealer;
 

@@ -11,8 +11,9 @@ use tracing::{info, warn};
 use super::claims::IdTokenClaims;
 use super::store::NewAccessToken;
 use super::{ACCESS_TOKEN_TTL_SECS, ID_TOKEN_TTL_SECS, OAuthError, Oidc};
+use crate::clock::now_ms;
 use crate::config::ClientSettings;
-use crate::keys::{now_ms, random_token, token_hash};
+use crate::keys::{random_token, token_hash};
 use crate::login::LoginError;
 
 /// The token endpoint's form, after the client's fields are taken out.

@@ -18,7 +18,8 @@ use sha2::Digest;
 
 use super::state::CodeRefusal;
 use super::{SimRefusal, Simulator, qr_png, sim_openid, sim_phone, sim_unionid};
-use crate::keys::{now_ms, secrets_equal};
+use crate::clock::now_ms;
+use crate::keys::secrets_equal;
 
 fn wx_error(errcode: i64, errmsg: &str) -> HttpResponse {
     HttpResponse::Ok()

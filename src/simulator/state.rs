@@ -9,7 +9,8 @@ use dashmap::DashMap;
 use rand::RngCore;
 
 use super::SimRefusal;
-use crate::keys::{now_ms, random_token, secrets_equal};
+use crate::clock::now_ms;
+use crate::keys::{random_token, secrets_equal};
 
 const CODE_LIFE_MS: i64 = 5 * 60 * 1000;
 /// How long a pretend person's session key is kept for `/sim/api/userinfo`.

@@ -15,8 +15,8 @@ use sea_orm::{ConnectionTrait, DbErr};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use crate::clock::rfc3339;
 use crate::config::{ClientSettings, Settings};
-use crate::login::rfc3339;
 use crate::users::{UserProfile, join_profile, read_profile};
 use signing::SigningKey;
 

@@ -21,9 +21,9 @@ use tracing::{info, warn};
 
 use super::outbox::{self, DELIVERED, FAILED, Outcome, PENDING};
 use super::{Target, Wake, target};
+use crate::clock::now_ms;
 use crate::config::{Settings, WebhookSettings};
 use crate::db::Db;
-use crate::keys::now_ms;
 use crate::telemetry::metrics;
 
 /// How long past its timeout a claimed attempt holds its event.

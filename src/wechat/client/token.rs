@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{TokenError, WechatClient, WechatError, outcome};
-use crate::keys::now_ms;
+use crate::clock::now_ms;
 use crate::wechat::tokens::CachedToken;
 
 /// Refresh a token when less than this is left (WeChat renews 5 min early).
