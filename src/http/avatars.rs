@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::client_ip::client_ip;
 use crate::avatars::MAX_AVATAR_BYTES;
 use crate::http::error::ApiError;
+use crate::login::LoginError;
 use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 
@@ -71,9 +72,9 @@ pub async fn upload(
     let ip = client_ip(&req, &state.settings.server.trusted_proxies);
     RateLimits::by_ip(&state.limits.mp, ip)?;
     let Some(token) = bearer(&req).map(str::to_owned) else {
-        return Err(ApiError::InvalidToken(
+        return Err(ApiError::Flow(LoginError::InvalidToken(
             "Authorization: Bearer <mp_token> is required",
-        ));
+        )));
     };
     state.login.check_avatar_token(&token).await?;
     let declared = req

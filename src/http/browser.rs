@@ -13,6 +13,7 @@ use super::scene_id;
 use crate::clock::rfc3339;
 use crate::http::error::ApiError;
 use crate::login::BrowserInfo;
+use crate::login::LoginError;
 use crate::ratelimit::RateLimits;
 use crate::scene::State;
 use crate::state::AppState;
@@ -69,12 +70,15 @@ pub(crate) fn origin(headers: &header::HeaderMap) -> Result<Option<&str>, ApiErr
         return Ok(None);
     };
     if all.next().is_some() {
-        return Err(ApiError::OriginNotAllowed("several Origin headers".into()));
+        return Err(ApiError::Flow(LoginError::OriginNotAllowed(
+            "several Origin headers".into(),
+        )));
     }
-    first
-        .to_str()
-        .map(Some)
-        .map_err(|_| ApiError::OriginNotAllowed("an Origin that is not ASCII".into()))
+    first.to_str().map(Some).map_err(|_| {
+        ApiError::Flow(LoginError::OriginNotAllowed(
+            "an Origin that is not ASCII".into(),
+        ))
+    })
 }
 
 /// `POST /api/v1/scenes`
@@ -198,9 +202,9 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or(ApiError::InvalidToken(
+        .ok_or(ApiError::Flow(LoginError::InvalidToken(
             "Authorization: Bearer <browser_token> is required",
-        ))
+        )))
 }
 
 /// `GET /api/v1/scenes/{scene_id}/events?after=STATE&wait=SECONDS`

@@ -20,6 +20,7 @@ use super::oidc::escape;
 use crate::config::{DEMO_CLIENT, DEMO_OIDC_CALLBACK as CALLBACK_PATH};
 use crate::http::error::ApiError;
 use crate::keys::random_token;
+use crate::login::LoginError;
 use crate::oidc::TokenRequest;
 use crate::state::AppState;
 
@@ -59,7 +60,7 @@ pub async fn start(
     let (login_state, nonce, verifier) = (random_token(), random_token(), random_token());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let mut to = url::Url::parse(&format!("{}/oauth2/authorize", state.oidc.issuer()))
-        .map_err(|e| ApiError::Internal(format!("issuer is not a URL: {e}")))?;
+        .map_err(|e| ApiError::Flow(LoginError::Internal(format!("issuer is not a URL: {e}"))))?;
     to.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", DEMO_CLIENT)

@@ -73,72 +73,51 @@ fn error_code_schema() -> RefOr<Schema> {
         .into()
 }
 
-/// A failure that reaches a client.
+/// A failure that reaches a client: one of the flow's, or a request the
+/// edge refused before the flow saw it.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// What the flow said went wrong.
+    #[error(transparent)]
+    Flow(#[from] LoginError),
+    /// A malformed request (body, path, query, header).
     #[error("{0}")]
     InvalidRequest(String),
     /// Same code as `InvalidRequest`, with another status (404, 405, 413, 415).
     #[error("{detail}")]
     BadRequestStatus { status: StatusCode, detail: String },
-    #[error("unknown client {0:?}")]
-    UnknownClient(String),
-    #[error("origin {0:?} is not allowed for this client")]
-    OriginNotAllowed(String),
     #[error("too many requests; retry in {0} s")]
     RateLimited(u64),
-    #[error("no such scene")]
-    SceneNotFound,
-    #[error("the scene has expired")]
-    SceneExpired,
-    #[error("the scene is already {0}")]
-    SceneFinal(&'static str),
-    #[error("another WeChat user has scanned this scene")]
-    SceneTaken,
-    #[error("{0}")]
-    InvalidToken(&'static str),
-    #[error("{0}")]
-    Unauthorized(&'static str),
-    #[error("WeChat answered {errcode}: {errmsg}")]
-    Wechat { errcode: i64, errmsg: String },
-    #[error("{0}")]
-    DecryptFailed(String),
-    #[error("watermark.appid does not match the app")]
-    WatermarkMismatch,
-    #[error("signature does not match sha1(raw_data + session_key)")]
-    SignatureMismatch,
-    #[error("{0}")]
-    IdentityMismatch(&'static str),
-    #[error("the ticket is unknown, used, expired or for another client")]
-    InvalidTicket,
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("internal error: {0}")]
-    Internal(String),
 }
 
 impl ApiError {
     /// The stable snake_case code of docs/api.md.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidRequest(_) | Self::BadRequestStatus { .. } => "invalid_request",
-            Self::UnknownClient(_) => "unknown_client",
-            Self::OriginNotAllowed(_) => "origin_not_allowed",
-            Self::RateLimited(_) => "rate_limited",
-            Self::SceneNotFound => "scene_not_found",
-            Self::SceneExpired => "scene_expired",
-            Self::SceneFinal(_) => "scene_final",
-            Self::SceneTaken => "scene_taken",
-            Self::InvalidToken(_) => "invalid_token",
-            Self::Unauthorized(_) => "unauthorized",
-            Self::Wechat { .. } => "wechat_error",
-            Self::DecryptFailed(_) => "decrypt_failed",
-            Self::WatermarkMismatch => "watermark_mismatch",
-            Self::SignatureMismatch => "signature_mismatch",
-            Self::IdentityMismatch(_) => "identity_mismatch",
-            Self::InvalidTicket => "invalid_ticket",
-            Self::Unavailable(_) => "unavailable",
-            Self::Internal(_) => "internal",
+        let flow = match self {
+            Self::InvalidRequest(_) | Self::BadRequestStatus { .. } => return "invalid_request",
+            Self::RateLimited(_) => return "rate_limited",
+            Self::Flow(flow) => flow,
+        };
+        match flow {
+            LoginError::InvalidRequest(_)
+            | LoginError::UnsupportedMediaType(_)
+            | LoginError::NotFound(_) => "invalid_request",
+            LoginError::UnknownClient(_) => "unknown_client",
+            LoginError::OriginNotAllowed(_) => "origin_not_allowed",
+            LoginError::SceneNotFound => "scene_not_found",
+            LoginError::SceneExpired => "scene_expired",
+            LoginError::SceneFinal(_) => "scene_final",
+            LoginError::SceneTaken => "scene_taken",
+            LoginError::InvalidToken(_) => "invalid_token",
+            LoginError::Unauthorized(_) => "unauthorized",
+            LoginError::Wechat { .. } => "wechat_error",
+            LoginError::DecryptFailed(_) => "decrypt_failed",
+            LoginError::WatermarkMismatch => "watermark_mismatch",
+            LoginError::SignatureMismatch => "signature_mismatch",
+            LoginError::IdentityMismatch(_) => "identity_mismatch",
+            LoginError::InvalidTicket => "invalid_ticket",
+            LoginError::Unavailable(_) => "unavailable",
+            LoginError::Internal(_) => "internal",
         }
     }
 
@@ -147,39 +126,6 @@ impl ApiError {
         Self::BadRequestStatus {
             status: StatusCode::NOT_FOUND,
             detail: "no such path".into(),
-        }
-    }
-}
-
-impl From<LoginError> for ApiError {
-    /// One problem per failure of the flow (docs/api.md "Errors").
-    fn from(err: LoginError) -> Self {
-        match err {
-            LoginError::InvalidRequest(d) => Self::InvalidRequest(d),
-            LoginError::UnknownClient(c) => Self::UnknownClient(c),
-            LoginError::OriginNotAllowed(o) => Self::OriginNotAllowed(o),
-            LoginError::SceneNotFound => Self::SceneNotFound,
-            LoginError::SceneExpired => Self::SceneExpired,
-            LoginError::SceneFinal(s) => Self::SceneFinal(s),
-            LoginError::SceneTaken => Self::SceneTaken,
-            LoginError::InvalidToken(d) => Self::InvalidToken(d),
-            LoginError::Unauthorized(d) => Self::Unauthorized(d),
-            LoginError::Wechat { errcode, errmsg } => Self::Wechat { errcode, errmsg },
-            LoginError::DecryptFailed(d) => Self::DecryptFailed(d),
-            LoginError::WatermarkMismatch => Self::WatermarkMismatch,
-            LoginError::SignatureMismatch => Self::SignatureMismatch,
-            LoginError::IdentityMismatch(d) => Self::IdentityMismatch(d),
-            LoginError::InvalidTicket => Self::InvalidTicket,
-            LoginError::UnsupportedMediaType(detail) => Self::BadRequestStatus {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                detail,
-            },
-            LoginError::NotFound(detail) => Self::BadRequestStatus {
-                status: StatusCode::NOT_FOUND,
-                detail: detail.into(),
-            },
-            LoginError::Unavailable(d) => Self::Unavailable(d),
-            LoginError::Internal(d) => Self::Internal(d),
         }
     }
 }
@@ -198,42 +144,51 @@ impl From<crate::ratelimit::Throttled> for ApiError {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::InvalidRequest(_)
-            | Self::UnknownClient(_)
-            | Self::DecryptFailed(_)
-            | Self::WatermarkMismatch
-            | Self::SignatureMismatch
-            | Self::IdentityMismatch(_)
-            | Self::InvalidTicket => StatusCode::BAD_REQUEST,
-            Self::BadRequestStatus { status, .. } => *status,
-            Self::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::SceneNotFound => StatusCode::NOT_FOUND,
-            Self::SceneExpired => StatusCode::GONE,
-            Self::SceneFinal(_) | Self::SceneTaken => StatusCode::CONFLICT,
-            Self::InvalidToken(_) | Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Wechat { .. } => StatusCode::BAD_GATEWAY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        let flow = match self {
+            Self::InvalidRequest(_) => return StatusCode::BAD_REQUEST,
+            Self::BadRequestStatus { status, .. } => return *status,
+            Self::RateLimited(_) => return StatusCode::TOO_MANY_REQUESTS,
+            Self::Flow(flow) => flow,
+        };
+        match flow {
+            LoginError::InvalidRequest(_)
+            | LoginError::UnknownClient(_)
+            | LoginError::DecryptFailed(_)
+            | LoginError::WatermarkMismatch
+            | LoginError::SignatureMismatch
+            | LoginError::IdentityMismatch(_)
+            | LoginError::InvalidTicket => StatusCode::BAD_REQUEST,
+            LoginError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            LoginError::NotFound(_) | LoginError::SceneNotFound => StatusCode::NOT_FOUND,
+            LoginError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            LoginError::SceneExpired => StatusCode::GONE,
+            LoginError::SceneFinal(_) | LoginError::SceneTaken => StatusCode::CONFLICT,
+            LoginError::InvalidToken(_) | LoginError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            LoginError::Wechat { .. } => StatusCode::BAD_GATEWAY,
+            LoginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LoginError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
-        let detail = match self {
-            Self::Internal(_) => {
+        let flow = match self {
+            Self::Flow(flow) => Some(flow),
+            _ => None,
+        };
+        let detail = match flow {
+            Some(LoginError::Internal(_)) => {
                 tracing::error!(error = %self, "request failed");
                 "the hub failed; the error was logged".to_owned()
             }
-            Self::Unavailable(_) => {
+            Some(LoginError::Unavailable(_)) => {
                 tracing::warn!(error = %self, "service unavailable");
                 "a dependency of the hub is unavailable; retry later".to_owned()
             }
-            other => other.to_string(),
+            _ => self.to_string(),
         };
-        let (errcode, errmsg) = match self {
-            Self::Wechat { errcode, errmsg } => (Some(*errcode), Some(errmsg.clone())),
+        let (errcode, errmsg) = match flow {
+            Some(LoginError::Wechat { errcode, errmsg }) => (Some(*errcode), Some(errmsg.clone())),
             _ => (None, None),
         };
         let body = Problem {
@@ -250,14 +205,14 @@ impl ResponseError for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         ));
-        match self {
-            Self::RateLimited(secs) => {
+        match (self, flow) {
+            (Self::RateLimited(secs), _) => {
                 res.insert_header((header::RETRY_AFTER, secs.to_string()));
             }
-            Self::Unauthorized(_) => {
+            (_, Some(LoginError::Unauthorized(_))) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"scanlogin\""));
             }
-            Self::Unavailable(_) => {
+            (_, Some(LoginError::Unavailable(_))) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
             _ => {}
@@ -270,57 +225,71 @@ impl ResponseError for ApiError {
 mod tests {
     use super::*;
 
-    /// One of each variant; the exhaustive match makes a new variant a
-    /// compile error here until it is listed.
+    /// One of each variant, the flow's included; the exhaustive matches make
+    /// a new variant a compile error here until it is listed.
     fn one_of_each() -> Vec<ApiError> {
-        let all = vec![
+        let flow = vec![
+            LoginError::InvalidRequest("x".into()),
+            LoginError::UnknownClient("x".into()),
+            LoginError::OriginNotAllowed("x".into()),
+            LoginError::SceneNotFound,
+            LoginError::SceneExpired,
+            LoginError::SceneFinal("confirmed"),
+            LoginError::SceneTaken,
+            LoginError::InvalidToken("x"),
+            LoginError::Unauthorized("x"),
+            LoginError::Wechat {
+                errcode: 40029,
+                errmsg: "invalid code".into(),
+            },
+            LoginError::DecryptFailed("x".into()),
+            LoginError::WatermarkMismatch,
+            LoginError::SignatureMismatch,
+            LoginError::IdentityMismatch("x"),
+            LoginError::InvalidTicket,
+            LoginError::UnsupportedMediaType("x".into()),
+            LoginError::NotFound("x"),
+            LoginError::Unavailable("x".into()),
+            LoginError::Internal("x".into()),
+        ];
+        for e in &flow {
+            match e {
+                LoginError::InvalidRequest(_)
+                | LoginError::UnknownClient(_)
+                | LoginError::OriginNotAllowed(_)
+                | LoginError::SceneNotFound
+                | LoginError::SceneExpired
+                | LoginError::SceneFinal(_)
+                | LoginError::SceneTaken
+                | LoginError::InvalidToken(_)
+                | LoginError::Unauthorized(_)
+                | LoginError::Wechat { .. }
+                | LoginError::DecryptFailed(_)
+                | LoginError::WatermarkMismatch
+                | LoginError::SignatureMismatch
+                | LoginError::IdentityMismatch(_)
+                | LoginError::InvalidTicket
+                | LoginError::UnsupportedMediaType(_)
+                | LoginError::NotFound(_)
+                | LoginError::Unavailable(_)
+                | LoginError::Internal(_) => {}
+            }
+        }
+        let mut all: Vec<ApiError> = flow.into_iter().map(ApiError::from).collect();
+        all.extend([
             ApiError::InvalidRequest("x".into()),
             ApiError::BadRequestStatus {
                 status: StatusCode::NOT_FOUND,
                 detail: "x".into(),
             },
-            ApiError::UnknownClient("x".into()),
-            ApiError::OriginNotAllowed("x".into()),
             ApiError::RateLimited(1),
-            ApiError::SceneNotFound,
-            ApiError::SceneExpired,
-            ApiError::SceneFinal("confirmed"),
-            ApiError::SceneTaken,
-            ApiError::InvalidToken("x"),
-            ApiError::Unauthorized("x"),
-            ApiError::Wechat {
-                errcode: 40029,
-                errmsg: "invalid code".into(),
-            },
-            ApiError::DecryptFailed("x".into()),
-            ApiError::WatermarkMismatch,
-            ApiError::SignatureMismatch,
-            ApiError::IdentityMismatch("x"),
-            ApiError::InvalidTicket,
-            ApiError::Unavailable("x".into()),
-            ApiError::Internal("x".into()),
-        ];
+        ]);
         for e in &all {
             match e {
-                ApiError::InvalidRequest(_)
+                ApiError::Flow(_)
+                | ApiError::InvalidRequest(_)
                 | ApiError::BadRequestStatus { .. }
-                | ApiError::UnknownClient(_)
-                | ApiError::OriginNotAllowed(_)
-                | ApiError::RateLimited(_)
-                | ApiError::SceneNotFound
-                | ApiError::SceneExpired
-                | ApiError::SceneFinal(_)
-                | ApiError::SceneTaken
-                | ApiError::InvalidToken(_)
-                | ApiError::Unauthorized(_)
-                | ApiError::Wechat { .. }
-                | ApiError::DecryptFailed(_)
-                | ApiError::WatermarkMismatch
-                | ApiError::SignatureMismatch
-                | ApiError::IdentityMismatch(_)
-                | ApiError::InvalidTicket
-                | ApiError::Unavailable(_)
-                | ApiError::Internal(_) => {}
+                | ApiError::RateLimited(_) => {}
             }
         }
         all
@@ -332,5 +301,21 @@ mod tests {
             one_of_each().iter().map(ApiError::code).collect();
         let documented: std::collections::BTreeSet<&str> = ERROR_CODES.into_iter().collect();
         assert_eq!(used, documented);
+    }
+
+    #[test]
+    fn the_flows_failures_keep_their_status_and_headers() {
+        let e = ApiError::from(LoginError::UnsupportedMediaType("x".into()));
+        assert_eq!(e.status_code(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(e.code(), "invalid_request");
+        let e = ApiError::from(LoginError::NotFound("no such avatar"));
+        assert_eq!(e.status_code(), StatusCode::NOT_FOUND);
+        let res = ApiError::from(LoginError::Unavailable("db".into())).error_response();
+        assert_eq!(
+            res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()),
+            Some(&b"5"[..])
+        );
+        let res = ApiError::from(LoginError::Unauthorized("x")).error_response();
+        assert!(res.headers().contains_key(header::WWW_AUTHENTICATE));
     }
 }

@@ -28,13 +28,14 @@ use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 
 use crate::http::error::ApiError;
+use crate::login::LoginError;
 
 pub use routes::MAX_JSON;
 
 /// A scene id from a path or body, parsed once here and carried typed from
 /// here to the store; one that cannot be an id names no scene.
 pub(crate) fn scene_id(raw: &str) -> Result<crate::scene::SceneId, ApiError> {
-    crate::scene::SceneId::parse(raw).ok_or(ApiError::SceneNotFound)
+    crate::scene::SceneId::parse(raw).ok_or(ApiError::Flow(LoginError::SceneNotFound))
 }
 
 /// Turns any error answer that is not already problem+json (405 from the
@@ -54,7 +55,7 @@ pub fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
         }
         let status = res.status();
         let err = if status.is_server_error() {
-            ApiError::Internal(format!("framework answered {status}"))
+            ApiError::Flow(LoginError::Internal(format!("framework answered {status}")))
         } else {
             let detail = match status {
                 StatusCode::NOT_FOUND => "no such path".to_owned(),

@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
+use crate::login::LoginError;
 use crate::state::AppState;
 
 /// The answer of `/healthz` and `/readyz`.
@@ -32,10 +33,11 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let handle = state
-        .metrics
-        .as_ref()
-        .ok_or_else(|| ApiError::Unavailable("metrics recorder not installed".into()))?;
+    let handle = state.metrics.as_ref().ok_or_else(|| {
+        ApiError::Flow(LoginError::Unavailable(
+            "metrics recorder not installed".into(),
+        ))
+    })?;
     let open = state
         .open_sockets
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -63,13 +65,18 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
     )
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .bus_health
-        .ready()
-        .map_err(|down| ApiError::Unavailable(format!("bus listener disconnected for {down:?}")))?;
+    state.bus_health.ready().map_err(|down| {
+        ApiError::Flow(LoginError::Unavailable(format!(
+            "bus listener disconnected for {down:?}"
+        )))
+    })?;
     tokio::time::timeout(READY_WITHIN, state.login.ready())
         .await
-        .map_err(|_| ApiError::Unavailable("database: no answer within 2 s".into()))?
-        .map_err(|e| ApiError::Unavailable(format!("database: {e}")))?;
+        .map_err(|_| {
+            ApiError::Flow(LoginError::Unavailable(
+                "database: no answer within 2 s".into(),
+            ))
+        })?
+        .map_err(|e| ApiError::Flow(LoginError::Unavailable(format!("database: {e}"))))?;
     Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }

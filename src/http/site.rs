@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 
 use super::client_ip::client_ip;
 use crate::http::error::ApiError;
+use crate::login::LoginError;
 use crate::state::AppState;
 
 /// The body of `POST /api/v1/tickets/redeem`.
@@ -21,8 +22,9 @@ pub struct RedeemBody {
 /// `(client_id, client_secret)` from `Authorization: Basic ...` (RFC 7617;
 /// the scheme name is case-insensitive).
 pub(crate) fn basic(req: &HttpRequest) -> Result<(String, String), ApiError> {
-    const MISSING: ApiError =
-        ApiError::Unauthorized("HTTP Basic client_id:client_secret is required");
+    const MISSING: ApiError = ApiError::Flow(LoginError::Unauthorized(
+        "HTTP Basic client_id:client_secret is required",
+    ));
     let value = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -202,7 +202,7 @@ async fn handshake(
     match (client, origin) {
         (Some(c), o) => state.login.check_origin(c, o)?,
         (None, Some(o)) if !state.settings.any_client_allows(o) => {
-            return Err(ApiError::OriginNotAllowed(o.to_owned()));
+            return Err(ApiError::Flow(LoginError::OriginNotAllowed(o.to_owned())));
         }
         _ => {}
     }

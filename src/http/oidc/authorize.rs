@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::page::{language, page, refusal_page};
 use crate::http::browser::origin;
 use crate::http::error::ApiError;
+use crate::login::LoginError;
 use crate::oidc::{AuthorizeRefusal, Completion};
 use crate::state::AppState;
 
@@ -85,7 +86,7 @@ pub async fn complete(
         .origin()
         .ascii_serialization();
     if let Some(o) = origin(req.headers())?.filter(|o| *o != own) {
-        return Err(ApiError::OriginNotAllowed(o.to_owned()));
+        return Err(ApiError::Flow(LoginError::OriginNotAllowed(o.to_owned())));
     }
     let body = body.into_inner();
     let how = match (body.ticket, body.cancelled) {

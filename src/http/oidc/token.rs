@@ -11,6 +11,7 @@ use super::error::OAuthReply;
 use crate::config::ClientSettings;
 use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
+use crate::login::LoginError;
 use crate::oidc::{OAuthError, TokenRequest};
 use crate::state::AppState;
 
@@ -56,7 +57,7 @@ fn authenticate<'a>(
     secret: &str,
 ) -> Result<&'a ClientSettings, OAuthReply> {
     crate::http::site::authenticate(req, state, client_id, secret).map_err(|e| match e {
-        ApiError::Unauthorized(_) => {
+        ApiError::Flow(LoginError::Unauthorized(_)) => {
             OAuthError::InvalidClient("client authentication failed").into()
         }
         other => other.into(),
