@@ -99,25 +99,10 @@ impl Settings {
 #[cfg(test)]
 mod hub_page_tests {
     use super::*;
-    use crate::config::ConfigError;
-
-    const BASE: &str = r#"
-        [wechat]
-        mode = "simulator"
-        [[apps]]
-        app_id = "wxtest"
-        secret = "s"
-        [[clients]]
-        client_id = "shop"
-        name = "Shop"
-        client_secret = "0123456789abcdef"
-    "#;
+    use crate::config::fixtures::shop_with;
 
     fn settings(redirect_uris: &str) -> Result<Settings, ConfigError> {
-        Settings::from_sources(
-            &format!("{BASE}redirect_uris = {redirect_uris}\n"),
-            Vec::<(String, String)>::new(),
-        )
+        shop_with(&format!("redirect_uris = {redirect_uris}"))
     }
 
     #[test]

@@ -34,25 +34,11 @@ pub fn is_plain_http_off_loopback(uri: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::fixtures::shop_with;
     use crate::config::{ConfigError, Settings};
 
-    const BASE: &str = r#"
-        [wechat]
-        mode = "simulator"
-        [[apps]]
-        app_id = "wxtest"
-        secret = "s"
-        [[clients]]
-        client_id = "shop"
-        name = "Shop"
-        client_secret = "0123456789abcdef"
-    "#;
-
     fn settings(redirect_uris: &str) -> Result<Settings, ConfigError> {
-        Settings::from_sources(
-            &format!("{BASE}redirect_uris = {redirect_uris}\n"),
-            Vec::<(String, String)>::new(),
-        )
+        shop_with(&format!("redirect_uris = {redirect_uris}"))
     }
 
     #[test]
