@@ -172,6 +172,27 @@ impl TestConfig {
     }
 }
 
+/// The typed settings of a test hub on `db_url`, as `spawn_app_with` builds
+/// them after `change`, without starting it: for tests that start several
+/// hubs on one database, or one hub twice. `fake_wechat` is the fake's URL
+/// (live mode); `None` runs the hub's built-in simulator.
+pub fn hub_settings(
+    db_url: &str,
+    fake_wechat: Option<&str>,
+    change: impl FnOnce(&mut TestConfig),
+) -> Settings {
+    let mut cfg = TestConfig {
+        simulator: fake_wechat.is_none(),
+        ..TestConfig::default()
+    };
+    change(&mut cfg);
+    let api_base = match fake_wechat {
+        Some(url) => url.to_owned(),
+        None => WechatSettings::default().api_base.to_string(),
+    };
+    cfg.build(db_url, &api_base)
+}
+
 /// Limits no ordinary test reaches (one address plays every browser and
 /// phone), still switched on so every request passes through them.
 pub fn generous_limits() -> RateLimitSettings {

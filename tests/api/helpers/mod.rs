@@ -25,7 +25,8 @@ use base64::engine::general_purpose::STANDARD;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use calls::Scene;
-pub use config::{TestDb, client};
+pub use config::{TestDb, client, hub_settings};
+pub use config_file::config_file;
 pub use problems::{assert_problem, get_text, ok_json};
 pub use ws::Ending;
 

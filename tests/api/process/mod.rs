@@ -1,0 +1,226 @@
+//! The `scanlogin` binary as systemd runs it: notify protocol, SIGTERM,
+//! restart on the same database mid-login, metrics, and logs free of secrets.
+
+mod observability;
+mod simulator;
+mod systemd;
+
+use std::net::TcpListener;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A hub process on a free loopback port with its own data folder.
+struct Hub {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Hub {
+    fn start(dir: &Path, port: u16, extra: &[(&str, String)], log: Stdio) -> Hub {
+        let base = format!("http://127.0.0.1:{port}");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
+            .env("SCANLOGIN__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("SCANLOGIN__SERVER__PUBLIC_URL", &base)
+            .env(
+                "SCANLOGIN__DATABASE__URL",
+                format!("sqlite://{}", dir.join("hub.db").display()),
+            )
+            .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
+            .env(
+                "SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS",
+                format!("[\"{base}\"]"),
+            )
+            .env_remove("RUST_LOG")
+            .stdout(log)
+            .stderr(Stdio::null());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start scanlogin");
+        Hub {
+            child,
+            port,
+            dir: dir.to_owned(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn wait_ready(&self) {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(self.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("hub on port {} not ready within 20 s", self.port);
+    }
+
+    fn sigterm(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status.code().unwrap_or(-1);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        panic!("hub did not exit within 20 s of SIGTERM");
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POSTs JSON; the status and the JSON answer (null when there is none).
+pub(crate) async fn post(url: String, body: Value) -> (u16, Value) {
+    let res = reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn sim_code(hub: &Hub, user: &str) -> String {
+    let (status, body) = post(hub.url("/sim/api/login"), json!({"user": user})).await;
+    assert_eq!(status, 200, "{body}");
+    body["code"].as_str().expect("code").to_owned()
+}
+
+async fn ws_auth(hub: &Hub, scene: &str, token: &str) -> Ws {
+    let url = format!("ws://127.0.0.1:{}/api/v1/scenes/{scene}/ws", hub.port);
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("ws connect in time")
+    .expect("ws connect");
+    ws.send(Message::text(
+        json!({"type": "auth", "browser_token": token}).to_string(),
+    ))
+    .await
+    .expect("auth");
+    ws
+}
+
+/// The next text frame as JSON, or the close code.
+async fn next(ws: &mut Ws) -> Result<Value, u16> {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("frame within 10 s");
+        match msg {
+            Some(Ok(Message::Text(t))) => return Ok(serde_json::from_str(&t).expect("json frame")),
+            Some(Ok(Message::Close(frame))) => {
+                return Err(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => return Err(1006),
+        }
+    }
+}
+
+async fn create_scene(hub: &Hub) -> (String, String) {
+    let (status, body) = post(hub.url("/api/v1/scenes"), json!({"client_id": "demo"})).await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["scene_id"].as_str().expect("id").to_owned(),
+        body["browser_token"].as_str().expect("token").to_owned(),
+    )
+}
+
+fn recv_notify(sock: &UnixDatagram, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            let done = text.lines().any(|l| l == want);
+            seen.push(text);
+            if done {
+                return seen;
+            }
+        }
+    }
+    panic!("no {want} from the hub within 20 s; saw {seen:?}");
+}
+
+/// One complete login through the simulator; returns every secret it saw.
+async fn full_login(hub: &Hub, user: &str) -> Vec<String> {
+    let (scene, token) = create_scene(hub).await;
+    let img = reqwest::get(hub.url(&format!("/api/v1/scenes/{scene}/qrcode")))
+        .await
+        .expect("qrcode");
+    assert_eq!(img.headers()["content-type"], "image/png");
+    let mut ws = ws_auth(hub, &scene, &token).await;
+    assert_eq!(next(&mut ws).await.expect("state")["state"], "waiting");
+    let code = sim_code(hub, user).await;
+    let (_, scan) = post(
+        hub.url("/api/v1/mp/scan"),
+        json!({"scene_id": scene, "code": code}),
+    )
+    .await;
+    let mp_token = scan["mp_token"].as_str().expect("mp_token").to_owned();
+    assert_eq!(next(&mut ws).await.expect("scanned")["state"], "scanned");
+    let (status, _) = post(
+        hub.url("/api/v1/mp/confirm"),
+        json!({"scene_id": scene, "mp_token": mp_token}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let event = next(&mut ws).await.expect("confirmed");
+    let ticket = event["ticket"].as_str().expect("ticket").to_owned();
+    let res = reqwest::Client::new()
+        .post(hub.url("/api/v1/tickets/redeem"))
+        .basic_auth("demo", Some("demo-client-secret"))
+        .json(&json!({"ticket": ticket}))
+        .send()
+        .await
+        .expect("redeem");
+    assert_eq!(res.status(), 200);
+    vec![token, mp_token, ticket, code]
+}
