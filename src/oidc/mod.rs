@@ -1,4 +1,4 @@
-//! The hub as an OpenID Connect provider (SPEC "OpenID Connect provider"):
+//! The hub as an OpenID Connect provider (docs/api.md "OpenID Connect provider"):
 //! authorization code flow with PKCE S256, the hub's own authorize page that
 //! shows the code, one-time codes, short-lived access tokens for userinfo,
 //! and RS256 ID tokens. The phone side is the ordinary login flow: the page's

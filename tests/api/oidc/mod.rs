@@ -1,4 +1,4 @@
-//! The OpenID Connect provider (SPEC "OpenID Connect provider"): discovery,
+//! The OpenID Connect provider (docs/api.md "OpenID Connect provider"): discovery,
 //! JWKS, the authorize page and its completion, the token endpoint's error
 //! answers, userinfo, code reuse, key rotation. The stock relying-party
 //! library's end-to-end login in Chromium is in web/tests/oidc.test.js.
