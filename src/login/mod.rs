@@ -1,11 +1,13 @@
 //! The login flow: what happens when a browser asks for a scene, a phone
 //! scans, confirms or cancels, and a site backend redeems a ticket. One file
 //! per audience, as in `src/http/`: `browser.rs`, `phone.rs` (with
-//! `profile.rs` for what a confirm carries and `inside.rs` for logins inside
-//! the mini-program), `site.rs` and `housekeeping.rs`. Handlers call these
-//! methods; these call the stores, WeChat and the bus, and fail with
-//! [`LoginError`], which knows nothing of HTTP.
+//! `answers.rs` for what a scan tells the phone, `profile.rs` for what a
+//! confirm carries and `inside.rs` for logins inside the mini-program),
+//! `site.rs` and `housekeeping.rs`. Handlers call these methods; these call
+//! the stores, WeChat and the bus, and fail with [`LoginError`], which knows
+//! nothing of HTTP.
 
+mod answers;
 mod browser;
 mod error;
 mod exchanges;
@@ -15,11 +17,12 @@ mod phone;
 mod profile;
 mod site;
 
+pub use answers::{BrowserKind, BrowserView, ClientView, ScanAnswer};
 pub use browser::{BrowserInfo, CreatedScene};
 pub use error::LoginError;
 pub use exchanges::{CodeExchanges, CodeUse, Exchange, ExchangeError};
 pub use inside::InsideLogin;
-pub use phone::{BrowserKind, BrowserView, ClientView, ConfirmInput, MpAuth, ScanAnswer};
+pub use phone::{ConfirmInput, MpAuth};
 pub use profile::ProfileInput;
 pub use site::RedeemAnswer;
 

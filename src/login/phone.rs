@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use sea_orm::TransactionTrait;
 use secrecy::ExposeSecret;
-use serde::Serialize;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::answers::{BrowserKind, BrowserView, ClientView, ScanAnswer};
 use super::exchanges::HeldCode;
 use super::profile::Profile;
 use super::{CodeUse, FlowEvent, Login, LoginError, ProfileInput};
@@ -36,51 +36,6 @@ pub struct ConfirmInput {
     pub profile: Option<ProfileInput>,
     /// The `code` of the `getPhoneNumber` button, when the person shared it.
     pub phone_code: Option<String>,
-}
-
-/// The answer to a scan.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ScanAnswer {
-    /// The mini-program's credential for `confirm` and `cancel` of this
-    /// scene, bound to this scene and this openid. A secret: send it only
-    /// in request bodies.
-    pub mp_token: String,
-    pub state: State,
-    /// When the scene expires (RFC 3339).
-    #[schema(format = DateTime)]
-    pub expires_at: String,
-    pub client: ClientView,
-    pub browser: BrowserView,
-}
-
-/// Which site asks.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ClientView {
-    pub id: String,
-    pub name: String,
-    /// The client's first allowed origin, if it has one.
-    #[schema(required = true)]
-    pub origin: Option<String>,
-    /// Whether the site asks for the phone number (`phone = true`): the
-    /// phone then offers the "share my phone number" button.
-    pub wants_phone: bool,
-}
-
-/// Who made the scene: a web page (it sent an `Origin`) or a program that
-/// did not say, which is what a QRLJacking script looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum BrowserKind {
-    Browser,
-    Server,
-}
-
-/// Which browser asks.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct BrowserView {
-    pub kind: BrowserKind,
-    pub ip: String,
-    pub user_agent: String,
 }
 
 /// How the phone proved who it is, for the length of one call: a code is
@@ -131,9 +86,10 @@ struct Call {
 }
 
 impl Login {
-    /// Takes the code's turn (when the phone sent a code) and reads the
-    /// scene after it, so a retry of the same code waits for the first call
-    /// and then sees what it did.
+    /// Reads the scene and, when the phone sent a code, takes the code's
+    /// turn (the code belongs to the scene's app): a retry of the same code
+    /// waits until the first call has returned. [`Self::resolve`] reads the
+    /// scene again when that first call used the code.
     async fn begin(
         &self,
         id: &SceneId,
@@ -153,10 +109,10 @@ impl Login {
             MpAuth::Code(code) => {
                 self.app(named)?;
                 check_code(&code)?;
-                let app_id = scene_app(&self.load(id).await?, named)?;
+                let row = self.load(id).await?;
+                let app_id = scene_app(&row, named)?;
                 let app = self.app(app_id.as_deref())?;
                 let held = self.exchanges.hold(&app.app_id, &code).await;
-                let row = self.load(id).await?;
                 Ok(Call {
                     proof: Proof::Code(held),
                     row,
@@ -167,8 +123,9 @@ impl Login {
     }
 
     /// Who the phone is, from its token or by exchanging its code. Also says
-    /// what this code already did on this scene (for same-answer retries).
-    async fn resolve(&self, call: &Call) -> Result<(Scanner, Option<CodeUse>), LoginError> {
+    /// what this code already did on this scene (for same-answer retries);
+    /// when it did something, the scene is read again, as that call left it.
+    async fn resolve(&self, call: &mut Call) -> Result<(Scanner, Option<CodeUse>), LoginError> {
         let row = &call.row;
         match &call.proof {
             Proof::Token(token) => {
@@ -196,6 +153,9 @@ impl Login {
             }
             Proof::Code(held) => {
                 let ex = self.exchanges.exchange(held, &row.id).await?;
+                if ex.used_for.is_some() {
+                    call.row = self.load(&SceneId::stored(row.id.clone())).await?;
+                }
                 let binding = Scanner {
                     app_id: ex.app_id,
                     openid: ex.openid,
@@ -234,14 +194,14 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<ScanAnswer, LoginError> {
-        let call = self
+        let mut call = self
             .begin(id, MpAuth::Code(code.to_owned()), app_id)
             .await?;
         let span = info_span!("scan", scene_id = %id);
         async {
+            let client = self.client(&call.row.client_id)?;
+            let (b, _) = self.resolve(&mut call).await?;
             let row = &call.row;
-            let client = self.client(&row.client_id)?;
-            let (b, _) = self.resolve(&call).await?;
             let mp_token = self.mp_token(id, &b.app_id, &b.openid);
             let now = now_ms();
             if self
@@ -292,11 +252,11 @@ impl Login {
         input: ConfirmInput,
     ) -> Result<(State, String), LoginError> {
         let arrived = Instant::now();
-        let call = self.begin(id, auth, app_id).await?;
+        let mut call = self.begin(id, auth, app_id).await?;
         let span = info_span!("confirm", scene_id = %id);
         async {
+            let (b, used) = self.resolve(&mut call).await?;
             let row = &call.row;
-            let (b, used) = self.resolve(&call).await?;
             if let (Some(CodeUse::Confirm), Some(user_id)) = (used, &row.user_id)
                 && already_done(row, &b, Step::Confirm)
             {
@@ -411,11 +371,11 @@ impl Login {
         auth: MpAuth,
         app_id: Option<&str>,
     ) -> Result<State, LoginError> {
-        let call = self.begin(id, auth, app_id).await?;
+        let mut call = self.begin(id, auth, app_id).await?;
         let span = info_span!("cancel", scene_id = %id);
         async {
+            let (b, used) = self.resolve(&mut call).await?;
             let row = &call.row;
-            let (b, used) = self.resolve(&call).await?;
             if used == Some(CodeUse::Cancel) && already_done(row, &b, Step::Cancel) {
                 return Ok(State::Cancelled);
             }

@@ -1,0 +1,51 @@
+//! What the flow answers the phone after a scan: which site asks and which
+//! browser, so the person can refuse a login they did not start.
+
+use serde::Serialize;
+
+use crate::scene::State;
+
+/// The answer to a scan.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ScanAnswer {
+    /// The mini-program's credential for `confirm` and `cancel` of this
+    /// scene, bound to this scene and this openid. A secret: send it only
+    /// in request bodies.
+    pub mp_token: String,
+    pub state: State,
+    /// When the scene expires (RFC 3339).
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    pub client: ClientView,
+    pub browser: BrowserView,
+}
+
+/// Which site asks.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ClientView {
+    pub id: String,
+    pub name: String,
+    /// The client's first allowed origin, if it has one.
+    #[schema(required = true)]
+    pub origin: Option<String>,
+    /// Whether the site asks for the phone number (`phone = true`): the
+    /// phone then offers the "share my phone number" button.
+    pub wants_phone: bool,
+}
+
+/// Who made the scene: a web page (it sent an `Origin`) or a program that
+/// did not say, which is what a QRLJacking script looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserKind {
+    Browser,
+    Server,
+}
+
+/// Which browser asks.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BrowserView {
+    pub kind: BrowserKind,
+    pub ip: String,
+    pub user_agent: String,
+}
