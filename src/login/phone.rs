@@ -80,6 +80,7 @@ fn scene_app(
 /// A phone's call, begun: its proof, the scene as read after the code's
 /// turn, and the app it acts for.
 struct Call {
+    id: SceneId,
     proof: Proof,
     row: entity::scenes::Model,
     app_id: Option<String>,
@@ -101,6 +102,7 @@ impl Login {
                 let row = self.load(id).await?;
                 let app_id = scene_app(&row, named)?;
                 Ok(Call {
+                    id: id.clone(),
                     proof: Proof::Token(token),
                     row,
                     app_id,
@@ -114,6 +116,7 @@ impl Login {
                 let app = self.app(app_id.as_deref())?;
                 let held = self.exchanges.hold(&app.app_id, &code).await;
                 Ok(Call {
+                    id: id.clone(),
                     proof: Proof::Code(held),
                     row,
                     app_id,
@@ -154,7 +157,7 @@ impl Login {
             Proof::Code(held) => {
                 let ex = self.exchanges.exchange(held, &row.id).await?;
                 if ex.used_for.is_some() {
-                    call.row = self.load(&SceneId::stored(row.id.clone())).await?;
+                    call.row = self.load(&call.id).await?;
                 }
                 let binding = Scanner {
                     app_id: ex.app_id,
