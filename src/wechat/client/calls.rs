@@ -145,22 +145,6 @@ impl WechatClient {
         let app = self.app(app_id)?;
         let started = Instant::now();
         let result = async {
-            let res = self
-                .http
-                .get(self.url("sns/jscode2session")?)
-                .query(&[
-                    ("appid", app.app_id.as_str()),
-                    ("secret", app.secret.expose_secret()),
-                    ("js_code", code),
-                    ("grant_type", "authorization_code"),
-                ])
-                .send()
-                .await
-                .map_err(|e| WechatError::transport(API, e))?;
-            let bytes = res
-                .bytes()
-                .await
-                .map_err(|e| WechatError::transport(API, e))?;
             #[derive(Deserialize)]
             struct Answer {
                 openid: Option<String>,
@@ -169,8 +153,13 @@ impl WechatClient {
                 errcode: Option<i64>,
                 errmsg: Option<String>,
             }
-            let a: Answer = serde_json::from_slice(&bytes)
-                .map_err(|_| WechatError::garbage(API, "not JSON"))?;
+            let request = self.http.get(self.url("sns/jscode2session")?).query(&[
+                ("appid", app.app_id.as_str()),
+                ("secret", app.secret.expose_secret()),
+                ("js_code", code),
+                ("grant_type", "authorization_code"),
+            ]);
+            let a: Answer = Self::json_answer(API, request).await?;
             match (a.openid, a.session_key, a.errcode.unwrap_or(0)) {
                 (Some(openid), Some(key), 0) if !openid.is_empty() && !key.is_empty() => {
                     Ok(WxSession {

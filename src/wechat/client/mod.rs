@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use reqwest::header::CONTENT_TYPE;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use url::Url;
 
@@ -107,6 +108,23 @@ impl WechatClient {
             .await
             .map_err(|e| WechatError::transport(api, e))?;
         Ok((content_type, bytes))
+    }
+
+    /// Sends `request` and reads the answer as JSON of type `T` (a transport
+    /// failure or an answer that is not JSON is a `WechatError`).
+    async fn json_answer<T: DeserializeOwned>(
+        api: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, WechatError> {
+        let res = request
+            .send()
+            .await
+            .map_err(|e| WechatError::transport(api, e))?;
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| WechatError::transport(api, e))?;
+        serde_json::from_slice(&bytes).map_err(|_| WechatError::garbage(api, "not JSON"))
     }
 
     fn app(&self, app_id: &str) -> Result<&AppSettings, WechatError> {

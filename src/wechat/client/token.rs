@@ -87,17 +87,6 @@ impl WechatClient {
             "secret": app.secret.expose_secret(),
         });
         let result = async {
-            let res = self
-                .http
-                .post(self.url("cgi-bin/stable_token")?)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| WechatError::transport(API, e))?;
-            let bytes = res
-                .bytes()
-                .await
-                .map_err(|e| WechatError::transport(API, e))?;
             #[derive(Deserialize)]
             struct Answer {
                 access_token: Option<String>,
@@ -105,8 +94,11 @@ impl WechatClient {
                 errcode: Option<i64>,
                 errmsg: Option<String>,
             }
-            let a: Answer = serde_json::from_slice(&bytes)
-                .map_err(|_| WechatError::garbage(API, "not JSON"))?;
+            let request = self
+                .http
+                .post(self.url("cgi-bin/stable_token")?)
+                .json(&body);
+            let a: Answer = Self::json_answer(API, request).await?;
             match (a.access_token, a.expires_in) {
                 (Some(token), Some(secs)) if !token.is_empty() && secs > 0 => {
                     let now = now_ms();
