@@ -5,7 +5,7 @@
 use sea_orm::DbErr;
 
 use crate::flight::FlightError;
-use crate::scene::{Refusal, State};
+use crate::scene::Refusal;
 use crate::wechat::WechatError;
 use crate::wechat::client::TokenError;
 
@@ -66,13 +66,6 @@ impl From<Refusal> for LoginError {
             Refusal::Final(s) => Self::SceneFinal(s.as_str()),
             Refusal::Changed => Self::SceneFinal("changed meanwhile"),
         }
-    }
-}
-
-impl LoginError {
-    /// A scene that ended as `state`.
-    pub fn already(state: State) -> Self {
-        Self::SceneFinal(state.as_str())
     }
 }
 

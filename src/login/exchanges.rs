@@ -70,13 +70,6 @@ pub struct HeldCode {
     _turn: KeyGuard,
 }
 
-impl HeldCode {
-    /// The app whose `wx.login` made the code.
-    pub fn app_id(&self) -> &str {
-        &self.app_id
-    }
-}
-
 /// Exchanges codes at most once. Session keys are stored sealed.
 pub struct CodeExchanges {
     db: Db,

@@ -31,7 +31,7 @@ impl Login {
         app_id: Option<&str>,
     ) -> Result<InsideLogin, LoginError> {
         let app = self.app(app_id)?;
-        check_code(code)?;
+        check_code("code", code)?;
         let held = self.exchanges.hold(&app.app_id, code).await;
         let ex = self.exchanges.exchange(&held, BOUND_TO).await?;
         let person = Person {

@@ -20,7 +20,7 @@ mod site;
 pub use answers::{BrowserKind, BrowserView, ClientView, ScanAnswer};
 pub use browser::{BrowserInfo, CreatedScene};
 pub use error::LoginError;
-pub use exchanges::{CodeExchanges, CodeUse, Exchange, ExchangeError};
+use exchanges::{CodeExchanges, CodeUse};
 pub use inside::InsideLogin;
 pub use phone::{ConfirmInput, MpAuth};
 pub use profile::ProfileInput;

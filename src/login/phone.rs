@@ -52,12 +52,13 @@ impl Proof {
     }
 }
 
-/// Refuses a code that cannot be a `wx.login` code, before it is hashed.
-pub(super) fn check_code(code: &str) -> Result<(), LoginError> {
+/// Refuses a WeChat code (`field`: a `wx.login` code, a `getPhoneNumber`
+/// code) that cannot be one, before it is hashed or sent anywhere.
+pub(super) fn check_code(field: &str, code: &str) -> Result<(), LoginError> {
     if code.is_empty() || code.len() > 256 {
-        return Err(LoginError::InvalidRequest(
-            "code must be 1-256 characters".into(),
-        ));
+        return Err(LoginError::InvalidRequest(format!(
+            "{field} must be 1-256 characters"
+        )));
     }
     Ok(())
 }
@@ -77,8 +78,9 @@ fn scene_app(
     }
 }
 
-/// A phone's call, begun: its proof, the scene as read after the code's
-/// turn, and the app it acts for.
+/// A phone's call, begun: its scene and proof, the scene's row (read again
+/// by `resolve` when a retried code was used before), and the app it acts
+/// for.
 struct Call {
     id: SceneId,
     proof: Proof,
@@ -110,7 +112,7 @@ impl Login {
             }
             MpAuth::Code(code) => {
                 self.app(named)?;
-                check_code(&code)?;
+                check_code("code", &code)?;
                 let row = self.load(id).await?;
                 let app_id = scene_app(&row, named)?;
                 let app = self.app(app_id.as_deref())?;

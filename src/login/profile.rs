@@ -5,6 +5,7 @@
 use serde::Deserialize;
 use tracing::{Instrument, info, info_span};
 
+use super::phone::check_code;
 use super::{ConfirmInput, Login, LoginError};
 use crate::avatars::{AVATAR_PATH, Avatar, AvatarError};
 use crate::clock::now_ms;
@@ -43,11 +44,7 @@ impl Login {
         app_id: &str,
         code: &str,
     ) -> Result<String, LoginError> {
-        if code.is_empty() || code.len() > 256 {
-            return Err(LoginError::InvalidRequest(
-                "phone_code must be 1-256 characters".into(),
-            ));
-        }
+        check_code("phone_code", code)?;
         Ok(self
             .wechat
             .phone_number(app_id, code)

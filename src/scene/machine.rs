@@ -117,8 +117,11 @@ pub fn already_done(row: &scenes::Model, b: &Scanner, step: Step) -> bool {
 /// Whether this person may confirm (or cancel) the scene now: it is scanned
 /// by them, or, with a fresh code (`single_step`), still waiting.
 pub fn may_finish(row: &scenes::Model, b: &Scanner, single_step: bool, now: i64) -> bool {
-    State::at(row, now) == State::Scanned && is_bound_to(row, b)
-        || single_step && State::at(row, now) == State::Waiting
+    match State::at(row, now) {
+        State::Scanned => is_bound_to(row, b),
+        State::Waiting => single_step,
+        _ => false,
+    }
 }
 
 /// Why a step did not happen.
