@@ -12,11 +12,11 @@
 use std::time::{Duration, Instant};
 
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseExecutor, DatabaseTransaction, DbErr, RuntimeErr,
-    Statement, TransactionTrait,
+    ConnectionTrait, DatabaseBackend, DatabaseTransaction, DbErr, RuntimeErr, Statement,
+    TransactionTrait,
 };
 
-use crate::db::Db;
+use crate::db::{Conn, Db, Tx};
 use crate::locks::{KeyGuard, KeyedLocks};
 
 /// What a flight is for; each has its own advisory-lock namespace.
@@ -77,7 +77,7 @@ pub enum FlightError {
 impl SingleFlight {
     /// Flights for `purpose` on `db`; callers wait at most `wait` for their turn.
     pub fn new(purpose: Purpose, db: Db, wait: Duration) -> Self {
-        let cluster = db.write().get_database_backend() == DatabaseBackend::Postgres;
+        let cluster = db.postgres().is_some();
         Self {
             purpose,
             local: KeyedLocks::default(),
@@ -85,6 +85,12 @@ impl SingleFlight {
             cluster,
             wait,
         }
+    }
+
+    /// Whether flights span nodes (PostgreSQL): a holder then reads and
+    /// writes in a transaction of its own.
+    pub fn spans_nodes(&self) -> bool {
+        self.cluster
     }
 
     /// Waits (at most the configured wait) for the turn of `key`.
@@ -105,7 +111,12 @@ impl SingleFlight {
             .wait
             .saturating_sub(started.elapsed())
             .max(Duration::from_millis(1));
-        let txn = self.db.write().begin().await?;
+        let Some(pool) = self.db.postgres() else {
+            return Err(FlightError::Db(DbErr::Custom(
+                "a cluster flight without PostgreSQL".into(),
+            )));
+        };
+        let txn = pool.begin().await?;
         txn.execute_unprepared(&format!("SET LOCAL lock_timeout = {}", left.as_millis()))
             .await?;
         let lock = Statement::from_sql_and_values(
@@ -139,20 +150,20 @@ fn is_lock_timeout(err: &DbErr) -> bool {
 impl Flight<'_> {
     /// Where reads inside the flight go: the lock's transaction on
     /// PostgreSQL (it sees what the previous holder committed), else the
-    /// read pool.
-    pub fn reader(&self) -> DatabaseExecutor<'_> {
+    /// reading handle.
+    pub fn reader(&self) -> Conn<'_> {
         match &self.txn {
-            Some(txn) => txn.into(),
-            None => self.db.read().into(),
+            Some(txn) => Conn::Tx(Tx::Postgres(txn, self.db.stats())),
+            None => Conn::Handle(self.db.read()),
         }
     }
 
     /// Where writes inside the flight go: the lock's transaction on
-    /// PostgreSQL, else the write pool.
-    pub fn writer(&self) -> DatabaseExecutor<'_> {
+    /// PostgreSQL, else the writing handle.
+    pub fn writer(&self) -> Conn<'_> {
         match &self.txn {
-            Some(txn) => txn.into(),
-            None => self.db.write().into(),
+            Some(txn) => Conn::Tx(Tx::Postgres(txn, self.db.stats())),
+            None => Conn::Handle(self.db.write()),
         }
     }
 

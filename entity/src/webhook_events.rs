@@ -18,7 +18,7 @@ pub struct Model {
     /// `pending`, `delivered` or `failed`.
     pub state: String,
     /// Attempts since the event was (re)queued.
-    pub attempts: i32,
+    pub attempts: i64,
     /// When the next attempt is due; while an attempt runs, when its lease ends.
     pub next_attempt_at: i64,
     /// When the current retry window began (creation or a manual re-queue).
@@ -26,7 +26,7 @@ pub struct Model {
     pub created_at: i64,
     pub delivered_at: Option<i64>,
     /// The HTTP status of the last answer, if there was one.
-    pub last_status: Option<i32>,
+    pub last_status: Option<i64>,
     /// Why the last attempt failed, without secrets.
     pub last_error: Option<String>,
 }

@@ -123,6 +123,9 @@ pub struct SceneSettings {
     pub ttl_secs: u64,
     /// How often overdue scenes are marked expired.
     pub sweep_interval_ms: u64,
+    /// How often this node re-reads the scenes its browsers wait on (one
+    /// query per 500) and pushes a change its bus missed.
+    pub catch_up_ms: u64,
 }
 
 impl Default for SceneSettings {
@@ -130,6 +133,7 @@ impl Default for SceneSettings {
         Self {
             ttl_secs: 300,
             sweep_interval_ms: 500,
+            catch_up_ms: 20_000,
         }
     }
 }

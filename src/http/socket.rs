@@ -31,7 +31,7 @@ use ws::{CloseCode, CloseReason};
 use super::events::BrowserEvent;
 use super::ws_conn::{Incoming, WsConn};
 use crate::http::error::ApiError;
-use crate::login::LoginError;
+use crate::login::{LoginError, SocketScene};
 use crate::push::{SocketSlot, Subscription};
 use crate::scene::{SceneId, SceneView, State};
 use crate::state::AppState;
@@ -175,15 +175,25 @@ fn path_scene_id(path: &str) -> Option<&str> {
         .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
+/// What an accepted upgrade knows of its scene: its id, a subscription made
+/// before the scene was read (so no change falls between the read and the
+/// first push), and the row itself, whose browser token the first frame must
+/// match.
+struct Opened {
+    id: SceneId,
+    sub: Subscription<SceneView>,
+    scene: SocketScene,
+}
+
 /// The WebSocket handshake headers, then the `Origin` against the scene's
-/// client (or, for an unknown scene, against every client). The scene id,
-/// parsed once here; `None` when the path names no possible scene (the
-/// socket then closes 4404 once it has authenticated, like an unknown one).
+/// client (or, for an unknown scene, against every client). The scene is
+/// read once, here; `None` when the path names no scene (the socket then
+/// closes 4404 once it has authenticated).
 async fn handshake(
     state: &AppState,
     scene_id: &str,
     req: &Request,
-) -> Result<Option<SceneId>, ApiError> {
+) -> Result<Option<Opened>, ApiError> {
     ws::verify_handshake(req.head()).map_err(|e| {
         ApiError::InvalidRequest(format!("a WebSocket upgrade request is required: {e}"))
     })?;
@@ -194,13 +204,23 @@ async fn handshake(
     );
     crate::ratelimit::RateLimits::by_ip(&state.limits.sockets, ip)?;
     let origin = super::browser::origin(req.head().headers())?;
-    let id = SceneId::parse(scene_id);
-    let client = match &id {
-        Some(id) => state.login.scene_client(id).await?,
+    let opened = match SceneId::parse(scene_id) {
+        Some(id) => {
+            let sub = state.registry.subscribe(id.as_str());
+            state
+                .login
+                .socket_scene(&id)
+                .await?
+                .map(|scene| Opened { id, sub, scene })
+        }
         None => None,
     };
-    match (client, origin) {
-        (Some(c), o) => state.login.check_origin(c, o)?,
+    match (&opened, origin) {
+        (Some(o), origin) => {
+            if let Some(client) = state.settings.client(o.scene.client_id()) {
+                state.login.check_origin(client, origin)?;
+            }
+        }
         (None, Some(o)) if !state.settings.any_client_allows(o) => {
             return Err(ApiError::Flow(LoginError::OriginNotAllowed(o.to_owned())));
         }
@@ -209,7 +229,7 @@ async fn handshake(
     if state.registry.sockets_of(scene_id) >= MAX_SOCKETS_PER_SCENE {
         return Err(ApiError::RateLimited(FULL_SCENE_RETRY_SECS));
     }
-    Ok(id)
+    Ok(opened)
 }
 
 /// Answers a refused upgrade with its problem document and closes.
@@ -274,38 +294,22 @@ async fn authenticate(conn: &mut WsConn) -> Result<String, Option<CloseReason>> 
     }
 }
 
-/// Authenticates, subscribes, takes a place among the scene's sockets and
-/// sends the current state; what the session goes on to wait with, or how it
-/// ends.
-async fn start<'a>(
+/// Authenticates, takes a place among the scene's sockets and sends the
+/// current state; what the session goes on to wait with, or how it ends.
+async fn start(
     state: &AppState,
-    scene: Option<&'a SceneId>,
+    opened: Option<Opened>,
     conn: &mut WsConn,
-) -> Result<Started<'a>, Option<CloseReason>> {
+) -> Result<Started, Option<CloseReason>> {
     let token = authenticate(conn).await?;
-    let Some(id) = scene else {
+    let Some(Opened { id, sub, scene }) = opened else {
         return Err(reason(close::UNKNOWN_SCENE, "unknown scene"));
     };
-    // Listen before reading the state, so no change falls in between.
-    let sub = state.registry.subscribe(id.as_str());
     // The `Origin` was checked with the handshake.
-    let view = match state.login.browser_view(id, &token, None).await {
-        Ok(view) => view,
-        Err(LoginError::SceneNotFound) => {
-            return Err(reason(close::UNKNOWN_SCENE, "unknown scene"));
-        }
-        Err(LoginError::InvalidToken(_)) => {
-            return Err(reason(close::BAD_TOKEN, "bad browser token"));
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "socket could not read its scene");
-            return Err(Some(CloseReason {
-                code: CloseCode::Again,
-                description: None,
-            }));
-        }
+    let Ok(view) = scene.view_for(&token) else {
+        return Err(reason(close::BAD_TOKEN, "bad browser token"));
     };
-    drop(token);
+    drop((token, scene));
     let Some(slot) = state
         .registry
         .socket_slot(id.as_str(), MAX_SOCKETS_PER_SCENE)
@@ -326,7 +330,6 @@ async fn start<'a>(
         return Err(normal(view.state.as_str()));
     }
     Ok(Started {
-        id,
         sub,
         slot,
         shown: view.state,
@@ -334,8 +337,7 @@ async fn start<'a>(
 }
 
 /// An authenticated session that showed `shown` and waits for what follows.
-struct Started<'a> {
-    id: &'a SceneId,
+struct Started {
     sub: Subscription<SceneView>,
     slot: SocketSlot<SceneView>,
     shown: State,
@@ -344,16 +346,11 @@ struct Started<'a> {
 /// A session. Everything but the wait itself is boxed: those futures are
 /// large and would otherwise sit inline in every idle session's task for its
 /// whole life (docs/benchmarks.md).
-async fn run(state: Arc<AppState>, scene: Option<SceneId>, mut conn: WsConn) {
+async fn run(state: Arc<AppState>, opened: Option<Opened>, mut conn: WsConn) {
     let _open = state.open_socket();
-    let end = match Box::pin(start(&state, scene.as_ref(), &mut conn)).await {
-        Ok(Started {
-            id,
-            sub,
-            slot,
-            shown,
-        }) => {
-            let end = wait(&state, id, &mut conn, sub, shown).await;
+    let end = match Box::pin(start(&state, opened, &mut conn)).await {
+        Ok(Started { sub, slot, shown }) => {
+            let end = wait(&state, &mut conn, sub, shown).await;
             // A closing socket gives its place back before it says so.
             drop(slot);
             end
@@ -366,10 +363,11 @@ async fn run(state: Arc<AppState>, scene: Option<SceneId>, mut conn: WsConn) {
 }
 
 /// Forwards changes until a final state, silence, the browser leaves or
-/// shutdown; the close to send, if any.
+/// shutdown; the close to send, if any. A change the bus missed reaches the
+/// subscription through the node's catch-up (`crate::push::catch_up`): the
+/// heartbeat only pings.
 async fn wait(
     state: &AppState,
-    id: &SceneId,
     conn: &mut WsConn,
     mut sub: Subscription<SceneView>,
     mut shown: State,
@@ -410,12 +408,7 @@ async fn wait(
                     return Some(CloseReason { code: CloseCode::Away, description: Some("no answer for 60 s".into()) });
                 }
                 if Box::pin(conn.send(ws::Message::Ping(bytes::Bytes::new()))).await.is_err() { return None; }
-                // A push this socket missed (a bus hiccup) is caught up from
-                // the database, which holds the truth.
-                match Box::pin(state.login.scene_view(id)).await {
-                    Ok(view) if view.state != shown => Arc::new(view),
-                    _ => continue,
-                }
+                continue;
             }
         };
         if !Box::pin(send(conn, state, &view)).await {

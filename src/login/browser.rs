@@ -87,16 +87,20 @@ impl Login {
         if State::at(&row, now_ms()) == State::Expired {
             return Err(LoginError::SceneExpired);
         }
-        if let Some(img) = self.code_images.get(id).await? {
-            return Ok(img);
-        }
-        // The token of the app that will be asked first, so the scene's
-        // flight needs no second connection for it.
-        let first = self
-            .apps
-            .candidates(self.code_app(&row).as_deref(), now_ms());
-        if let Some(app_id) = first.first() {
-            self.wechat.token(app_id).await?;
+        // Across nodes a flight is a transaction: look before taking one,
+        // and get the token of the app that will be asked first, so the
+        // scene's flight needs no second connection for it. On one node the
+        // flight's own read is the only one.
+        if self.code_flight.spans_nodes() {
+            if let Some(img) = self.code_images.get(id).await? {
+                return Ok(img);
+            }
+            let first = self
+                .apps
+                .candidates(self.code_app(&row).as_deref(), now_ms());
+            if let Some(app_id) = first.first() {
+                self.wechat.token(app_id).await?;
+            }
         }
         // One caller per scene across every node (crate::flight).
         let flight = self.code_flight.enter(id.as_str()).await?;
@@ -192,12 +196,34 @@ impl Login {
         Ok(SceneView::of(&row, now_ms()))
     }
 
-    /// For a socket: the scene's client, to check the `Origin`. `None` when
-    /// the scene does not exist.
-    pub async fn scene_client(&self, id: &SceneId) -> Result<Option<&ClientSettings>, LoginError> {
-        let Some(row) = self.scenes.get(id).await? else {
-            return Ok(None);
-        };
-        Ok(self.settings.client(&row.client_id))
+    /// For a socket's upgrade: the scene, read once (its client's `Origin`
+    /// is checked at the upgrade, its browser token at the first frame).
+    /// `None` when the scene does not exist.
+    pub async fn socket_scene(&self, id: &SceneId) -> Result<Option<SocketScene>, LoginError> {
+        Ok(self
+            .scenes
+            .get(id)
+            .await?
+            .map(|row| SocketScene(Box::new(row))))
+    }
+}
+
+/// A scene as a socket read it at its upgrade.
+pub struct SocketScene(Box<entity::scenes::Model>);
+
+impl SocketScene {
+    /// The client the scene was made for.
+    pub fn client_id(&self) -> &str {
+        &self.0.client_id
+    }
+
+    /// The scene's view now, for the browser holding `browser_token`.
+    pub fn view_for(&self, browser_token: &str) -> Result<SceneView, LoginError> {
+        if !token_matches(browser_token, &self.0.browser_token_hash) {
+            return Err(LoginError::InvalidToken(
+                "browser_token does not match this scene",
+            ));
+        }
+        Ok(SceneView::of(&self.0, now_ms()))
     }
 }

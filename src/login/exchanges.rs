@@ -2,15 +2,16 @@
 //! `wx.login` code works once at WeChat, so a client's retry with the same
 //! code is answered from here for 5 minutes, and the row also notes what the
 //! code was used for ([`CodeUse`]) so the retried call can give the same
-//! answer. A call holds its code ([`HeldCode`]: the code's hash, taken once,
-//! and the one lock on it) from before it reads its scene until it returns,
-//! so a retry sent meanwhile waits and then reads what the first one did.
+//! answer; both are written by the step's own transaction ([`CodeNote`]).
+//! A call holds its code ([`HeldCode`]: the code's hash, taken once, and the
+//! one lock on it) from after it reads its scene until it returns, so a
+//! retry sent meanwhile waits and then reads what the first one did.
 
 use std::sync::Arc;
 
 use entity::code_exchanges::{self, Column as C};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
@@ -107,21 +108,26 @@ impl CodeExchanges {
         }
     }
 
-    /// The session behind the held code, asking WeChat only the first time.
-    /// A code belongs to the first scene (or use, `bound_to`) it is
-    /// presented with: presented again for another it is refused, as WeChat
-    /// would refuse a spent code.
+    /// The session behind the held code, asking WeChat only the first time,
+    /// and what the call must write about the code ([`CodeNote`], in the
+    /// transaction of the step it takes). A code belongs to the first scene
+    /// (or use, `bound_to`) it is presented with: presented again for
+    /// another it is refused, as WeChat would refuse a spent code.
     pub async fn exchange(
         &self,
         held: &HeldCode,
         bound_to: &str,
-    ) -> Result<Exchange, ExchangeError> {
+    ) -> Result<(Exchange, CodeNote), ExchangeError> {
         let (app_id, hash) = (held.app_id.as_str(), &held.hash);
         if let Some((found, first_scene)) = self.remembered(hash).await? {
             if first_scene != bound_to {
                 return Err(ExchangeError::UsedElsewhere);
             }
-            return Ok(found);
+            let note = CodeNote {
+                hash: hash.clone(),
+                fresh: None,
+            };
+            return Ok((found, note));
         }
         let WxSession {
             openid,
@@ -145,31 +151,18 @@ impl CodeExchanges {
             scene_id: Set(Some(bound_to.to_owned())),
             outcome: Set(None),
         };
-        // A stale row of the same hash (older than 5 minutes) is replaced.
-        code_exchanges::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(C::CodeHash)
-                    .update_columns([
-                        C::AppId,
-                        C::Openid,
-                        C::Unionid,
-                        C::SessionKey,
-                        C::CreatedAt,
-                        C::ExpiresAt,
-                        C::SceneId,
-                        C::Outcome,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(self.db.write())
-            .await?;
-        Ok(Exchange {
+        let exchange = Exchange {
             app_id: app_id.to_owned(),
             openid,
             unionid,
             session_key,
             used_for: None,
-        })
+        };
+        let note = CodeNote {
+            hash: hash.clone(),
+            fresh: Some(row),
+        };
+        Ok((exchange, note))
     }
 
     async fn remembered(&self, hash: &str) -> Result<Option<(Exchange, String)>, DbErr> {
@@ -197,17 +190,6 @@ impl CodeExchanges {
         }))
     }
 
-    /// Notes what the held code did on its scene (first use wins).
-    pub async fn record_use(&self, held: &HeldCode, used: CodeUse) -> Result<(), DbErr> {
-        code_exchanges::Entity::update_many()
-            .col_expr(C::Outcome, used.as_str().into())
-            .filter(C::CodeHash.eq(held.hash.as_str()))
-            .filter(C::Outcome.is_null())
-            .exec(self.db.write())
-            .await?;
-        Ok(())
-    }
-
     /// Deletes exchanges that expired before `cutoff`, at most `limit` rows.
     pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
         let ids = sea_orm::sea_query::Query::select()
@@ -221,6 +203,62 @@ impl CodeExchanges {
             .exec(self.db.write())
             .await?;
         Ok(res.rows_affected)
+    }
+}
+
+/// What a call writes about its code, in the transaction of the step it
+/// took (or on its own when it took none): the exchange, when WeChat was
+/// just asked, and what the code did, so that a retry with the same code
+/// is answered from memory with the same answer.
+pub struct CodeNote {
+    hash: String,
+    /// The exchange's row, not yet stored.
+    fresh: Option<code_exchanges::ActiveModel>,
+}
+
+impl CodeNote {
+    /// Writes the note on `conn`: the new exchange with `used` as its
+    /// outcome, or `used` on a remembered one that has none yet (first use
+    /// wins). Nothing when there is nothing to say.
+    pub async fn write(
+        self,
+        conn: &impl ConnectionTrait,
+        used: Option<CodeUse>,
+    ) -> Result<(), DbErr> {
+        let outcome = used.map(|u| u.as_str().to_owned());
+        match (self.fresh, outcome) {
+            (Some(mut row), outcome) => {
+                row.outcome = Set(outcome);
+                // A stale row of the same hash (older than 5 minutes) is replaced.
+                code_exchanges::Entity::insert(row)
+                    .on_conflict(
+                        OnConflict::column(C::CodeHash)
+                            .update_columns([
+                                C::AppId,
+                                C::Openid,
+                                C::Unionid,
+                                C::SessionKey,
+                                C::CreatedAt,
+                                C::ExpiresAt,
+                                C::SceneId,
+                                C::Outcome,
+                            ])
+                            .to_owned(),
+                    )
+                    .exec_without_returning(conn)
+                    .await?;
+            }
+            (None, Some(outcome)) => {
+                code_exchanges::Entity::update_many()
+                    .col_expr(C::Outcome, outcome.into())
+                    .filter(C::CodeHash.eq(self.hash))
+                    .filter(C::Outcome.is_null())
+                    .exec(conn)
+                    .await?;
+            }
+            (None, None) => {}
+        }
+        Ok(())
     }
 }
 

@@ -2,7 +2,6 @@
 //! code of `wx.login` is exchanged like a scan's, and the person is recorded
 //! exactly as a website login records them, so both give the same `user.id`.
 
-use sea_orm::TransactionTrait;
 use tracing::info;
 
 use super::phone::check_code;
@@ -33,22 +32,30 @@ impl Login {
         let app = self.app(app_id)?;
         check_code("code", code)?;
         let held = self.exchanges.hold(&app.app_id, code).await;
-        let ex = self.exchanges.exchange(&held, BOUND_TO).await?;
-        let person = Person {
-            app_id: &ex.app_id,
-            openid: &ex.openid,
-            unionid: ex.unionid.as_deref(),
-            nickname: None,
-            avatar_url: None,
-        };
-        let new_user = UserStore::new_id();
-        let txn = self.db.write().begin().await?;
-        let found = self.users.existing(&txn, &person, &new_user).await?;
+        let (ex, note) = self.exchanges.exchange(&held, BOUND_TO).await?;
+        let (app_id, openid, unionid) = (ex.app_id.clone(), ex.openid.clone(), ex.unionid.clone());
         let user_id = self
-            .users
-            .record(&txn, &person, &found, &new_user, now_ms())
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let person = Person {
+                        app_id: &app_id,
+                        openid: &openid,
+                        unionid: unionid.as_deref(),
+                        nickname: None,
+                        avatar_url: None,
+                    };
+                    let new_user = UserStore::new_id();
+                    let users = UserStore;
+                    let found = users.existing(tx, &person, &new_user).await?;
+                    let user_id = users
+                        .record(tx, &person, &found, &new_user, now_ms())
+                        .await?;
+                    note.write(tx, None).await?;
+                    Ok::<_, sea_orm::DbErr>(user_id)
+                })
+            })
             .await?;
-        txn.commit().await?;
         info!(user_id, app_id = %ex.app_id, "logged in inside the mini-program");
         Ok(InsideLogin {
             user_id,

@@ -18,7 +18,7 @@ mod profile;
 mod site;
 
 pub use answers::{BrowserKind, BrowserView, ClientView, ScanAnswer};
-pub use browser::{BrowserInfo, CreatedScene};
+pub use browser::{BrowserInfo, CreatedScene, SocketScene};
 pub use error::LoginError;
 use exchanges::{CodeExchanges, CodeUse};
 pub use inside::InsideLogin;
@@ -43,7 +43,6 @@ use crate::scene::code_images::CodeImages;
 use crate::scene::{SceneId, SceneStore, SceneView, State};
 use crate::sealed::Sealer;
 use crate::tickets::{TicketStore, ticket_value};
-use crate::users::UserStore;
 use crate::wechat::WechatClient;
 use crate::wechat::apps::AppChooser;
 
@@ -65,7 +64,6 @@ pub struct Login {
     db: Db,
     scenes: SceneStore,
     code_images: CodeImages,
-    users: UserStore,
     tickets: TicketStore,
     wechat: Arc<WechatClient>,
     exchanges: CodeExchanges,
@@ -75,6 +73,8 @@ pub struct Login {
     observer: Option<FlowObserver>,
     avatars: AvatarStore,
     apps: AppChooser,
+    /// Seals phone numbers and opens them for redemption (built once).
+    sealer: Sealer,
 }
 
 /// A scene's changes are what the push room carries: the topic is the
@@ -134,9 +134,9 @@ impl Login {
             apps: AppChooser::new(settings.apps.iter().map(|a| a.app_id.clone()).collect()),
             scenes: SceneStore::new(db.clone(), Sealer::new(&key)),
             code_images: CodeImages::new(db.clone()),
-            users: UserStore,
             tickets: TicketStore::new(db.clone()),
             exchanges: CodeExchanges::new(db.clone(), wechat.clone(), Sealer::new(&key)),
+            sealer: Sealer::new(&key),
             settings,
             db,
             wechat,

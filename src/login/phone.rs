@@ -1,22 +1,26 @@
 //! What the phone asks of the flow: scan a scene, then confirm or cancel it
 //! (with the token from the scan, or in one step with a fresh code).
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use sea_orm::TransactionTrait;
+use sea_orm::DbErr;
 use secrecy::ExposeSecret;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::answers::{BrowserKind, BrowserView, ClientView, ScanAnswer};
-use super::exchanges::HeldCode;
+use super::exchanges::{CodeNote, HeldCode};
 use super::profile::Profile;
 use super::{CodeUse, FlowEvent, Login, LoginError, ProfileInput};
 use crate::clock::{now_ms, rfc3339};
+use crate::config::Settings;
+use crate::db::Tx;
 use crate::keys::{token_hash, token_matches};
 use crate::scene::machine::{already_done, may_finish, refusal};
 use crate::scene::store::Confirmation;
-use crate::scene::{ConfirmedView, Scanner, SceneId, SceneView, State, Step};
+use crate::scene::{ConfirmedView, Scanner, SceneId, SceneStore, SceneView, State, Step};
 use crate::sealed::Sealer;
+use crate::tickets::TicketStore;
 use crate::users::{Person, UserStore, phone_context};
 
 /// How the phone proves who it is.
@@ -79,13 +83,14 @@ fn scene_app(
 }
 
 /// A phone's call, begun: its scene and proof, the scene's row (read again
-/// by `resolve` when a retried code was used before), and the app it acts
-/// for.
+/// by `resolve` when a retried code was used before), the app it acts for,
+/// and what it has yet to write about its code.
 struct Call {
     id: SceneId,
     proof: Proof,
     row: entity::scenes::Model,
     app_id: Option<String>,
+    note: Option<CodeNote>,
 }
 
 impl Login {
@@ -108,6 +113,7 @@ impl Login {
                     proof: Proof::Token(token),
                     row,
                     app_id,
+                    note: None,
                 })
             }
             MpAuth::Code(code) => {
@@ -122,6 +128,7 @@ impl Login {
                     proof: Proof::Code(held),
                     row,
                     app_id,
+                    note: None,
                 })
             }
         }
@@ -157,7 +164,8 @@ impl Login {
                 Ok((binding, None))
             }
             Proof::Code(held) => {
-                let ex = self.exchanges.exchange(held, &row.id).await?;
+                let (ex, note) = self.exchanges.exchange(held, &row.id).await?;
+                call.note = Some(note);
                 if ex.used_for.is_some() {
                     call.row = self.load(&call.id).await?;
                 }
@@ -172,11 +180,13 @@ impl Login {
         }
     }
 
-    async fn note_code_use(&self, proof: &Proof, used: CodeUse) {
-        if let Proof::Code(held) = proof
-            && let Err(e) = self.exchanges.record_use(held, used).await
+    /// Writes what the call has yet to write about its code, when its step
+    /// was refused or failed (a step taken wrote it in its transaction).
+    async fn settle(&self, call: &mut Call) {
+        if let Some(note) = call.note.take()
+            && let Err(e) = note.write(self.db.write(), None).await
         {
-            warn!(error = %e, "could not note a code's use");
+            warn!(error = %e, "could not remember a code's exchange");
         }
     }
 
@@ -203,49 +213,60 @@ impl Login {
             .begin(id, MpAuth::Code(code.to_owned()), app_id)
             .await?;
         let span = info_span!("scan", scene_id = %id);
-        async {
-            let client = self.client(&call.row.client_id)?;
-            let (b, _) = self.resolve(&mut call).await?;
-            let row = &call.row;
-            let mp_token = self.mp_token(id, &b.app_id, &b.openid);
-            let now = now_ms();
-            if self
-                .scenes
-                .scan(id, &b, &token_hash(&mp_token), now)
-                .await?
-            {
+        let answer = self.scan_call(&mut call).instrument(span).await;
+        self.settle(&mut call).await;
+        answer
+    }
+
+    async fn scan_call(&self, call: &mut Call) -> Result<ScanAnswer, LoginError> {
+        let client = self.client(&call.row.client_id)?;
+        let (b, _) = self.resolve(call).await?;
+        let id = call.id.clone();
+        let mp_token = self.mp_token(&id, &b.app_id, &b.openid);
+        let write = ScanWrite {
+            scenes: self.scenes.clone(),
+            id: id.clone(),
+            b: b.clone(),
+            mp_token_hash: token_hash(&mp_token),
+            note: call.note.take(),
+            now: now_ms(),
+        };
+        let scanned = self
+            .db
+            .transaction(move |tx| Box::pin(async move { write.run(tx).await }))
+            .await?;
+        match scanned {
+            Scanned::First => {
                 info!("scene scanned");
                 self.publish(SceneView::plain(id.clone(), State::Scanned))
                     .await;
-            } else if !self.scenes.rescan(id, &b, now).await? {
-                return Err(self.refused(id, &b).await);
             }
-            self.note_code_use(&call.proof, CodeUse::Scan).await;
-            Ok(ScanAnswer {
-                mp_token,
-                state: State::Scanned,
-                expires_at: rfc3339(row.expires_at),
-                client: ClientView {
-                    id: client.client_id.clone(),
-                    name: client.name.clone(),
-                    // Only what the browser said: a scene made without an
-                    // Origin was made by a script, not the site's page.
-                    origin: row.origin.clone(),
-                    wants_phone: client.phone,
-                },
-                browser: BrowserView {
-                    kind: if row.origin.is_some() {
-                        BrowserKind::Browser
-                    } else {
-                        BrowserKind::Server
-                    },
-                    ip: row.browser_ip.clone(),
-                    user_agent: row.browser_user_agent.clone(),
-                },
-            })
+            Scanned::Again => {}
+            Scanned::No => return Err(self.refused(&id, &b).await),
         }
-        .instrument(span)
-        .await
+        let row = &call.row;
+        Ok(ScanAnswer {
+            mp_token,
+            state: State::Scanned,
+            expires_at: rfc3339(row.expires_at),
+            client: ClientView {
+                id: client.client_id.clone(),
+                name: client.name.clone(),
+                // Only what the browser said: a scene made without an
+                // Origin was made by a script, not the site's page.
+                origin: row.origin.clone(),
+                wants_phone: client.phone,
+            },
+            browser: BrowserView {
+                kind: if row.origin.is_some() {
+                    BrowserKind::Browser
+                } else {
+                    BrowserKind::Server
+                },
+                ip: row.browser_ip.clone(),
+                user_agent: row.browser_user_agent.clone(),
+            },
+        })
     }
 
     /// The person confirmed: record them, issue the ticket, tell the browser.
@@ -259,114 +280,73 @@ impl Login {
         let arrived = Instant::now();
         let mut call = self.begin(id, auth, app_id).await?;
         let span = info_span!("confirm", scene_id = %id);
-        async {
-            let (b, used) = self.resolve(&mut call).await?;
-            let row = &call.row;
-            if let (Some(CodeUse::Confirm), Some(user_id)) = (used, &row.user_id)
-                && already_done(row, &b, Step::Confirm)
-            {
-                return Ok((State::Confirmed, user_id.clone()));
-            }
-            let single_step = call.proof.single_step();
-            if !may_finish(row, &b, single_step, now_ms()) {
-                return Err(refusal(row, &b, now_ms()).into());
-            }
-            let phone_code = input.phone_code.clone();
-            let mut profile = self.profile(&b, input)?;
-            // Asked before anything is written: a refusal leaves the scene scanned.
-            if let Some(code) = phone_code {
-                profile.phone = Some(self.phone_number(&b.app_id, &code).await?);
-            }
-            let now = now_ms();
-            let Some(user_id) = self
-                .record_confirm(id, &row.client_id, &b, single_step, &profile, now)
-                .await?
-            else {
-                return Err(self.refused(id, &b).await);
-            };
-            info!(user_id, "scene confirmed");
-            self.report(FlowEvent::Ended(State::Confirmed));
-            // Tell the browser first: noting the code's use is one more write
-            // the person should not wait for (the code's turn, held until
-            // this call returns, still keeps a retry from racing it).
-            self.publish(SceneView {
-                scene_id: id.clone(),
-                state: State::Confirmed,
-                confirmed: Some(ConfirmedView {
-                    ticket_issued_at: now,
-                    nickname: profile.nickname,
-                    avatar_url: profile.avatar_url,
-                }),
-            })
+        let answer = self
+            .confirm_call(&mut call, input, arrived)
+            .instrument(span)
             .await;
-            self.report(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
-            self.note_code_use(&call.proof, CodeUse::Confirm).await;
-            Ok((State::Confirmed, user_id))
-        }
-        .instrument(span)
-        .await
+        self.settle(&mut call).await;
+        answer
     }
 
-    /// Writes a confirm in one transaction: the scene, the person, their
-    /// avatar and phone, the ticket and the webhook event. `None` when the
-    /// scene was no longer in a state to confirm (nothing is written).
-    async fn record_confirm(
+    async fn confirm_call(
         &self,
-        id: &SceneId,
-        client_id: &str,
-        b: &Scanner,
-        single_step: bool,
-        profile: &Profile,
-        now: i64,
-    ) -> Result<Option<String>, LoginError> {
-        let person = Person {
-            app_id: &b.app_id,
-            openid: &b.openid,
-            unionid: b.unionid.as_deref(),
-            nickname: profile.nickname.as_deref(),
-            avatar_url: profile.avatar_url.as_deref(),
-        };
-        let new_user = UserStore::new_id();
-        let txn = self.db.write().begin().await?;
-        let confirmation = Confirmation {
-            nickname: profile.nickname.as_deref(),
-            avatar_url: profile.avatar_url.as_deref(),
-            user_id: UserStore::existing_or(&person, &new_user),
-        };
-        // The scene row is written first: on SQLite this takes the write
-        // lock before any read, so racing confirms queue instead of failing.
-        // The same UPDATE looks up who the person already is.
-        let Some(found) = self
-            .scenes
-            .confirm(&txn, id, b, single_step, confirmation, now)
-            .await?
-        else {
-            txn.rollback().await?;
-            return Ok(None);
-        };
-        let user_id = self
-            .users
-            .record(&txn, &person, &found, &new_user, now)
-            .await?;
-        if user_id != found {
-            self.scenes.set_user(&txn, id, &user_id).await?;
+        call: &mut Call,
+        input: ConfirmInput,
+        arrived: Instant,
+    ) -> Result<(State, String), LoginError> {
+        let (b, used) = self.resolve(call).await?;
+        let row = &call.row;
+        if let (Some(CodeUse::Confirm), Some(user_id)) = (used, &row.user_id)
+            && already_done(row, &b, Step::Confirm)
+        {
+            return Ok((State::Confirmed, user_id.clone()));
         }
-        if let Some(url) = &profile.avatar_url {
-            let public_url = self.settings.server.public_url.as_str();
-            let own = crate::avatars::own_avatar_id(public_url, url);
-            self.users.set_avatar(&txn, &user_id, own).await?;
+        let single_step = call.proof.single_step();
+        if !may_finish(row, &b, single_step, now_ms()) {
+            return Err(refusal(row, &b, now_ms()).into());
         }
-        if let Some(number) = &profile.phone {
-            let sealed = Sealer::new(&self.key).seal_str(&phone_context(&user_id), number);
-            self.users.set_phone(&txn, &user_id, &sealed).await?;
+        let phone_code = input.phone_code.clone();
+        let mut profile = self.profile(&b, input)?;
+        // Asked before anything is written: a refusal leaves the scene scanned.
+        if let Some(code) = phone_code {
+            profile.phone = Some(self.phone_number(&b.app_id, &code).await?);
         }
-        self.tickets
-            .issue(&txn, id.as_str(), client_id, &user_id, now)
+        let (nickname, avatar_url) = (profile.nickname.clone(), profile.avatar_url.clone());
+        let now = now_ms();
+        let write = ConfirmWrite {
+            scenes: self.scenes.clone(),
+            tickets: self.tickets.clone(),
+            settings: self.settings.clone(),
+            sealer: self.sealer.clone(),
+            id: call.id.clone(),
+            client_id: row.client_id.clone(),
+            b: b.clone(),
+            single_step,
+            profile,
+            note: call.note.take(),
+            now,
+        };
+        let confirmed = self
+            .db
+            .transaction(move |tx| Box::pin(async move { write.run(tx).await }))
             .await?;
-        crate::webhooks::record_confirmed(&txn, &self.settings, id.as_str(), client_id, now)
-            .await?;
-        txn.commit().await?;
-        Ok(Some(user_id))
+        let Some(user_id) = confirmed else {
+            return Err(self.refused(&call.id, &b).await);
+        };
+        info!(user_id, "scene confirmed");
+        self.report(FlowEvent::Ended(State::Confirmed));
+        self.publish(SceneView {
+            scene_id: call.id.clone(),
+            state: State::Confirmed,
+            confirmed: Some(ConfirmedView {
+                ticket_issued_at: now,
+                nickname,
+                avatar_url,
+            }),
+        })
+        .await;
+        self.report(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
+        Ok((State::Confirmed, user_id))
     }
 
     /// The person refused: end the scene, tell the browser.
@@ -378,37 +358,193 @@ impl Login {
     ) -> Result<State, LoginError> {
         let mut call = self.begin(id, auth, app_id).await?;
         let span = info_span!("cancel", scene_id = %id);
-        async {
-            let (b, used) = self.resolve(&mut call).await?;
-            let row = &call.row;
-            if used == Some(CodeUse::Cancel) && already_done(row, &b, Step::Cancel) {
-                return Ok(State::Cancelled);
-            }
-            let single_step = call.proof.single_step();
-            let (now, txn) = (now_ms(), self.db.write().begin().await?);
-            let cancelled = self.scenes.cancel(&txn, id, &b, single_step, now).await?;
-            if cancelled {
-                crate::webhooks::record_cancelled(
-                    &txn,
-                    &self.settings,
-                    id.as_str(),
-                    &row.client_id,
-                    now,
-                )
-                .await?;
-            }
-            txn.commit().await?;
-            if !cancelled {
-                return Err(self.refused(id, &b).await);
-            }
-            info!("scene cancelled");
-            self.report(FlowEvent::Ended(State::Cancelled));
-            self.note_code_use(&call.proof, CodeUse::Cancel).await;
-            self.publish(SceneView::plain(id.clone(), State::Cancelled))
-                .await;
-            Ok(State::Cancelled)
+        let answer = self.cancel_call(&mut call).instrument(span).await;
+        self.settle(&mut call).await;
+        answer
+    }
+
+    async fn cancel_call(&self, call: &mut Call) -> Result<State, LoginError> {
+        let (b, used) = self.resolve(call).await?;
+        let row = &call.row;
+        if used == Some(CodeUse::Cancel) && already_done(row, &b, Step::Cancel) {
+            return Ok(State::Cancelled);
         }
-        .instrument(span)
-        .await
+        let write = CancelWrite {
+            scenes: self.scenes.clone(),
+            settings: self.settings.clone(),
+            id: call.id.clone(),
+            client_id: row.client_id.clone(),
+            b: b.clone(),
+            single_step: call.proof.single_step(),
+            note: call.note.take(),
+            now: now_ms(),
+        };
+        let cancelled = self
+            .db
+            .transaction(move |tx| Box::pin(async move { write.run(tx).await }))
+            .await?;
+        if !cancelled {
+            return Err(self.refused(&call.id, &b).await);
+        }
+        info!("scene cancelled");
+        self.report(FlowEvent::Ended(State::Cancelled));
+        self.publish(SceneView::plain(call.id.clone(), State::Cancelled))
+            .await;
+        Ok(State::Cancelled)
+    }
+}
+
+/// Whether a scan bound the scene.
+enum Scanned {
+    /// It did: the browser is told.
+    First,
+    /// The same person scanned again; their newest session key is kept.
+    Again,
+    /// The scene was not in a state to scan.
+    No,
+}
+
+/// What a scan writes, in one transaction: the scene and the code's note.
+struct ScanWrite {
+    scenes: SceneStore,
+    id: SceneId,
+    b: Scanner,
+    mp_token_hash: String,
+    note: Option<CodeNote>,
+    now: i64,
+}
+
+impl ScanWrite {
+    async fn run(self, tx: &Tx<'_>) -> Result<Scanned, DbErr> {
+        let scanned = if self
+            .scenes
+            .scan(tx, &self.id, &self.b, &self.mp_token_hash, self.now)
+            .await?
+        {
+            Scanned::First
+        } else if self.scenes.rescan(tx, &self.id, &self.b, self.now).await? {
+            Scanned::Again
+        } else {
+            Scanned::No
+        };
+        if let Some(note) = self.note {
+            let used = (!matches!(scanned, Scanned::No)).then_some(CodeUse::Scan);
+            note.write(tx, used).await?;
+        }
+        Ok(scanned)
+    }
+}
+
+/// What a confirm writes, in one transaction: the scene, the person, their
+/// avatar and phone, the ticket, the webhook event and the code's note.
+struct ConfirmWrite {
+    scenes: SceneStore,
+    tickets: TicketStore,
+    settings: Arc<Settings>,
+    sealer: Sealer,
+    id: SceneId,
+    client_id: String,
+    b: Scanner,
+    single_step: bool,
+    profile: Profile,
+    note: Option<CodeNote>,
+    now: i64,
+}
+
+impl ConfirmWrite {
+    /// The user confirmed, or `None` when the scene was no longer in a
+    /// state to confirm (only the code's note is written).
+    async fn run(self, tx: &Tx<'_>) -> Result<Option<String>, DbErr> {
+        let (b, profile, now) = (&self.b, &self.profile, self.now);
+        let person = Person {
+            app_id: &b.app_id,
+            openid: &b.openid,
+            unionid: b.unionid.as_deref(),
+            nickname: profile.nickname.as_deref(),
+            avatar_url: profile.avatar_url.as_deref(),
+        };
+        let new_user = UserStore::new_id();
+        let confirmation = Confirmation {
+            nickname: profile.nickname.as_deref(),
+            avatar_url: profile.avatar_url.as_deref(),
+            user_id: UserStore::existing_or(&person, &new_user),
+        };
+        // The scene row is written first; the same UPDATE looks up who the
+        // person already is.
+        let found = self
+            .scenes
+            .confirm(tx, &self.id, b, self.single_step, confirmation, now)
+            .await?;
+        let Some(found) = found else {
+            if let Some(note) = self.note {
+                note.write(tx, None).await?;
+            }
+            return Ok(None);
+        };
+        let users = UserStore;
+        let user_id = users.record(tx, &person, &found, &new_user, now).await?;
+        if user_id != found {
+            self.scenes.set_user(tx, &self.id, &user_id).await?;
+        }
+        if let Some(url) = &profile.avatar_url {
+            let public_url = self.settings.server.public_url.as_str();
+            let own = crate::avatars::own_avatar_id(public_url, url);
+            users.set_avatar(tx, &user_id, own).await?;
+        }
+        if let Some(number) = &profile.phone {
+            let sealed = self.sealer.seal_str(&phone_context(&user_id), number);
+            users.set_phone(tx, &user_id, &sealed).await?;
+        }
+        self.tickets
+            .issue(tx, self.id.as_str(), &self.client_id, &user_id, now)
+            .await?;
+        crate::webhooks::record_confirmed(
+            tx,
+            &self.settings,
+            self.id.as_str(),
+            &self.client_id,
+            now,
+        )
+        .await?;
+        if let Some(note) = self.note {
+            note.write(tx, Some(CodeUse::Confirm)).await?;
+        }
+        Ok(Some(user_id))
+    }
+}
+
+/// What a cancel writes, in one transaction: the scene, the webhook event
+/// and the code's note.
+struct CancelWrite {
+    scenes: SceneStore,
+    settings: Arc<Settings>,
+    id: SceneId,
+    client_id: String,
+    b: Scanner,
+    single_step: bool,
+    note: Option<CodeNote>,
+    now: i64,
+}
+
+impl CancelWrite {
+    async fn run(self, tx: &Tx<'_>) -> Result<bool, DbErr> {
+        let cancelled = self
+            .scenes
+            .cancel(tx, &self.id, &self.b, self.single_step, self.now)
+            .await?;
+        if cancelled {
+            crate::webhooks::record_cancelled(
+                tx,
+                &self.settings,
+                self.id.as_str(),
+                &self.client_id,
+                self.now,
+            )
+            .await?;
+        }
+        if let Some(note) = self.note {
+            note.write(tx, cancelled.then_some(CodeUse::Cancel)).await?;
+        }
+        Ok(cancelled)
     }
 }

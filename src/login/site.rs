@@ -9,7 +9,6 @@ use super::{Login, LoginError};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::ClientSettings;
 use crate::keys::secrets_equal;
-use crate::sealed::Sealer;
 use crate::users::UserProfile;
 
 /// The answer to a redemption.
@@ -52,7 +51,7 @@ impl Login {
         let mut user = redeemed
             .user
             .ok_or_else(|| LoginError::Internal("ticket's user is missing".into()))?;
-        user.reveal_phone(&Sealer::new(&self.key), client.phone);
+        user.reveal_phone(&self.sealer, client.phone);
         info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
         Ok(RedeemAnswer {
             user,

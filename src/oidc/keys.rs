@@ -14,7 +14,8 @@ use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::Serialize;
 
@@ -56,10 +57,25 @@ pub struct SigningKeys {
 }
 
 /// One key's public facts, for `rotate-keys` to print.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, FromQueryResult)]
 pub struct KeyInfo {
     pub generation: i64,
     pub kid: String,
+}
+
+/// A key's row as publishing reads it (by column name).
+#[derive(FromQueryResult)]
+struct PublishedRow {
+    generation: i64,
+    kid: String,
+    created_at: i64,
+}
+
+/// A key's sealed private half.
+#[derive(FromQueryResult)]
+struct SealedRow {
+    kid: String,
+    private_key: String,
 }
 
 impl SigningKeys {
@@ -123,31 +139,35 @@ impl SigningKeys {
     }
 
     async fn current_row(&self) -> Result<Option<KeyInfo>, DbErr> {
-        let row: Option<(i64, String)> = oidc_keys::Entity::find()
+        oidc_keys::Entity::find()
             .select_only()
             .columns([C::Generation, C::Kid])
             .order_by_desc(C::Generation)
-            .into_tuple()
+            .into_model::<KeyInfo>()
             .one(self.db.read())
-            .await?;
-        Ok(row.map(|(generation, kid)| KeyInfo { generation, kid }))
+            .await
     }
 
     /// Newest first; each key is published until its successor is older
     /// than `RETIRED_KEY_MS`.
     async fn published_rows(&self) -> Result<Vec<KeyInfo>, DbErr> {
-        let rows: Vec<(i64, String, i64)> = oidc_keys::Entity::find()
+        let rows = oidc_keys::Entity::find()
             .select_only()
             .columns([C::Generation, C::Kid, C::CreatedAt])
             .order_by_desc(C::Generation)
             .limit(64)
-            .into_tuple()
+            .into_model::<PublishedRow>()
             .all(self.db.read())
             .await?;
         let now = now_ms();
         let mut out = Vec::new();
         let mut successor_created: Option<i64> = None;
-        for (generation, kid, created_at) in rows {
+        for PublishedRow {
+            generation,
+            kid,
+            created_at,
+        } in rows
+        {
             if successor_created.is_some_and(|t| t + RETIRED_KEY_MS <= now) {
                 break;
             }
@@ -183,14 +203,17 @@ impl SigningKeys {
         if let Some(k) = self.cached(generation) {
             return Ok(k);
         }
-        let row: Option<(String, String)> = oidc_keys::Entity::find()
+        let row = oidc_keys::Entity::find()
             .select_only()
             .columns([C::Kid, C::PrivateKey])
             .filter(C::Generation.eq(generation))
-            .into_tuple()
+            .into_model::<SealedRow>()
             .one(self.db.read())
             .await?;
-        let (kid, sealed) = row.ok_or(KeyError::Missing)?;
+        let SealedRow {
+            kid,
+            private_key: sealed,
+        } = row.ok_or(KeyError::Missing)?;
         let pem = self
             .sealer
             .open(&seal_context(&kid), &sealed)

@@ -119,10 +119,10 @@ impl Oidc {
 /// configured), makes a new current signing key and says which.
 pub async fn rotate_keys(settings: &Settings) -> anyhow::Result<keys::KeyInfo> {
     let key = crate::keys::ServerKey::of(&settings.server)?;
-    let db = crate::db::open(&settings.database).await?;
     if settings.database.migrate_on_start {
-        crate::db::migrate(db.write()).await?;
+        crate::db::migrate_database(&settings.database).await?;
     }
+    let db = crate::db::open(&settings.database).await?;
     let keys = SigningKeys::new(db.clone(), Sealer::new(&key));
     let made = keys.rotate().await;
     let _ = db.close().await;

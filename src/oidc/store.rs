@@ -5,9 +5,7 @@
 use entity::oidc_access_tokens::{self as tokens, Column as T};
 use entity::oidc_grants::{self as grants, Column as G};
 use sea_orm::sea_query::Query;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect, TransactionTrait,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::db::Db;
 
@@ -135,18 +133,6 @@ impl GrantStore {
         token: NewAccessToken<'_>,
         now: i64,
     ) -> Result<bool, DbErr> {
-        let txn = self.db.write().begin().await?;
-        let used = grants::Entity::update_many()
-            .col_expr(G::CodeUsedAt, now.into())
-            .filter(G::IdHash.eq(&grant.id_hash))
-            .filter(G::CodeUsedAt.is_null())
-            .filter(G::CodeExpiresAt.gt(now))
-            .exec(&txn)
-            .await?;
-        if used.rows_affected != 1 {
-            txn.rollback().await?;
-            return Ok(false);
-        }
         let row = tokens::ActiveModel {
             token_hash: Set(token.token_hash.to_owned()),
             grant_id: Set(grant.id_hash.clone()),
@@ -155,11 +141,27 @@ impl GrantStore {
             expires_at: Set(token.expires_at),
             revoked_at: Set(None),
         };
-        tokens::Entity::insert(row)
-            .exec_without_returning(&txn)
-            .await?;
-        txn.commit().await?;
-        Ok(true)
+        let grant_id = grant.id_hash.clone();
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let used = grants::Entity::update_many()
+                        .col_expr(G::CodeUsedAt, now.into())
+                        .filter(G::IdHash.eq(&grant_id))
+                        .filter(G::CodeUsedAt.is_null())
+                        .filter(G::CodeExpiresAt.gt(now))
+                        .exec(tx)
+                        .await?;
+                    if used.rows_affected != 1 {
+                        return Ok(false);
+                    }
+                    tokens::Entity::insert(row)
+                        .exec_without_returning(tx)
+                        .await?;
+                    Ok(true)
+                })
+            })
+            .await
     }
 
     /// Revokes every access token issued with the grant's code (the code

@@ -4,6 +4,7 @@
 //! a message is, its topic and its rank.
 
 pub mod bus;
+pub mod catch_up;
 pub mod health;
 pub mod pg_bus;
 pub mod registry;

@@ -75,8 +75,6 @@ const STABLE: Duration = Duration::from_secs(1);
 /// FIN or RST shows nothing otherwise), and how long the check may take.
 const PROBE_EVERY: Duration = Duration::from_secs(10);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Topics re-read per query after a reconnect.
-const RESYNC_BATCH: usize = 500;
 
 /// What the listener task needs.
 pub struct ListenerSetup<M> {
@@ -251,41 +249,13 @@ async fn listen<M: Message + DeserializeOwned>(
     }
 }
 
-/// Re-reads every topic with a listener on this node and dispatches what
-/// the source gives (listeners ignore a message they are already past).
+/// Re-reads every topic with a listener on this node after a (re)connect.
 async fn reread_listened<M: Message>(registry: Arc<Registry<M>>, source: Arc<dyn Source<M>>) {
-    let ids = registry.scene_ids();
-    let mut pushed = 0usize;
-    let mut unread = 0usize;
-    for batch in ids.chunks(RESYNC_BATCH) {
-        let mut attempt = 0;
-        let messages = loop {
-            attempt += 1;
-            match source.reread(batch).await {
-                Ok(found) => break Some(found),
-                Err(e) if attempt < 3 => {
-                    warn!(error = %e, "bus: resync read failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                Err(e) => {
-                    warn!(error = %e, "bus: resync read failed; these sockets catch up at their heartbeat");
-                    break None;
-                }
-            }
-        };
-        let Some(messages) = messages else {
-            unread += batch.len();
-            continue;
-        };
-        for message in messages {
-            if registry.dispatch(message) > 0 {
-                pushed += 1;
-            }
-        }
-    }
-    metrics::bus_resynced(ids.len());
+    let done = super::catch_up::reread_listened(&registry, source.as_ref()).await;
     info!(
-        scenes = ids.len(),
-        pushed, unread, "bus: re-read the listened scenes after (re)connecting"
+        scenes = done.topics,
+        pushed = done.pushed,
+        unread = done.unread,
+        "bus: re-read the listened scenes after (re)connecting"
     );
 }

@@ -146,9 +146,11 @@ impl SceneStore {
             .await
     }
 
-    /// `waiting -> scanned`, binding the scene to its first scanner.
+    /// `waiting -> scanned`, binding the scene to its first scanner, in the
+    /// caller's transaction.
     pub async fn scan(
         &self,
+        conn: &impl ConnectionTrait,
         id: &SceneId,
         b: &Scanner,
         mp_token_hash: &str,
@@ -168,13 +170,20 @@ impl SceneStore {
             .filter(C::Id.eq(id.as_str()))
             .filter(C::State.eq(State::Waiting.as_str()))
             .filter(C::ExpiresAt.gt(now))
-            .exec(self.db.write())
+            .exec(conn)
             .await?;
         Ok(res.rows_affected == 1)
     }
 
-    /// The same person scanned again: keep their newest session key.
-    pub async fn rescan(&self, id: &SceneId, b: &Scanner, now: i64) -> Result<bool, DbErr> {
+    /// The same person scanned again: keep their newest session key (in the
+    /// caller's transaction).
+    pub async fn rescan(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: &SceneId,
+        b: &Scanner,
+        now: i64,
+    ) -> Result<bool, DbErr> {
         let res = scenes::Entity::update_many()
             .col_expr(
                 C::SessionKey,
@@ -184,7 +193,7 @@ impl SceneStore {
             .filter(C::State.eq(State::Scanned.as_str()))
             .filter(bound_to(b))
             .filter(C::ExpiresAt.gt(now))
-            .exec(self.db.write())
+            .exec(conn)
             .await?;
         Ok(res.rows_affected == 1)
     }

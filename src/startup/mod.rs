@@ -18,8 +18,10 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::keys::ServerKey;
-use crate::push::Registry;
+use crate::login::SceneSource;
+use crate::push::{Registry, Source};
 use crate::ratelimit::RateLimits;
+use crate::scene::SceneView;
 use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -54,8 +56,9 @@ impl Application {
         let wechat = wechat_client(&settings, api_base, &db, &sealer)?;
         let registry = Arc::new(Registry::default());
         let shutdown = CancellationToken::new();
+        let source: Arc<dyn Source<SceneView>> = Arc::new(SceneSource::new(db.clone(), &key));
         let (bus, bus_health, listener_task) =
-            bus(&settings, addr, &db, &key, &registry, &shutdown);
+            bus(&settings, addr, &db, &source, &registry, &shutdown);
         let webhook_wake = crate::webhooks::Wake::default();
         let login = login_flow(&settings, &db, wechat, key, bus, webhook_wake.clone());
         let oidc = oidc_provider(&settings, &db, sealer, &login).await?;
@@ -74,7 +77,7 @@ impl Application {
         };
         let server = serve(listeners, &state)?;
         let mut background: Vec<_> = listener_task.into_iter().collect();
-        background.extend(background_tasks(&state, &db, webhook_wake)?);
+        background.extend(background_tasks(&state, &db, webhook_wake, source)?);
         info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
         Ok(Self {
             addr,
@@ -102,6 +105,11 @@ impl Application {
     }
 
     /// The token that stops the hub when cancelled.
+    /// What the hub has asked of its database so far (statements, commits).
+    pub fn db_stats(&self) -> crate::db::Stats {
+        self.db.stats().clone()
+    }
+
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
     }

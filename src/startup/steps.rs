@@ -14,9 +14,9 @@ use url::Url;
 use crate::config::{Settings, WechatMode};
 use crate::db::Db;
 use crate::keys::ServerKey;
-use crate::login::{FlowEvent, FlowObserver, Login, SceneSource};
+use crate::login::{FlowEvent, FlowObserver, Login};
 use crate::oidc::Oidc;
-use crate::push::{Bus, BusHealth, LocalBus, Registry, pg_bus};
+use crate::push::{Bus, BusHealth, LocalBus, Registry, Source, pg_bus};
 use crate::scene::{SceneView, State};
 use crate::sealed::Sealer;
 use crate::simulator::Simulator;
@@ -61,15 +61,14 @@ impl Listeners {
 
 /// Opens the database and, when configured, applies the migrations.
 pub(super) async fn open_database(settings: &Settings) -> anyhow::Result<Db> {
-    let db = crate::db::open(&settings.database)
-        .await
-        .context("cannot open the database")?;
     if settings.database.migrate_on_start {
-        crate::db::migrate(db.write())
+        crate::db::migrate_database(&settings.database)
             .await
             .context("migrations failed")?;
     }
-    Ok(db)
+    crate::db::open(&settings.database)
+        .await
+        .context("cannot open the database")
 }
 
 /// Where the WeChat client calls: WeChat (`wechat.api_base`), or, in
@@ -127,14 +126,14 @@ pub(super) fn bus(
     settings: &Settings,
     addr: SocketAddr,
     db: &Db,
-    key: &ServerKey,
+    source: &Arc<dyn Source<SceneView>>,
     registry: &Arc<Registry<SceneView>>,
     shutdown: &CancellationToken,
 ) -> (SceneBus, Arc<BusHealth>, Option<JoinHandle<()>>) {
-    if crate::db::is_sqlite(settings.database.url.expose_secret()) {
+    let Some(pool) = db.postgres().cloned() else {
         let bus = Arc::new(LocalBus::new(registry.clone()));
         return (bus, Arc::new(BusHealth::always_up()), None);
-    }
+    };
     let health = Arc::new(BusHealth::starting(Duration::from_secs(
         settings.database.listener_grace_secs,
     )));
@@ -146,11 +145,11 @@ pub(super) fn bus(
             .to_owned(),
         application_name: format!("scanlogin listener {addr}"),
         registry: registry.clone(),
-        source: Arc::new(SceneSource::new(db.clone(), key)),
+        source: source.clone(),
         health: health.clone(),
     };
     let listener = pg_bus::spawn_listener(setup, shutdown.clone());
-    let bus = Arc::new(pg_bus::PgBus::new(db.write().clone()));
+    let bus = Arc::new(pg_bus::PgBus::new(pool));
     (bus, health, Some(listener))
 }
 
@@ -163,9 +162,11 @@ pub(super) fn login_flow(
     bus: SceneBus,
     wake: crate::webhooks::Wake,
 ) -> Arc<Login> {
+    // Confirms and cancels queue webhook events in their transaction, only
+    // for clients with a webhook: without any, there is nothing to wake for.
+    let webhooks = settings.clients.iter().any(|c| c.webhook_url.is_some());
     let flow_observer: FlowObserver = Arc::new(move |event| {
-        // Confirms and cancels queue webhook events in their transaction.
-        if matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
+        if webhooks && matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
             wake.notify();
         }
         match event {
@@ -204,14 +205,22 @@ pub(super) async fn oidc_provider(
     Ok(oidc)
 }
 
-/// The tasks beside the server: the sweeper and the webhook worker.
+/// The tasks beside the server: the sweeper, the catch-up of what the bus
+/// missed, and the webhook worker.
 pub(super) fn background_tasks(
     state: &AppState,
     db: &Db,
     webhook_wake: crate::webhooks::Wake,
+    source: Arc<dyn Source<SceneView>>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     Ok(vec![
         tokio::spawn(sweeper(state.clone())),
+        crate::push::catch_up::spawn(
+            state.registry.clone(),
+            source,
+            Duration::from_millis(state.settings.scene.catch_up_ms),
+            state.shutdown.clone(),
+        ),
         crate::webhooks::worker::spawn(
             state.settings.clone(),
             db.clone(),

@@ -97,10 +97,10 @@ impl TicketStore {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let row_client: String = row.try_get_by_index(0)?;
-        let issued_at: i64 = row.try_get_by_index(1)?;
-        let expires_at: i64 = row.try_get_by_index(2)?;
-        let redeemed_at: Option<i64> = row.try_get_by_index(3)?;
+        let row_client: String = row.try_get("", "client_id")?;
+        let issued_at: i64 = row.try_get("", "issued_at")?;
+        let expires_at: i64 = row.try_get("", "expires_at")?;
+        let redeemed_at: Option<i64> = row.try_get("", "redeemed_at")?;
         let expected = ticket_value(key, scene_id, issued_at);
         let genuine: bool = expected.as_bytes().ct_eq(ticket.as_bytes()).into();
         if !genuine || row_client != client_id || expires_at <= now || redeemed_at.is_some() {
@@ -119,7 +119,7 @@ impl TicketStore {
         Ok(Some(Redeemed {
             scene_id: scene_id.to_owned(),
             issued_at,
-            user: read_profile(&rows, 4)?,
+            user: read_profile(&rows)?,
         }))
     }
 

@@ -299,7 +299,8 @@ impl UserStore {
 
 /// Adds to `query` the profile of the user `user_id` names (an expression
 /// over the query's own tables): the user's columns and, one row each, their
-/// identities, oldest first. [`read_profile`] reads them back.
+/// identities, oldest first. [`read_profile`] reads them back by name, so
+/// the query's own columns must not be named like them.
 pub fn join_profile(query: &mut SelectStatement, user_id: Expr) {
     use identities::Column as I;
     use users::Column as U;
@@ -323,27 +324,27 @@ pub fn join_profile(query: &mut SelectStatement, user_id: Expr) {
         .order_by((identities::Entity, I::CreatedAt), Order::Asc);
 }
 
-/// The profile in the rows of a query that [`join_profile`] extended, whose
-/// profile columns start at index `first`; `None` when the user is missing.
-pub fn read_profile(rows: &[QueryResult], first: usize) -> Result<Option<UserProfile>, DbErr> {
+/// The profile in the rows of a query that [`join_profile`] extended, read
+/// by column name; `None` when the user is missing.
+pub fn read_profile(rows: &[QueryResult]) -> Result<Option<UserProfile>, DbErr> {
     let Some(head) = rows.first() else {
         return Ok(None);
     };
-    let Some(id) = head.try_get_by_index::<Option<String>>(first)? else {
+    let Some(id) = head.try_get::<Option<String>>("", "id")? else {
         return Ok(None);
     };
     let mut profile = UserProfile {
         id,
-        unionid: head.try_get_by_index(first + 1)?,
-        nickname: head.try_get_by_index(first + 2)?,
-        avatar_url: head.try_get_by_index(first + 3)?,
+        unionid: head.try_get("", "unionid")?,
+        nickname: head.try_get("", "nickname")?,
+        avatar_url: head.try_get("", "avatar_url")?,
         identities: Vec::with_capacity(rows.len()),
         phone_number: None,
-        phone_sealed: head.try_get_by_index(first + 6)?,
+        phone_sealed: head.try_get("", "phone_number")?,
     };
     for row in rows {
-        let app_id: Option<String> = row.try_get_by_index(first + 4)?;
-        let openid: Option<String> = row.try_get_by_index(first + 5)?;
+        let app_id: Option<String> = row.try_get("", "app_id")?;
+        let openid: Option<String> = row.try_get("", "openid")?;
         if let (Some(app_id), Some(openid)) = (app_id, openid) {
             profile.identities.push(IdentityView { app_id, openid });
         }

@@ -75,8 +75,8 @@ pub async fn record_confirmed(
     let issued_at: i64 = rows
         .first()
         .ok_or_else(|| DbErr::Custom("the confirmed scene has no ticket".into()))?
-        .try_get_by_index(0)?;
-    let user = read_profile(&rows, 1)?
+        .try_get("", "issued_at")?;
+    let user = read_profile(&rows)?
         .ok_or_else(|| DbErr::Custom("the confirmed scene's user is missing".into()))?;
     let event = Event {
         kind: LOGIN_CONFIRMED,

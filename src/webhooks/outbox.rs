@@ -124,7 +124,7 @@ pub async fn finish(
         .col_expr(C::State, Expr::value(state))
         .col_expr(C::NextAttemptAt, Expr::value(next_attempt_at))
         .col_expr(C::DeliveredAt, Expr::value(delivered_at))
-        .col_expr(C::LastStatus, Expr::value(outcome.status.map(i32::from)))
+        .col_expr(C::LastStatus, Expr::value(outcome.status.map(i64::from)))
         .col_expr(
             C::LastError,
             Expr::value(

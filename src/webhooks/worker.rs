@@ -79,7 +79,7 @@ struct Worker {
 
 /// The delay before retry number `attempts` (1 = the first retry): the
 /// first delay doubled per attempt, capped, less a random part of up to half.
-pub fn retry_delay(config: &WebhookSettings, attempts: i32) -> i64 {
+pub fn retry_delay(config: &WebhookSettings, attempts: i64) -> i64 {
     let doublings = attempts.saturating_sub(1).clamp(0, 40) as u32;
     let nominal = config
         .retry_first_ms

@@ -29,6 +29,9 @@ impl Settings {
         if !(50..=60_000).contains(&self.scene.sweep_interval_ms) {
             out.push("scene.sweep_interval_ms: must be within 50..=60000".into());
         }
+        if !(100..=600_000).contains(&self.scene.catch_up_ms) {
+            out.push("scene.catch_up_ms: must be within 100..=600000".into());
+        }
         if self.rate_limit.scenes_per_minute > 0 && self.rate_limit.burst == 0 {
             out.push("rate_limit.burst: must be at least 1 while scenes are limited".into());
         }

@@ -36,6 +36,8 @@ pub struct TestApp {
     /// The hub's settings as a configuration file (for commands run against
     /// its database).
     pub config_toml: String,
+    /// What the hub has asked of its database so far.
+    pub db_stats: scanlogin::db::Stats,
     _stop: StopGuard,
     _tmp: tempfile::TempDir,
 }
@@ -108,6 +110,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
     let app = Application::build(settings).await.expect("hub builds");
     let port = app.port();
     let token = app.shutdown_token();
+    let db_stats = app.db_stats();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(40))
@@ -120,6 +123,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         fake,
         db_url,
         config_toml,
+        db_stats,
         _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,
     }

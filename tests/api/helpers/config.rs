@@ -122,6 +122,7 @@ impl TestConfig {
             scene: SceneSettings {
                 ttl_secs: self.ttl_secs,
                 sweep_interval_ms: 100,
+                ..SceneSettings::default()
             },
             rate_limit: self.rate_limit,
             log: LogSettings::default(),

@@ -62,6 +62,7 @@ pub fn config_file(settings: &Settings) -> String {
         "scene": {
             "ttl_secs": s.scene.ttl_secs,
             "sweep_interval_ms": s.scene.sweep_interval_ms,
+            "catch_up_ms": s.scene.catch_up_ms,
         },
         "rate_limit": s.rate_limit,
         "log": {

@@ -77,7 +77,7 @@ async fn two_nodes_on_postgres_send_each_event_once() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), logins);
-    let attempts: i32 = rows.iter().map(|r| r.attempts).sum();
+    let attempts: i64 = rows.iter().map(|r| r.attempts).sum();
     assert_eq!(
         attempts as usize,
         seen.len(),

@@ -1,0 +1,195 @@
+//! The one writer of a SQLite file: a thread that owns the writing
+//! connection and runs each request's whole write transaction as one job.
+//!
+//! Jobs queued together share one `BEGIN IMMEDIATE … COMMIT` (group
+//! commit), each inside a savepoint of its own so that one job's failure
+//! undoes only its writes. A job's answer is sent after the commit that
+//! holds it, so an answered request survives `kill -9`. Requests queue in
+//! the hub, in order, instead of napping in SQLite's busy handler.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::task::{Context, Poll, Waker};
+
+use sea_orm::{DbErr, RuntimeErr};
+
+use super::Tx;
+use super::sqlite::{SqliteConn, exec_err};
+use super::stats::Stats;
+
+/// A job's future: it borrows the transaction it writes through.
+pub type JobFuture<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+
+/// What the writer thread runs: the job itself (or, when its transaction or
+/// savepoint could not begin, the reason), then, after the commit, its
+/// answer.
+type Job = Box<dyn for<'c> FnOnce(Result<&'c Tx<'c>, DbErr>) -> Finish + Send>;
+
+struct Finish {
+    /// Whether the job's writes stay (else its savepoint is rolled back).
+    ok: bool,
+    /// Sends the answer, given how the commit went.
+    answer: Box<dyn FnOnce(Result<(), DbErr>) + Send>,
+}
+
+/// Requests waiting for the writer at most; past it a write is refused
+/// as unavailable (503) instead of queueing without bound.
+const QUEUE: usize = 1024;
+
+/// Jobs committed together at most.
+const BATCH: usize = 64;
+
+/// The handle requests send their write jobs through.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    queue: SyncSender<Job>,
+}
+
+impl std::fmt::Debug for Finish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Finish").field("ok", &self.ok).finish()
+    }
+}
+
+fn unavailable(why: &str) -> DbErr {
+    DbErr::Conn(RuntimeErr::Internal(why.to_owned()))
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`. The thread ends when every
+    /// handle is gone.
+    pub fn start(conn: SqliteConn, stats: Stats) -> Result<Self, DbErr> {
+        let (queue, jobs) = sync_channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(&conn, &jobs, &stats))
+            .map_err(|e| unavailable(&format!("cannot start the SQLite writer: {e}")))?;
+        Ok(Self { queue })
+    }
+
+    /// Runs `job` in a write transaction on the writer thread and answers
+    /// once it is committed. The job must only use the database: it runs
+    /// to completion in one poll.
+    pub async fn run<T, E, F>(&self, job: F) -> Result<T, E>
+    where
+        F: for<'c> FnOnce(&'c Tx<'c>) -> JobFuture<'c, Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbErr> + Send + 'static,
+    {
+        let (send, recv) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(move |tx| {
+            let result = match tx {
+                Err(e) => Err(E::from(e)),
+                Ok(tx) => catch_unwind(AssertUnwindSafe(|| poll_once(job(tx))))
+                    .unwrap_or_else(|_| {
+                        Some(Err(E::from(DbErr::Custom("a write job panicked".into()))))
+                    })
+                    .unwrap_or_else(|| {
+                        Err(E::from(DbErr::Custom(
+                            "a write job waited on something other than the database".into(),
+                        )))
+                    }),
+            };
+            let ok = result.is_ok();
+            Finish {
+                ok,
+                answer: Box::new(move |committed| {
+                    let answer = match committed {
+                        Err(e) if ok => Err(E::from(e)),
+                        _ => result,
+                    };
+                    // The caller may have gone (its request was dropped):
+                    // what it wrote stays written.
+                    let _ = send.send(answer);
+                }),
+            }
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(E::from(unavailable("too many writes are waiting")));
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(E::from(unavailable("the SQLite writer has stopped")));
+            }
+        }
+        recv.await
+            .unwrap_or_else(|_| Err(E::from(unavailable("the SQLite writer has stopped"))))
+    }
+}
+
+/// Polls a future once: a job that only uses the database is done by then.
+fn poll_once<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+fn write_loop(conn: &SqliteConn, jobs: &Receiver<Job>, stats: &Stats) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(conn, batch, stats);
+    }
+}
+
+fn sql(conn: &SqliteConn, text: &str) -> Result<(), DbErr> {
+    conn.lock().execute_batch(text).map_err(exec_err)
+}
+
+/// Runs `batch` in one transaction and answers every job after the commit.
+fn commit_batch(conn: &SqliteConn, batch: Vec<Job>, stats: &Stats) {
+    if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
+        tracing::warn!(error = %e, "the SQLite writer could not begin a transaction");
+        for job in batch {
+            let f = job(Err(e.clone()));
+            (f.answer)(Ok(()));
+        }
+        return;
+    }
+    let tx = Tx::Sqlite(conn);
+    let alone = batch.len() == 1;
+    let mut finished = Vec::with_capacity(batch.len());
+    for job in batch {
+        if !alone && let Err(e) = sql(conn, "SAVEPOINT job") {
+            finished.push(job(Err(e)));
+            continue;
+        }
+        let finish = job(Ok(&tx));
+        if !alone {
+            let end = if finish.ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = sql(conn, end) {
+                tracing::warn!(error = %e, "the SQLite writer could not end a savepoint");
+            }
+        }
+        finished.push(finish);
+    }
+    let committed = if alone && !finished[0].ok {
+        sql(conn, "ROLLBACK")
+    } else {
+        let done = sql(conn, "COMMIT");
+        match &done {
+            Ok(()) => stats.commit(finished.iter().filter(|f| f.ok).count()),
+            Err(_) => {
+                let _ = sql(conn, "ROLLBACK");
+            }
+        }
+        done
+    };
+    for f in finished {
+        (f.answer)(committed.clone());
+    }
+}
