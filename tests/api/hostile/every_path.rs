@@ -92,3 +92,39 @@ async fn broken_handshakes_on_the_socket_path_take_upgrades_too() {
     assert_eq!(status, 429, "{problem}");
     assert_eq!(problem["code"], "rate_limited");
 }
+
+#[tokio::test]
+async fn malformed_basic_credentials_count_as_failed_authentications() {
+    let app = spawn_app_with(|cfg| cfg.rate_limit.auth_failures_per_minute = 3).await;
+    let mut statuses = Vec::new();
+    for scheme in [
+        "Basic %%%notbase64",
+        "Digest x",
+        "Basic Zm9v",
+        "Basic",
+        "Bearer x",
+    ] {
+        let res = app
+            .http
+            .post(app.url("/api/v1/tickets/redeem"))
+            .header("Authorization", scheme)
+            .json(&serde_json::json!({"ticket": "x"}))
+            .send()
+            .await
+            .expect("redeem");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // No credentials at all is how some clients ask for the challenge: 401.
+    let res = app
+        .http
+        .post(app.url("/api/v1/tickets/redeem"))
+        .json(&serde_json::json!({"ticket": "x"}))
+        .send()
+        .await
+        .expect("redeem");
+    assert_problem(res, 401, "unauthorized").await;
+    // The client's own backend, with its secret, is not locked out.
+    let res = app.redeem("not-a-ticket").await;
+    assert_problem(res, 400, "invalid_ticket").await;
+}
