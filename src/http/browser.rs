@@ -68,7 +68,7 @@ pub(crate) use super::extract::origin;
     tag = "browser",
     summary = "Create a scene (one login attempt shown as one code)",
     description = "Called by the widget. The `Origin` header, when present, must be one of \
-        the client's `allowed_origins`. Rate limited per client IP (IPv6 per /64).",
+        the client's `allowed_origins`. Rate limited per client IP (IPv6 per /64 and per /48).",
     request_body = CreateScene,
     responses(
         (status = 201, description = "The new scene", body = SceneCreated),
