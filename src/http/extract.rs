@@ -148,7 +148,7 @@ pub enum BasicError {
 /// well-formed credentials is 401 `unauthorized`; malformed ones (or
 /// another scheme) count as a failed authentication of an unknown client
 /// from the client's address, like a wrong secret, so a source cannot send
-/// them without limit.
+/// them without limit; none at all takes a unit of `other_per_minute`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct BasicCredentials {
     pub client_id: String,
@@ -197,15 +197,19 @@ impl FromRequest for BasicCredentials {
             let missing = ApiError::Flow(LoginError::Unauthorized(
                 "HTTP Basic client_id:client_secret is required",
             ));
-            // No header at all costs nothing and is how some clients ask
-            // for the challenge: not a failure.
-            let Some(state) = req
-                .app_data::<web::Data<AppState>>()
-                .filter(|_| why != BasicError::Missing)
-            else {
+            let Some(state) = req.app_data::<web::Data<AppState>>() else {
                 return missing;
             };
             let ip = ClientAddr::of(req).0;
+            // No header at all is how some clients (Java's among them) ask
+            // for the challenge before sending credentials: not a failure,
+            // but under the address's ceiling for everything else.
+            if why == BasicError::Missing {
+                return match state.limits.other.check(ip) {
+                    Ok(()) => missing,
+                    Err(t) => t.into(),
+                };
+            }
             if let Err(t) = state.limits.auth_allowed("", false, ip) {
                 return t.into();
             }

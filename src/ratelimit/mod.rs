@@ -181,8 +181,8 @@ pub enum Scope {
     MiniProgram,
     /// Site backends: no per-address limit (a site's backend is one
     /// address doing all its redemptions); limited per client once
-    /// authenticated, and failed or missing credentials per client and
-    /// address.
+    /// authenticated, failed or malformed credentials per client and
+    /// address, and requests without credentials under [`Scope::Other`].
     Site,
     /// Everything else: pages, widget, health, OpenID Connect, avatars,
     /// the simulator, unknown paths (`other_per_minute`).

@@ -115,16 +115,29 @@ async fn malformed_basic_credentials_count_as_failed_authentications() {
         statuses.push(res.status().as_u16());
     }
     assert_eq!(statuses, [401, 401, 401, 429, 429]);
-    // No credentials at all is how some clients ask for the challenge: 401.
-    let res = app
-        .http
-        .post(app.url("/api/v1/tickets/redeem"))
-        .json(&serde_json::json!({"ticket": "x"}))
-        .send()
-        .await
-        .expect("redeem");
-    assert_problem(res, 401, "unauthorized").await;
     // The client's own backend, with its secret, is not locked out.
+    let res = app.redeem("not-a-ticket").await;
+    assert_problem(res, 400, "invalid_ticket").await;
+}
+
+#[tokio::test]
+async fn redeems_without_credentials_fall_under_the_address_ceiling() {
+    let app = spawn_app_with(|cfg| cfg.rate_limit.other_per_minute = 3).await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let res = app
+            .http
+            .post(app.url("/api/v1/tickets/redeem"))
+            .json(&serde_json::json!({"ticket": "x"}))
+            .send()
+            .await
+            .expect("redeem");
+        statuses.push(res.status().as_u16());
+    }
+    // No credentials is how some clients ask for the challenge: 401, not
+    // a failure, but not without limit either.
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // The site's backend, sending its credentials, is limited per client.
     let res = app.redeem("not-a-ticket").await;
     assert_problem(res, 400, "invalid_ticket").await;
 }
