@@ -11,6 +11,13 @@ pub struct Model {
     pub content_type: String,
     pub image: Vec<u8>,
     pub created_at: i64,
+    /// The scene it was uploaded for (one avatar per scene); `None` for
+    /// avatars stored before scenes were recorded.
+    #[sea_orm(unique)]
+    pub scene_id: Option<String>,
+    /// Until when it is kept even if no user shows it (its scene's end,
+    /// at most an hour after the upload).
+    pub keep_until: Option<i64>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -4,16 +4,18 @@
 //! header), decoded with the `image` crate under allocation limits, shrunk to
 //! at most [`MAX_SIDE`] pixels a side and re-encoded as PNG (which also drops
 //! any metadata such as EXIF locations), then kept in the `avatars` table.
-//! An avatar is kept while a user's `avatar_id` names it; housekeeping
-//! deletes the others once they are older than the retention.
+//! A scene holds at most one avatar: a second upload replaces the first.
+//! An avatar is kept while a user's `avatar_id` names it, or while its
+//! scene can still use it (until the scene ends, at most [`UNUSED_KEPT_MS`]
+//! after the upload); housekeeping deletes the others.
 
 use std::io::Cursor;
 
 use entity::avatars::{self, Column as C};
 use entity::users;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
 
 use crate::db::Db;
 
@@ -29,6 +31,16 @@ const MAX_DECLARED_PIXELS: u64 = 16 * 1024 * 1024;
 const MAX_DECODE_ALLOC: u64 = 80 * 1024 * 1024;
 /// The path under `public_url` where avatars are served.
 pub const AVATAR_PATH: &str = "/api/v1/avatars/";
+/// Longest an avatar no user shows is kept (its scene may end sooner).
+pub const UNUSED_KEPT_MS: i64 = 3600 * 1000;
+
+/// Where an upload goes: the live scanned scene its `mp_token` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvatarSlot {
+    pub scene_id: String,
+    /// When the scene expires (Unix ms).
+    pub scene_expires_at: i64,
+}
 
 /// Why an upload is refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -163,19 +175,34 @@ impl AvatarStore {
         })?
     }
 
-    /// Stores re-encoded PNG bytes; returns the new id.
-    pub async fn put(&self, png: Vec<u8>, now: i64) -> Result<String, DbErr> {
+    /// Stores re-encoded PNG bytes as the scene's avatar, replacing the
+    /// one it had (whose id then names nothing), in one statement; returns
+    /// the new id. `None` when a user already shows the scene's avatar
+    /// (the scene was confirmed meanwhile): nothing is written.
+    pub async fn put(
+        &self,
+        slot: &AvatarSlot,
+        png: Vec<u8>,
+        now: i64,
+    ) -> Result<Option<String>, DbErr> {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let row = avatars::ActiveModel {
             id: Set(id.clone()),
             content_type: Set("image/png".into()),
             image: Set(png),
             created_at: Set(now),
+            scene_id: Set(Some(slot.scene_id.clone())),
+            keep_until: Set(Some(Ord::min(slot.scene_expires_at, now + UNUSED_KEPT_MS))),
         };
-        avatars::Entity::insert(row)
+        let replace = OnConflict::column(C::SceneId)
+            .update_columns([C::Id, C::ContentType, C::Image, C::CreatedAt, C::KeepUntil])
+            .action_and_where(Expr::col((avatars::Entity, C::Id)).not_in_subquery(shown()))
+            .to_owned();
+        let written = avatars::Entity::insert(row)
+            .on_conflict(replace)
             .exec_without_returning(self.db.write())
             .await?;
-        Ok(id)
+        Ok((written > 0).then_some(id))
     }
 
     /// The avatar `id`, if kept.
@@ -192,19 +219,19 @@ impl AvatarStore {
             }))
     }
 
-    /// Deletes up to `limit` avatars stored before `cutoff` that no user's
-    /// `avatar_id` names.
-    pub async fn purge_unreferenced(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
-        let kept = Query::select()
-            .column(users::Column::AvatarId)
-            .from(users::Entity)
-            .and_where(users::Column::AvatarId.is_not_null())
-            .to_owned();
+    /// Deletes up to `limit` avatars that no user's `avatar_id` names and
+    /// that their scene no longer needs: `keep_until` passed, or uploaded
+    /// more than [`UNUSED_KEPT_MS`] ago (avatars from before scenes were
+    /// recorded have no `keep_until`).
+    pub async fn purge_unreferenced(&self, now: i64, limit: u64) -> Result<u64, DbErr> {
+        let unneeded = Condition::any()
+            .add(C::KeepUntil.lt(now))
+            .add(C::CreatedAt.lt(now - UNUSED_KEPT_MS));
         let ids = Query::select()
             .column(C::Id)
             .from(avatars::Entity)
-            .and_where(C::CreatedAt.lt(cutoff))
-            .and_where(Expr::col(C::Id).not_in_subquery(kept))
+            .cond_where(unneeded)
+            .and_where(Expr::col(C::Id).not_in_subquery(shown()))
             .limit(limit)
             .to_owned();
         Ok(avatars::Entity::delete_many()
@@ -213,6 +240,15 @@ impl AvatarStore {
             .await?
             .rows_affected)
     }
+}
+
+/// The ids of the avatars users show.
+fn shown() -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .column(users::Column::AvatarId)
+        .from(users::Entity)
+        .and_where(users::Column::AvatarId.is_not_null())
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -139,7 +139,8 @@ impl Default for SceneSettings {
 }
 
 /// `[rate_limit]`: requests per minute on every public endpoint. IPv6
-/// clients are counted per /64. Each limit lets its whole minute's worth
+/// clients are counted per /64 and per /48 (which gets 8 times a /64's
+/// allowance), both applying. Each limit lets its whole minute's worth
 /// through at once (except scenes, whose burst is `burst`); 0 turns a limit
 /// off (`check-config` warns).
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -164,8 +165,12 @@ pub struct RateLimitSettings {
     /// Failed client authentications per client and source IP; past it,
     /// that IP is refused for that client (others are not).
     pub auth_failures_per_minute: u32,
-    /// Any other request (pages, widget, health) per client IP.
+    /// Any other request (pages, widget, health, avatars, unknown paths)
+    /// per client IP.
     pub other_per_minute: u32,
+    /// Avatar bytes stored per phone IP and hour (the larger of the upload
+    /// and its re-encoded PNG); past it, uploads are refused.
+    pub avatar_bytes_per_hour: u32,
 }
 
 impl Default for RateLimitSettings {
@@ -181,13 +186,14 @@ impl Default for RateLimitSettings {
             redeems_per_minute: 1_200,
             auth_failures_per_minute: 10,
             other_per_minute: 1_200,
+            avatar_bytes_per_hour: 64 * 1024 * 1024,
         }
     }
 }
 
 impl RateLimitSettings {
     /// Every limit with its key name, for checks and warnings.
-    pub fn named(&self) -> [(&'static str, u32); 10] {
+    pub fn named(&self) -> [(&'static str, u32); 11] {
         [
             ("scenes_per_minute", self.scenes_per_minute),
             ("burst", self.burst),
@@ -199,6 +205,7 @@ impl RateLimitSettings {
             ("redeems_per_minute", self.redeems_per_minute),
             ("auth_failures_per_minute", self.auth_failures_per_minute),
             ("other_per_minute", self.other_per_minute),
+            ("avatar_bytes_per_hour", self.avatar_bytes_per_hour),
         ]
     }
 }

@@ -8,11 +8,10 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::client_ip::client_ip;
+use super::extract::{Bearer, ClientAddr};
 use crate::avatars::MAX_AVATAR_BYTES;
 use crate::http::error::ApiError;
 use crate::login::LoginError;
-use crate::ratelimit::RateLimits;
 use crate::state::AppState;
 
 fn too_large() -> ApiError {
@@ -20,15 +19,6 @@ fn too_large() -> ApiError {
         status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
         detail: format!("an avatar is at most {MAX_AVATAR_BYTES} bytes"),
     }
-}
-
-/// The bearer token of `Authorization`, if well-formed.
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 256)
-        .then_some(token)
 }
 
 /// The answer to `POST /api/v1/mp/avatar`.
@@ -47,7 +37,10 @@ pub struct AvatarUploaded {
     tag = "mini-program",
     summary = "Upload the avatar chosen with `chooseAvatar`",
     description = "The body is the image file itself (at most 1 MiB); the hub re-encodes it \
-        as PNG. Authenticated by the scan's `mp_token` as `Authorization: Bearer`.",
+        as PNG. Authenticated by the scan's `mp_token` as `Authorization: Bearer`. A scene \
+        holds one avatar: another upload replaces it (the earlier URL then answers 404). An \
+        avatar no user shows is deleted once its scene ends, at most an hour after the upload. \
+        Each phone IP has a byte budget (`rate_limit.avatar_bytes_per_hour`).",
     request_body(content(
         (Vec<u8> = "image/png"),
         (Vec<u8> = "image/jpeg"),
@@ -60,23 +53,24 @@ pub struct AvatarUploaded {
         (status = 401, description = "`invalid_token`: missing or wrong `mp_token`"),
         (status = 413, description = "`invalid_request`: larger than 1 MiB"),
         (status = 415, description = "`invalid_request`: not `image/png`, `image/jpeg` or `image/webp`"),
-        (status = 429, description = "`rate_limited` (the mini-program limit per phone IP)"),
+        (status = 429, description = "`rate_limited` (the mini-program limit per phone IP, or \
+            the avatar byte budget per phone IP)"),
         (status = 503, description = "`unavailable` (too many decodes at once, or the database)"),
     )
 )]
 pub async fn upload(
     req: HttpRequest,
     state: web::Data<AppState>,
+    addr: ClientAddr,
+    token: Option<Bearer>,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    RateLimits::by_ip(&state.limits.mp, ip)?;
-    let Some(token) = bearer(&req).map(str::to_owned) else {
+    let Some(Bearer(token)) = token else {
         return Err(ApiError::Flow(LoginError::InvalidToken(
             "Authorization: Bearer <mp_token> is required",
         )));
     };
-    state.login.check_avatar_token(&token).await?;
+    let slot = state.login.check_avatar_token(&token).await?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -106,8 +100,27 @@ pub async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::InvalidRequest("the body is empty".into()));
     }
-    let url = state.login.upload_avatar(&content_type, bytes).await?;
+    // The address's byte budget pays for the larger of what came and what
+    // is kept: what came before any decoding, the rest before storing.
+    let received = bytes.len();
+    state
+        .limits
+        .avatar_bytes
+        .check_n(addr.0, byte_units(received))?;
+    let png = state.login.reencode_avatar(&content_type, bytes).await?;
+    if png.len() > received {
+        state
+            .limits
+            .avatar_bytes
+            .check_n(addr.0, byte_units(png.len() - received))?;
+    }
+    let url = state.login.store_avatar(&slot, png).await?;
     Ok(HttpResponse::Created().json(AvatarUploaded { avatar_url: url }))
+}
+
+/// A byte count as budget units (uploads are at most 1 MiB).
+fn byte_units(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// `GET /api/v1/avatars/{id}`: the stored PNG, cacheable for a year (an id
@@ -122,7 +135,8 @@ pub async fn upload(
         (status = 200, description = "The image (immutable; cacheable for a year)", content(
             (Vec<u8> = "image/png"),
         )),
-        (status = 404, description = "`invalid_request`: no such avatar"),
+        (status = 404, description = "`invalid_request`: no such avatar (or one replaced or deleted)"),
+        (status = 429, description = "`rate_limited` (per client IP, `other_per_minute`)"),
         (status = 503, description = "`unavailable`"),
     )
 )]

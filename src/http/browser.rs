@@ -7,14 +7,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::client_ip::client_ip;
 use super::events::BrowserEvent;
+use super::extract::{Bearer, ClientAddr, RequestOrigin};
 use super::scene_id;
 use crate::clock::rfc3339;
 use crate::http::error::ApiError;
 use crate::login::BrowserInfo;
 use crate::login::LoginError;
-use crate::ratelimit::RateLimits;
 use crate::scene::State;
 use crate::state::AppState;
 
@@ -60,26 +59,7 @@ pub struct SceneCreated {
     pub app_id: Option<String>,
 }
 
-/// The `Origin` header: `None` when absent (not a browser). One that is
-/// not visible ASCII, or more than one, is refused (a browser never sends
-/// either, so treating them as "no Origin" would let a script pass as a
-/// server).
-pub(crate) fn origin(headers: &header::HeaderMap) -> Result<Option<&str>, ApiError> {
-    let mut all = headers.get_all(header::ORIGIN);
-    let Some(first) = all.next() else {
-        return Ok(None);
-    };
-    if all.next().is_some() {
-        return Err(ApiError::Flow(LoginError::OriginNotAllowed(
-            "several Origin headers".into(),
-        )));
-    }
-    first.to_str().map(Some).map_err(|_| {
-        ApiError::Flow(LoginError::OriginNotAllowed(
-            "an Origin that is not ASCII".into(),
-        ))
-    })
-}
+pub(crate) use super::extract::origin;
 
 /// `POST /api/v1/scenes`
 #[utoipa::path(
@@ -88,7 +68,7 @@ pub(crate) fn origin(headers: &header::HeaderMap) -> Result<Option<&str>, ApiErr
     tag = "browser",
     summary = "Create a scene (one login attempt shown as one code)",
     description = "Called by the widget. The `Origin` header, when present, must be one of \
-        the client's `allowed_origins`. Rate limited per client IP (IPv6 per /64).",
+        the client's `allowed_origins`. Rate limited per client IP (IPv6 per /64 and per /48).",
     request_body = CreateScene,
     responses(
         (status = 201, description = "The new scene", body = SceneCreated),
@@ -103,10 +83,11 @@ pub(crate) fn origin(headers: &header::HeaderMap) -> Result<Option<&str>, ApiErr
 pub async fn create_scene(
     req: HttpRequest,
     state: web::Data<AppState>,
+    addr: ClientAddr,
     body: web::Json<CreateScene>,
+    origin: Result<RequestOrigin, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    RateLimits::by_ip(&state.limits.scenes, ip)?;
+    let origin = origin?;
     let user_agent = req
         .headers()
         .get(header::USER_AGENT)
@@ -114,12 +95,12 @@ pub async fn create_scene(
         .unwrap_or("")
         .to_owned();
     let browser = BrowserInfo {
-        ip: ip.map(|i| i.to_string()).unwrap_or_default(),
+        ip: addr.text(),
         user_agent,
     };
     let scene = state
         .login
-        .create_scene(&body.client_id, origin(req.headers())?, browser)
+        .create_scene(&body.client_id, origin.as_deref(), browser)
         .await?;
     let base = state
         .settings
@@ -166,15 +147,24 @@ pub async fn create_scene(
     )
 )]
 pub async fn qrcode(
-    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    RateLimits::by_ip(&state.limits.qrcodes, ip)?;
     let img = state.login.qrcode(&scene_id(&path)?).await?;
+    // What WeChat labelled anything else (an SVG, HTML) never reaches a
+    // browser under the hub's origin, also from an image cached before.
+    let content_type = match img.content_type.as_str() {
+        t @ ("image/png" | "image/jpeg") => t.to_owned(),
+        other => {
+            return Err(ApiError::Flow(LoginError::Wechat {
+                errcode: -1,
+                errmsg: format!("WeChat answered {other:?}, not a PNG or JPEG image"),
+            }));
+        }
+    };
     Ok(HttpResponse::Ok()
-        .content_type(img.content_type)
+        .content_type(content_type)
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((
             header::CACHE_CONTROL,
             format!("private, max-age={}", state.settings.scene.ttl_secs),
@@ -193,18 +183,6 @@ pub struct EventsQuery {
     /// How long to wait for a change, in seconds (at most 30).
     #[param(maximum = 30)]
     wait: Option<u64>,
-}
-
-fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
-    req.headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Flow(LoginError::InvalidToken(
-            "Authorization: Bearer <browser_token> is required",
-        )))
 }
 
 /// `GET /api/v1/scenes/{scene_id}/events?after=STATE&wait=SECONDS`
@@ -227,10 +205,11 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     )
 )]
 pub async fn events(
-    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: web::Query<EventsQuery>,
+    token: Option<Bearer>,
+    origin: Result<RequestOrigin, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
     let after = match query.after.as_deref() {
         None => None,
@@ -240,14 +219,19 @@ pub async fn events(
         ),
     };
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECS));
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    RateLimits::by_ip(&state.limits.polls, ip)?;
-    let token = bearer(&req)?;
-    let origin = origin(req.headers())?;
+    let Some(Bearer(token)) = token else {
+        return Err(ApiError::Flow(LoginError::InvalidToken(
+            "Authorization: Bearer <browser_token> is required",
+        )));
+    };
+    let origin = origin?;
     // Listen before reading, so a change between the two is not missed.
     let id = scene_id(&path)?;
     let mut sub = state.registry.subscribe(id.as_str());
-    let mut view = state.login.browser_view(&id, token, origin).await?;
+    let mut view = state
+        .login
+        .browser_view(&id, &token, origin.as_deref())
+        .await?;
     if after == Some(view.state) && !view.state.is_final() && !wait.is_zero() {
         let shown = view.state;
         let deadline = tokio::time::sleep(wait);

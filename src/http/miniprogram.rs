@@ -1,22 +1,19 @@
 //! The mini-program API: scan, confirm, cancel.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::client_ip::client_ip;
 use super::scene_id;
 use crate::http::error::ApiError;
 use crate::login::{ConfirmInput, MpAuth, ProfileInput, ScanAnswer};
-use crate::ratelimit::RateLimits;
 use crate::scene::{SceneId, State};
 use crate::state::AppState;
 
-/// Mini-program calls are limited per phone IP and per scene (a scene id
-/// that does not parse is refused later without any work).
-fn throttle(req: &HttpRequest, state: &AppState, scene_id: &str) -> Result<(), ApiError> {
-    let ip = client_ip(req, &state.settings.server.trusted_proxies);
-    RateLimits::by_ip(&state.limits.mp, ip)?;
+/// Mini-program calls are limited per phone IP (`http::throttle`) and,
+/// once the body names the scene, per scene (a scene id that does not parse
+/// is refused later without any work).
+fn per_scene(state: &AppState, scene_id: &str) -> Result<(), ApiError> {
     if let Some(id) = SceneId::parse(scene_id) {
         state.limits.mp_scene.check(&id.to_string())?;
     }
@@ -60,12 +57,11 @@ pub struct ScanBody {
     )
 )]
 pub async fn scan(
-    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<ScanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    throttle(&req, &state, &b.scene_id)?;
+    per_scene(&state, &b.scene_id)?;
     if b.code.is_empty() {
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
@@ -120,12 +116,9 @@ pub struct InsideLoginAnswer {
     )
 )]
 pub async fn login(
-    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<InsideLoginBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let ip = client_ip(&req, &state.settings.server.trusted_proxies);
-    RateLimits::by_ip(&state.limits.mp, ip)?;
     let b = body.into_inner();
     if b.code.is_empty() {
         return Err(ApiError::InvalidRequest("code is required".into()));
@@ -219,12 +212,11 @@ pub struct ConfirmAnswer {
     )
 )]
 pub async fn confirm(
-    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<ConfirmBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    throttle(&req, &state, &b.scene_id)?;
+    per_scene(&state, &b.scene_id)?;
     let auth = auth(b.mp_token, b.code)?;
     let input = ConfirmInput {
         encrypted_data: b.encrypted_data,
@@ -288,12 +280,11 @@ pub struct CancelAnswer {
     )
 )]
 pub async fn cancel(
-    req: HttpRequest,
     state: web::Data<AppState>,
     body: web::Json<CancelBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
-    throttle(&req, &state, &b.scene_id)?;
+    per_scene(&state, &b.scene_id)?;
     let auth = auth(b.mp_token, b.code)?;
     let state_now = state
         .login

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod demo_oidc;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod miniprogram;
 pub mod observe;
 pub mod oidc;

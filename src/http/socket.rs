@@ -115,9 +115,19 @@ pub async fn upgrade(
 ) -> Result<(), std::convert::Infallible> {
     let started = Instant::now();
     let method = req.method().as_str().to_owned();
-    let (route, checked) = match scene_of(req.method(), req.path()) {
-        Ok(scene_id) => (PATH, handshake(&state, scene_id, &req).await),
-        Err(e) => ("unmatched", Err(e)),
+    // Every request that lands here takes a unit of its path's limit first
+    // (the app's table), stray upgrades to any path included.
+    let ip = super::client_ip::ip_of(
+        req.peer_addr(),
+        req.head().headers(),
+        &state.settings.server.trusted_proxies,
+    );
+    let scope = super::throttle::scope_of(req.method(), req.path());
+    let allowed = state.limits.check_scope(scope, ip).map_err(ApiError::from);
+    let (route, checked) = match (allowed, scene_of(req.method(), req.path())) {
+        (Ok(()), Ok(scene_id)) => (PATH, handshake(&state, scene_id, &req).await),
+        (Err(e), Ok(_)) => (PATH, Err(e)),
+        (Err(e), Err(_)) | (Ok(()), Err(e)) => ("unmatched", Err(e)),
     };
     let span = tracing::info_span!("request", method, route, status = tracing::field::Empty);
     let (status, written) = match checked {
@@ -197,12 +207,6 @@ async fn handshake(
     ws::verify_handshake(req.head()).map_err(|e| {
         ApiError::InvalidRequest(format!("a WebSocket upgrade request is required: {e}"))
     })?;
-    let ip = super::client_ip::ip_of(
-        req.peer_addr(),
-        req.head().headers(),
-        &state.settings.server.trusted_proxies,
-    );
-    crate::ratelimit::RateLimits::by_ip(&state.limits.sockets, ip)?;
     let origin = super::browser::origin(req.head().headers())?;
     let opened = match SceneId::parse(scene_id) {
         Some(id) => {

@@ -29,8 +29,10 @@ impl Login {
         Ok(total)
     }
 
-    /// Deletes scenes, code images and tickets older than `retention_ms`, and
-    /// code exchanges past their 5 minutes, in batches; returns rows deleted.
+    /// Deletes scenes, code images and tickets older than `retention_ms`,
+    /// code exchanges past their 5 minutes, and avatars no user shows once
+    /// their scene is done with them (within an hour), in batches; returns
+    /// rows deleted.
     pub async fn purge(&self, retention_ms: i64, batch: u64) -> Result<u64, DbErr> {
         let now = now_ms();
         let cutoff = now - retention_ms;
@@ -40,7 +42,7 @@ impl Login {
                 + self.code_images.purge_before(cutoff, batch).await?
                 + self.tickets.purge_before(cutoff, batch).await?
                 + self.exchanges.purge_before(now, batch).await?
-                + self.avatars.purge_unreferenced(cutoff, batch).await?;
+                + self.avatars.purge_unreferenced(now, batch).await?;
             total += n;
             if n == 0 {
                 break;

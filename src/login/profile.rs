@@ -7,7 +7,7 @@ use tracing::{Instrument, info, info_span};
 
 use super::phone::check_code;
 use super::{ConfirmInput, Login, LoginError};
-use crate::avatars::{AVATAR_PATH, Avatar, AvatarError};
+use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarSlot};
 use crate::clock::now_ms;
 use crate::keys::token_hash;
 use crate::scene::Scanner;
@@ -142,40 +142,52 @@ impl Login {
         })
     }
 
-    /// Refuses a token that is not the `mp_token` of a live scanned scene
-    /// (before an avatar's body is read).
-    pub async fn check_avatar_token(&self, mp_token: &str) -> Result<(), LoginError> {
-        if self
+    /// The scene an avatar upload goes to; refuses a token that is not the
+    /// `mp_token` of a live scanned scene (before the body is read).
+    pub async fn check_avatar_token(&self, mp_token: &str) -> Result<AvatarSlot, LoginError> {
+        match self
             .scenes
             .scanned_with_token(&token_hash(mp_token), now_ms())
             .await?
         {
-            Ok(())
-        } else {
-            Err(LoginError::InvalidToken(
-                "mp_token is not the token of a scanned scene",
-            ))
+            Some((scene_id, scene_expires_at)) => Ok(AvatarSlot {
+                scene_id,
+                scene_expires_at,
+            }),
+            None => Err(not_scanned()),
         }
     }
 
-    /// Checks, re-encodes and stores an uploaded avatar (after
-    /// [`Self::check_avatar_token`]); returns its absolute URL.
-    pub async fn upload_avatar(
+    /// Checks and re-encodes an uploaded avatar: PNG bytes to store.
+    pub async fn reencode_avatar(
         &self,
         content_type: &str,
         bytes: Vec<u8>,
-    ) -> Result<String, LoginError> {
-        let png = self
-            .avatars
+    ) -> Result<Vec<u8>, LoginError> {
+        self.avatars
             .reencode(content_type, bytes)
             .await
             .map_err(|e| match e {
                 AvatarError::UnsupportedType => LoginError::UnsupportedMediaType(e.to_string()),
                 AvatarError::Busy => LoginError::Unavailable(e.to_string()),
                 other => LoginError::InvalidRequest(other.to_string()),
-            })?;
-        let id = self.avatars.put(png, now_ms()).await?;
-        info!(avatar_id = %id, "avatar stored");
+            })
+    }
+
+    /// Stores a re-encoded avatar as the scene's (after
+    /// [`Self::check_avatar_token`]; it replaces the scene's previous one);
+    /// returns its absolute URL.
+    pub async fn store_avatar(
+        &self,
+        slot: &AvatarSlot,
+        png: Vec<u8>,
+    ) -> Result<String, LoginError> {
+        let id = self
+            .avatars
+            .put(slot, png, now_ms())
+            .await?
+            .ok_or_else(not_scanned)?;
+        info!(avatar_id = %id, scene_id = %slot.scene_id, "avatar stored");
         let base = self.settings.server.public_url.as_str();
         Ok(format!("{}{AVATAR_PATH}{id}", base.trim_end_matches('/')))
     }
@@ -187,4 +199,8 @@ impl Login {
             .await?
             .ok_or(LoginError::NotFound("no such avatar"))
     }
+}
+
+fn not_scanned() -> LoginError {
+    LoginError::InvalidToken("mp_token is not the token of a scanned scene")
 }

@@ -312,16 +312,20 @@ impl SceneStore {
             .collect())
     }
 
-    /// Whether `mp_token_hash` is the token of a scene scanned and not
-    /// expired (an avatar upload's credential).
-    pub async fn scanned_with_token(&self, mp_token_hash: &str, now: i64) -> Result<bool, DbErr> {
+    /// The scene (id, expiry) whose token `mp_token_hash` is, when scanned
+    /// and not expired (an avatar upload's credential).
+    pub async fn scanned_with_token(
+        &self,
+        mp_token_hash: &str,
+        now: i64,
+    ) -> Result<Option<(String, i64)>, DbErr> {
         let found = scenes::Entity::find()
             .filter(C::MpTokenHash.eq(mp_token_hash))
             .filter(C::State.eq(State::Scanned.as_str()))
             .filter(C::ExpiresAt.gt(now))
             .one(self.db.read())
             .await?;
-        Ok(found.is_some())
+        Ok(found.map(|m| (m.id, m.expires_at)))
     }
 
     /// Deletes up to `limit` scenes created before `cutoff`; returns how many.

@@ -33,6 +33,9 @@ pub enum Fault {
     Garbage,
     /// Answer 200 with this JSON text (e.g. a success missing a field).
     Json(&'static str),
+    /// Answer 200 with this `Content-Type` and body (e.g. an SVG as the
+    /// code image).
+    Typed(&'static str, &'static [u8]),
     /// Wait this long before answering normally (longer than the hub's timeout
     /// makes a timeout; shorter makes a slow but good answer).
     Delay(Duration),
@@ -243,6 +246,11 @@ async fn apply_fault(inner: &Inner, api: Api) -> Option<HttpResponse> {
             HttpResponse::Ok()
                 .content_type("application/json")
                 .body(text),
+        ),
+        Fault::Typed(content_type, body) => Some(
+            HttpResponse::Ok()
+                .content_type(content_type)
+                .body(body.to_vec()),
         ),
         Fault::Delay(d) => {
             tokio::time::sleep(d).await;

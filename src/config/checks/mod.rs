@@ -180,6 +180,12 @@ impl Settings {
                 out.push(format!("rate_limit.{key}: 0 turns this limit off"));
             }
         }
+        let avatar_max = crate::avatars::MAX_AVATAR_BYTES as u64;
+        if (1..avatar_max).contains(&u64::from(self.rate_limit.avatar_bytes_per_hour)) {
+            out.push(format!(
+                "rate_limit.avatar_bytes_per_hour: below {avatar_max}, the largest avatar uploads are always refused"
+            ));
+        }
         if self.wechat.mode == WechatMode::Live && self.server.public_url.scheme() == "http" {
             out.push(
                 "server.public_url: plain http in live mode; browsers and WeChat expect https"
@@ -248,6 +254,23 @@ mod tests {
         let s = Settings::from_sources(&text, env(&[])).expect("valid");
         assert_eq!(s.apps[0].line_color, Some(LineColor { r: 1, g: 2, b: 3 }));
         assert!(s.apps[0].is_hyaline && !s.apps[0].auto_color);
+    }
+
+    #[test]
+    fn an_avatar_budget_below_one_upload_is_warned_about() {
+        let warned = |v: &str| {
+            Settings::from_sources(
+                BASE,
+                env(&[("SCANLOGIN__RATE_LIMIT__AVATAR_BYTES_PER_HOUR", v)]),
+            )
+            .expect("valid")
+            .warnings()
+            .iter()
+            .any(|w| w.starts_with("rate_limit.avatar_bytes_per_hour"))
+        };
+        assert!(warned("1000"));
+        assert!(warned("0"), "off");
+        assert!(!warned("67108864"));
     }
 
     #[test]

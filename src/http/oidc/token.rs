@@ -3,14 +3,12 @@
 
 use actix_web::http::header::{self, ContentType};
 use actix_web::{HttpRequest, HttpResponse, web};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use url::form_urlencoded;
 
 use super::error::OAuthReply;
 use crate::config::ClientSettings;
-use crate::http::client_ip::client_ip;
 use crate::http::error::ApiError;
+use crate::http::extract::{BasicCredentials, BasicError, Bearer, ClientAddr};
 use crate::login::LoginError;
 use crate::oidc::{OAuthError, TokenRequest};
 use crate::state::AppState;
@@ -27,25 +25,17 @@ fn form_decode(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `(client_id, client_secret)` from `Authorization: Basic`, if sent.
+/// `(client_id, client_secret)` from `Authorization: Basic`, if sent (the
+/// parts form-decoded, RFC 6749 2.3.1).
 fn basic(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    const BAD: OAuthError = OAuthError::InvalidClient("malformed Basic credentials");
-    let text = value.to_str().map_err(|_| BAD)?;
-    let Some(encoded) = text
-        .strip_prefix("Basic ")
-        .or_else(|| text.strip_prefix("basic "))
-    else {
-        return Err(OAuthError::InvalidClient(
+    match BasicCredentials::parse(req.headers()) {
+        Ok(c) => Ok(Some((form_decode(&c.client_id), form_decode(&c.secret)))),
+        Err(BasicError::Missing) => Ok(None),
+        Err(BasicError::OtherScheme) => Err(OAuthError::InvalidClient(
             "only Basic client authentication is accepted here",
-        ));
-    };
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| BAD)?;
-    let text = String::from_utf8(decoded).map_err(|_| BAD)?;
-    let (id, secret) = text.split_once(':').ok_or(BAD)?;
-    Ok(Some((form_decode(id), form_decode(secret))))
+        )),
+        Err(BasicError::Malformed) => Err(OAuthError::InvalidClient("malformed Basic credentials")),
+    }
 }
 
 /// Checks the client's credentials as the ticket API does (failures
@@ -139,7 +129,7 @@ pub async fn token(
         (Some(pair), _, None) => pair,
         (None, Some(id), Some(secret)) => (id, secret),
         (None, id, _) => {
-            let ip = client_ip(&req, &state.settings.server.trusted_proxies);
+            let ip = ClientAddr::of(&req).0;
             let id = id.unwrap_or_default();
             let known = state.settings.client(&id).is_some();
             state.limits.auth_allowed(&id, known, ip)?;
@@ -186,17 +176,11 @@ pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthReply> {
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let claims = state.oidc.userinfo(token).await?;
+    let token = Bearer::parse(req.headers());
+    let claims = state
+        .oidc
+        .userinfo(token.as_ref().map(|Bearer(t)| t.as_str()))
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .content_type(ContentType::json())

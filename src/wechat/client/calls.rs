@@ -74,8 +74,15 @@ impl WechatClient {
                         .unwrap_or("")
                         .trim()
                         .to_owned();
-                    if !image_type.starts_with("image/") || bytes.is_empty() {
-                        return Err(WechatError::garbage(API, "answer is not an image"));
+                    // Only what browsers render as a plain image: an SVG or
+                    // anything else under the hub's origin could run script.
+                    if !matches!(image_type.as_str(), "image/png" | "image/jpeg")
+                        || bytes.is_empty()
+                    {
+                        return Err(WechatError::garbage(
+                            API,
+                            "answer is not a PNG or JPEG image",
+                        ));
                     }
                     Ok(CodeImage {
                         content_type: image_type,

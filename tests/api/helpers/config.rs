@@ -208,6 +208,7 @@ pub fn generous_limits() -> RateLimitSettings {
         redeems_per_minute: 100_000,
         auth_failures_per_minute: 100_000,
         other_per_minute: 100_000,
+        avatar_bytes_per_hour: u32::MAX,
     }
 }
 

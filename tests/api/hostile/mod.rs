@@ -4,6 +4,10 @@
 //! changes nothing; limits answer 429 with `Retry-After`; a locked database
 //! is 503; metrics labels stay bounded; secrets are sealed at rest.
 
+mod addresses;
+mod avatars_disk;
+mod code_images;
+mod every_path;
 mod exposure;
 mod limits;
 mod malformed;
