@@ -361,8 +361,17 @@ pub async fn first_logins_at_once_make_one_user(app: &TestApp, second_app: Optio
             };
             let body = ok_json(res).await;
             assert_eq!(body["user"]["id"], ra["user_id"], "round {round}");
-            let n = body["user"]["identities"].as_array().map_or(0, Vec::len);
-            assert!(n >= 1, "round {round}: a user without identity: {body}");
+            // Every identity the two logins made, none lost to the race.
+            let mut identities = body["user"]["identities"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            identities.sort_by_key(|i| i["app_id"].to_string());
+            let mut want = vec![json!({"app_id": crate::helpers::APP_ID, "openid": openid})];
+            if let Some(app_b) = second_app {
+                want.push(json!({"app_id": app_b, "openid": openid_b}));
+            }
+            assert_eq!(identities, want, "round {round}: {body}");
         }
     }
 }

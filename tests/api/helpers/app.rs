@@ -36,6 +36,9 @@ pub struct TestApp {
     /// The hub's settings as a configuration file (for commands run against
     /// its database).
     pub config_toml: String,
+    /// Where `/metrics` is served when `metrics_bind` is set (the port the
+    /// hub holds, also for port 0).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     _stop: StopGuard,
     _tmp: tempfile::TempDir,
 }
@@ -107,6 +110,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
     let config_toml = config_file(&settings);
     let app = Application::build(settings).await.expect("hub builds");
     let port = app.port();
+    let metrics_addr = app.metrics_addr();
     let token = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
@@ -120,6 +124,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         fake,
         db_url,
         config_toml,
+        metrics_addr,
         _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,
     }
