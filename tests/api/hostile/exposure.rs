@@ -23,7 +23,7 @@ async fn made_up_methods_do_not_grow_the_metrics() {
             .send()
             .await
             .expect("request");
-        assert!(res.status().is_client_error());
+        assert_problem(res, 405, "invalid_request").await;
     }
     let text = crate::helpers::get_text(&app.http, app.url("/metrics")).await;
     assert!(!text.contains("X7Y"), "a made-up method became a label");
