@@ -37,7 +37,8 @@ pub(crate) struct ClusterDb {
     /// A connection to the server's admin database.
     pub admin: DatabaseConnection,
     admin_url: String,
-    name: String,
+    /// The database's name.
+    pub name: String,
 }
 
 impl ClusterDb {
