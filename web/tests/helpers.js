@@ -234,6 +234,21 @@ const phone = {
   },
 };
 
+/** Waits (bounded) until the hub tells the scene's browser it expired. */
+async function expired(scene) {
+  await until(
+    `scene ${scene.scene_id} expired`,
+    async () => {
+      const res = await fetch(scene.events_url, {
+        headers: { Authorization: `Bearer ${scene.browser_token}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      return res.status === 200 && (await res.json()).state === "expired";
+    },
+    20000,
+  );
+}
+
 /** Redeems a ticket as the demo site's backend does: Basic demo:secret. */
 function redeem(hub, ticket) {
   const auth = Buffer.from(`demo:${CLIENT_SECRET}`).toString("base64");
@@ -334,6 +349,7 @@ module.exports = {
   postJson,
   phone,
   redeem,
+  expired,
   browserMissing,
   hubMissing,
   skipUnlessRequired,

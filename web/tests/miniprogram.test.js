@@ -372,21 +372,6 @@ describe("logic.js against a real hub", { skip: h.hubMissing() }, () => {
   });
 });
 
-/** Waits (bounded) until the hub tells the scene's browser it expired. */
-async function expiredNow(scene) {
-  await h.until(
-    `scene ${scene.scene_id} expired`,
-    async () => {
-      const res = await fetch(scene.events_url, {
-        headers: { Authorization: `Bearer ${scene.browser_token}` },
-        signal: AbortSignal.timeout(5000),
-      });
-      return res.status === 200 && (await res.json()).state === "expired";
-    },
-    20000,
-  );
-}
-
 // 4 s: time for create and scan on a loaded machine; the tests then wait
 // for the expiry itself, not for a fixed time.
 describe("expiry against a hub with a 4 s TTL", { skip: h.hubMissing() }, () => {
@@ -400,7 +385,7 @@ describe("expiry against a hub with a 4 s TTL", { skip: h.hubMissing() }, () => 
 
   test("scanning an expired code says so", async () => {
     const scene = await newScene(hub);
-    await expiredNow(scene);
+    await h.expired(scene);
     const page = loadPage(fakeWx(hub.url, "kim"), hub.url);
     await page.onLoad({ scene: scene.scene_id });
     assert.equal(page.data.step, "error");
@@ -412,7 +397,7 @@ describe("expiry against a hub with a 4 s TTL", { skip: h.hubMissing() }, () => 
     const scene = await newScene(hub);
     const ctx = { wx: fakeWx(hub.url, "lee"), hub: hub.url };
     const scan = await logic.scan(ctx, scene.scene_id);
-    await expiredNow(scene);
+    await h.expired(scene);
     const err = await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "Lee" }).catch((e) => e);
     assert.equal(err.code, "scene_expired");
     assert.equal(err.status, 410);
