@@ -263,27 +263,91 @@ mod tests {
         out
     }
 
-    /// A PNG whose header declares `w` x `h` (CRCs are not checked before
-    /// the size is).
+    /// CRC-32 (ISO-HDLC), as PNG chunks carry it.
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// A PNG whose header declares `w` x `h`, with a valid IHDR checksum (so
+    /// only the declared size can refuse it before decoding).
     fn declaring(w: u32, h: u32) -> Vec<u8> {
         let mut bytes = png(1, 1);
         bytes[16..20].copy_from_slice(&w.to_be_bytes());
         bytes[20..24].copy_from_slice(&h.to_be_bytes());
+        // IHDR: length at 8..12, type and data at 12..29, CRC at 29..33.
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
         bytes
     }
 
     #[test]
     fn huge_declared_sizes_are_refused_before_decoding() {
-        for (w, h) in [(50_000, 50_000), (4097, 1), (4096, 4096 + 1)] {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926, "the CRC-32 check value");
+        // The header itself is sound: its dimensions read back.
+        let sound = ImageReader::with_format(Cursor::new(declaring(4096, 4096)), ImageFormat::Png)
+            .into_dimensions()
+            .expect("a sound header");
+        assert_eq!(sound, (4096, 4096));
+        for (w, h) in [(50_000, 50_000), (4097, 1), (1, 4097), (4096, 4096 + 1)] {
             let err = reencode("image/png", &declaring(w, h));
-            assert!(
-                matches!(
-                    err,
-                    Err(AvatarError::TooManyPixels(..)) | Err(AvatarError::NotAnImage(_))
-                ),
-                "{w}x{h}: {err:?}"
+            assert_eq!(err, Err(AvatarError::TooManyPixels(w, h)), "{w}x{h}");
+        }
+        // At the limit the size passes; the 1-pixel data then does not decode.
+        assert_eq!(
+            reencode("image/png", &declaring(4096, 4096)),
+            Err(AvatarError::NotAnImage("PNG"))
+        );
+    }
+
+    /// At most [`DECODE_SLOTS`] decodes run at once; an upload that finds
+    /// them all taken for [`DECODE_WAIT`] is refused as busy (503), and goes
+    /// through once a slot is free.
+    #[tokio::test]
+    async fn a_third_decode_waits_then_is_refused_as_busy() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let settings = crate::config::DatabaseSettings {
+            url: secrecy::SecretString::from(format!(
+                "sqlite://{}",
+                dir.path().join("hub.db").display()
+            )),
+            ..Default::default()
+        };
+        let store = AvatarStore::new(crate::db::open(&settings).await.expect("database"));
+        let mut held = Vec::new();
+        for _ in 0..DECODE_SLOTS {
+            held.push(
+                store
+                    .decode_slots
+                    .clone()
+                    .try_acquire_owned()
+                    .expect("a free slot"),
             );
         }
+        assert!(
+            store.decode_slots.clone().try_acquire_owned().is_err(),
+            "only {DECODE_SLOTS} slots"
+        );
+        let started = std::time::Instant::now();
+        let busy = store.reencode("image/png", png(2, 2)).await;
+        assert_eq!(busy, Err(AvatarError::Busy));
+        assert!(started.elapsed() >= DECODE_WAIT, "{:?}", started.elapsed());
+        held.pop();
+        let out = store
+            .reencode("image/png", png(2, 2))
+            .await
+            .expect("a free slot decodes");
+        assert!(image::load_from_memory_with_format(&out, ImageFormat::Png).is_ok());
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! The web suites: `node --test web/tests/` drives the widget, the demo page
 //! and the simulated phone in headless Chromium, and the reference
 //! mini-program page's logic, each against this build's `scanlogin` binary.
-//! Skipped (with a note) where Chromium, Node or `web/node_modules` is
-//! missing, unless `SCANLOGIN_REQUIRE_BROWSER` is set, as in CI.
+//! Skipped (reported, see `helpers::required`) where Chromium, Node or
+//! `web/node_modules` is missing, and any test the suites skip is reported
+//! the same way; with `SCANLOGIN_REQUIRE_BROWSER` set, as in CI, either fails.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::helpers::required::{self, Part};
 
 /// The whole suite takes about a minute; this bounds a hung run.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -36,16 +39,23 @@ fn missing(root: &Path) -> Option<String> {
 fn web_suites_pass_in_chromium() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     if let Some(reason) = missing(root) {
-        assert!(
-            std::env::var_os("SCANLOGIN_REQUIRE_BROWSER").is_none(),
-            "the browser suite is required (SCANLOGIN_REQUIRE_BROWSER) but cannot run: {reason}"
+        required::missing(
+            Part::Browser,
+            &format!("the browser suite cannot run: {reason}"),
         );
-        println!("browser suite skipped: {reason}");
         return;
     }
     let out = tempfile::NamedTempFile::new().expect("temp file for the suite's output");
-    let mut child = Command::new("node")
-        .args(["--test", "web/tests/"])
+    let mut cmd = Command::new("node");
+    cmd.args(["--test", "--test-reporter=tap", "web/tests/"]);
+    // The hubs the suites start read SCANLOGIN__* settings: none leak in
+    // from the caller's environment.
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("SCANLOGIN__") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
         .current_dir(root)
         .env("SCANLOGIN_BIN", env!("CARGO_BIN_EXE_scanlogin"))
         .stdin(Stdio::null())
@@ -76,4 +86,39 @@ fn web_suites_pass_in_chromium() {
         Some(s) => panic!("node --test web/tests/ failed ({s}):\n{report}"),
         None => panic!("node --test web/tests/ did not finish within {SUITE_TIMEOUT:?}:\n{report}"),
     }
+    let tests = count(&summary, "tests");
+    let skipped = count(&summary, "skipped") + count(&summary, "todo");
+    assert!(tests > 0, "node ran no test:\n{report}");
+    assert_eq!(
+        count(&summary, "pass") + skipped,
+        tests,
+        "every test passed or was skipped:\n{report}"
+    );
+    // A skipped `describe` shows as a `# SKIP` line, not always in the counts.
+    let which: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains("# SKIP") || l.contains("# TODO"))
+        .map(str::trim)
+        .collect();
+    if skipped > 0 || !which.is_empty() {
+        required::missing(
+            Part::Browser,
+            &format!(
+                "web tests were skipped ({skipped} of {tests} counted): {}",
+                which.join("; ")
+            ),
+        );
+    }
+}
+
+/// The number on the summary line `# {what} N` of node's TAP report.
+fn count(summary: &[&str], what: &str) -> usize {
+    let prefix = format!("# {what} ");
+    let found: Vec<usize> = summary
+        .iter()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|n| n.trim().parse().expect("a count"))
+        .collect();
+    assert_eq!(found.len(), 1, "one `{prefix}N` line: {summary:?}");
+    found[0]
 }

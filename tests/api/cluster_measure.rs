@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -224,8 +224,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::test]
 #[ignore = "measurement, run by hand (see the module documentation)"]
 async fn cluster_measure() {
-    let Ok(admin_url) = std::env::var(crate::helpers::POSTGRES_ENV) else {
-        println!("skipped: SCANLOGIN_TEST_POSTGRES_URL not set");
+    // Dropped (connections and all) when the guard goes, also on a panic.
+    let Some(db) = crate::cluster::ClusterDb::create().await else {
         return;
     };
     let drops: usize = env_or("DROPS", 5);
@@ -233,32 +233,26 @@ async fn cluster_measure() {
     let code_scenes: usize = env_or("CODE_SCENES", 20);
     let logins: usize = env_or("LOGINS", 200);
 
-    let name = format!("measure_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&admin_url).await.expect("admin");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create");
-    let mut url = url::Url::parse(&admin_url).expect("url");
-    url.set_path(&format!("/{name}"));
+    let (admin, name) = (&db.admin, db.name.as_str());
+    let url = url::Url::parse(&db.url).expect("url");
     let fake = FakeWechat::start(&[(APP_ID.into(), APP_SECRET.into())]).await;
     let a = start(url.as_str(), &fake).await;
     let b = start(url.as_str(), &fake).await;
-    both_listening(&admin, &name).await;
+    both_listening(admin, name).await;
 
     // 1. LISTEN backends terminated, confirm at once (socket on B, phone on A).
     let mut gaps = Vec::new();
     for _ in 0..drops {
         settle().await;
         let (id, mp_token, mut ws) = scanned_scene(&b, &a, &fake).await;
-        terminate_listeners(&admin, &name).await;
+        terminate_listeners(admin, name).await;
         let sent = Instant::now();
         confirm(&a, &id, &mp_token).await;
         let event = next_state(&mut ws, PUSH_LIMIT).await;
         let took = sent.elapsed();
         assert_eq!(event.expect("pushed")["state"], "confirmed");
         gaps.push(ms(took));
-        both_listening(&admin, &name).await;
+        both_listening(admin, name).await;
     }
     println!("listener drop: confirm-to-socket ms per trial: {gaps:.1?}");
 
@@ -269,18 +263,18 @@ async fn cluster_measure() {
     for _ in 0..outages {
         settle().await;
         let (id, mp_token, mut ws) = scanned_scene(&b, &a, &fake).await;
-        allow_connections(&admin, &name, false).await;
-        terminate_listeners(&admin, &name).await;
+        allow_connections(admin, name, false).await;
+        terminate_listeners(admin, name).await;
         let sent = Instant::now();
         confirm(&a, &id, &mp_token).await;
         tokio::time::sleep(Duration::from_secs(1).saturating_sub(sent.elapsed())).await;
-        allow_connections(&admin, &name, true).await;
+        allow_connections(admin, name, true).await;
         let ended = Instant::now();
         let event = next_state(&mut ws, PUSH_LIMIT).await;
         assert_eq!(event.expect("pushed")["state"], "confirmed");
         after_outage.push(ms(ended.elapsed()));
         from_confirm.push(ms(sent.elapsed()));
-        both_listening(&admin, &name).await;
+        both_listening(admin, name).await;
     }
     println!("1 s outage: outage-end-to-socket ms per trial: {after_outage:.1?}");
     println!("1 s outage: confirm-to-socket ms per trial: {from_confirm:.1?}");
@@ -328,10 +322,6 @@ async fn cluster_measure() {
     );
 
     drop((a, b));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await;
 }
 
 fn env_or(key: &str, default: usize) -> usize {

@@ -188,7 +188,12 @@ async fn long_poll_returns_after_its_wait_when_nothing_changes() {
     let started = std::time::Instant::now();
     let event = ok_json(app.events(&scene, Some("scanned"), 10).await).await;
     assert_eq!(event["state"], "waiting");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // At once, not after its 10 s wait (a loaded machine may take seconds).
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -21,6 +21,7 @@ mod postgres;
 mod process;
 mod simulator;
 mod socket;
+mod socket_silence;
 mod tcp_proxy;
 mod tickets;
 mod webhooks;

@@ -33,6 +33,9 @@ async fn the_mini_program_and_the_website_see_one_user() {
     assert!((60..=3600).contains(&expires_in), "{body}");
     let claims =
         crate::oidc::verify_for(&app, body["id_token"].as_str().expect("id_token"), APP_ID).await;
+    // `expires_in` is the ID token's own lifetime.
+    let lifetime = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
+    assert_eq!(expires_in, lifetime, "{claims}");
     assert_eq!(claims["sub"], web_user.as_str());
     assert_eq!(claims["aud"], APP_ID);
     // A first-time person in the mini-program is a new user the website

@@ -8,15 +8,11 @@ use serde_json::json;
 
 use crate::concurrency::double_confirm_has_one_winner;
 use crate::flow::assert_redeems;
-use crate::helpers::{
-    Ending, POSTGRES_ENV, TestApp, TestDb, assert_problem, ok_json, spawn_app_with,
-};
+use crate::helpers::required;
+use crate::helpers::{Ending, TestApp, TestDb, assert_problem, ok_json, spawn_app_with};
 
 async fn spawn_pg() -> Option<TestApp> {
-    if std::env::var_os(POSTGRES_ENV).is_none() {
-        println!("skipped: {POSTGRES_ENV} not set");
-        return None;
-    }
+    required::postgres_url()?;
     Some(spawn_app_with(|cfg| cfg.db = TestDb::Postgres).await)
 }
 
@@ -60,8 +56,7 @@ async fn same_new_person_on_two_scenes_at_once_on_postgres() {
 
 #[tokio::test]
 async fn same_new_unionid_in_two_apps_at_once_on_postgres() {
-    if std::env::var_os(POSTGRES_ENV).is_none() {
-        println!("skipped: {POSTGRES_ENV} not set");
+    if required::postgres_url().is_none() {
         return;
     }
     let app = spawn_app_with(|cfg| {

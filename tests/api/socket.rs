@@ -11,15 +11,16 @@ use crate::helpers::{
 
 #[tokio::test]
 async fn expiry_is_pushed_then_the_socket_closes() {
-    let app = spawn_app_with(|cfg| cfg.ttl_secs = 2).await;
+    // Long enough for the connect below on a loaded machine.
+    let app = spawn_app_with(|cfg| cfg.ttl_secs = 5).await;
     let scene = app.create_scene().await;
     let expires_in = scene.body["expires_in"].as_i64().expect("expires_in");
-    assert!((1..=2).contains(&expires_in), "{}", scene.body);
+    assert!((4..=5).contains(&expires_in), "{}", scene.body);
     // A long-poll waiting on `waiting` is answered by the expiry.
     let poll = app.spawn_long_poll(&scene, "waiting", 10);
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "waiting");
-    let (events, ending) = ws.closing(Duration::from_secs(6)).await;
+    let (events, ending) = ws.closing(Duration::from_secs(15)).await;
     assert_eq!(
         events,
         vec![json!({"type": "state", "scene_id": scene.id, "state": "expired"})]
@@ -48,12 +49,13 @@ async fn expiry_is_pushed_then_the_socket_closes() {
 
 #[tokio::test]
 async fn a_scanned_scene_expires_too() {
-    let app = spawn_app_with(|cfg| cfg.ttl_secs = 2).await;
+    // Long enough for create, scan and connect on a loaded machine.
+    let app = spawn_app_with(|cfg| cfg.ttl_secs = 5).await;
     let scene = app.create_scene().await;
     let mp_token = app.scanned(&scene.id, &app.login_code("o_slow")).await;
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "scanned");
-    let (events, ending) = ws.closing(Duration::from_secs(6)).await;
+    let (events, ending) = ws.closing(Duration::from_secs(15)).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["state"], "expired");
     assert_eq!(ending, Ending::Closed(1000));
@@ -169,16 +171,18 @@ async fn foreign_origin_is_refused() {
         .ws_connect_raw(&scene.id, Some("http://evil.test"))
         .await
     {
-        Err(tungstenite::Error::Http(res)) => {
-            assert_eq!(res.status().as_u16(), 403);
-            if let Some(body) = res.body() {
-                let v: serde_json::Value = serde_json::from_slice(body).expect("JSON body");
-                assert_eq!(v["code"], "origin_not_allowed");
-            }
-        }
+        Err(tungstenite::Error::Http(res)) => assert_eq!(res.status().as_u16(), 403),
         Err(e) => panic!("expected a 403, got {e}"),
         Ok(_) => panic!("the upgrade from a foreign origin succeeded"),
     }
+    // The refused upgrade's body, read whole: the problem and its code.
+    let head = upgrade_head("GET", &format!("/api/v1/scenes/{}/ws", scene.id))
+        .replace("\r\n\r\n", "\r\nOrigin: http://evil.test\r\n\r\n");
+    let (status, body) = app.raw_http(&head).await;
+    assert_eq!(status, 403, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("problem JSON");
+    assert_eq!(v["code"], "origin_not_allowed", "{body}");
+    assert_eq!(v["status"], 403, "{body}");
     match app.ws_connect_raw(&scene.id, Some(OTHER_ORIGIN)).await {
         Err(tungstenite::Error::Http(res)) => assert_eq!(res.status().as_u16(), 403),
         Err(e) => panic!("expected a 403, got {e}"),
@@ -286,21 +290,20 @@ async fn shutdown_closes_sockets_with_1012() {
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "waiting");
     let poll = app.spawn_long_poll(&scene, "waiting", 30);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let stopped = std::time::Instant::now();
+    // No event says a long-poll is parked; give its request time to arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     app.stop();
     let (events, ending) = ws.closing(Duration::from_secs(10)).await;
     assert!(events.is_empty(), "{events:?}");
     assert_eq!(ending, Ending::Closed(1012));
-    // A waiting long-poll is let go at once too (with the current state).
-    let res = tokio::time::timeout(Duration::from_secs(10), poll)
+    // A waiting long-poll is let go too, with the current state, well
+    // before its 30 s.
+    let res = tokio::time::timeout(Duration::from_secs(15), poll)
         .await
         .expect("the poll ends at shutdown")
-        .expect("task");
-    assert!(stopped.elapsed() < Duration::from_secs(5));
-    if let Ok(res) = res {
-        assert_eq!(ok_json(res).await["state"], "waiting");
-    }
+        .expect("task")
+        .expect("the poll is answered, not cut off");
+    assert_eq!(ok_json(res).await["state"], "waiting");
 }
 
 #[tokio::test]
@@ -337,7 +340,7 @@ async fn server_pings_every_twenty_seconds_and_the_socket_lives_on() {
 }
 
 /// A WebSocket upgrade request head for `path` with `method`.
-fn upgrade_head(method: &str, path: &str) -> String {
+pub(crate) fn upgrade_head(method: &str, path: &str) -> String {
     format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n\
          Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\

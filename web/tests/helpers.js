@@ -47,6 +47,7 @@ async function until(what, check, ms = 10000) {
       const v = await check();
       if (v) return v;
     } catch (e) {
+      if (e && e.fatal) throw e; // waiting longer cannot help
       last = e;
     }
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${last.message}` : ""}`);
@@ -54,18 +55,45 @@ async function until(what, check, ms = 10000) {
   }
 }
 
+/** The caller's environment without any SCANLOGIN__ setting (hubs get only the test's). */
+function cleanEnv() {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!k.startsWith("SCANLOGIN__") && k !== "RUST_LOG") env[k] = v;
+  }
+  return env;
+}
+
 /**
  * Starts the hub binary. `opts`: port (default free), dir (temp dir holding
  * the database; default new), ttl (scene TTL in s), origins (allowed origins
- * of client demo), env (more SCANLOGIN__ variables). Returns { url, port, dir, env, proc, stop(), log() }.
+ * of client demo; ownOrigin adds the hub's own), env (more SCANLOGIN__
+ * variables). Returns { url, port, dir, env, proc, stop(), log() }.
+ *
+ * The hub's URL must be known before it starts (it is its public_url), so the
+ * port is picked first; the hub is ready only once its own log says it
+ * listens there (never another process's /healthz), and when it could not
+ * bind a picked port (taken meanwhile), another is picked (not a port the
+ * caller asked for).
  */
 async function startHub(opts = {}) {
   if (!fs.existsSync(HUB_BIN)) throw new Error(`hub binary not found at ${HUB_BIN}: run cargo build or set SCANLOGIN_BIN`);
-  const port = opts.port || (await freePort());
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.port || (await freePort());
+    try {
+      return await startHubOn(port, opts);
+    } catch (e) {
+      if (opts.port || !e.portTaken || attempt >= 5) throw e;
+    }
+  }
+}
+
+async function startHubOn(port, opts) {
   const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), "scanlogin-web-"));
   const url = `http://127.0.0.1:${port}`;
+  const origins = [...(opts.origins || []), ...(opts.ownOrigin ? [url] : [])];
   const env = {
-    ...process.env,
+    ...cleanEnv(),
     SCANLOGIN__SERVER__BIND: `127.0.0.1:${port}`,
     SCANLOGIN__SERVER__PUBLIC_URL: url,
     SCANLOGIN__SERVER__SECRET_KEY: SECRET_KEY,
@@ -74,13 +102,14 @@ async function startHub(opts = {}) {
     SCANLOGIN__SCENE__TTL_SECS: String(opts.ttl || 300),
     SCANLOGIN__RATE_LIMIT__SCENES_PER_MINUTE: "600",
     SCANLOGIN__RATE_LIMIT__BURST: "100",
-    SCANLOGIN__LOG__LEVEL: "warn",
-    ...(opts.origins ? { SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS: JSON.stringify(opts.origins) } : {}),
+    // Warnings, and the one line saying where the hub listens.
+    SCANLOGIN__LOG__LEVEL: "warn,scanlogin::startup=info",
+    ...(origins.length ? { SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS: JSON.stringify(origins) } : {}),
     ...(opts.env || {}),
   };
-  delete env.RUST_LOG;
   const logFile = path.join(dir, "hub.log");
   const out = fs.openSync(logFile, "a");
+  const from = fs.fstatSync(out).size; // this start's part of the log
   const proc = spawn(HUB_BIN, ["serve", "--config", path.join(REPO, "config.toml")], {
     cwd: dir,
     env,
@@ -94,10 +123,17 @@ async function startHub(opts = {}) {
     running.delete(proc);
   });
   const log = () => fs.readFileSync(logFile, "utf8");
+  const listening = new RegExp(`scanlogin listening.*127\\.0\\.0\\.1:${port}\\b`);
   await until(
     `hub on ${url}`,
     async () => {
-      if (exited) throw new Error(`hub exited (${JSON.stringify(exited)}):\n${log()}`);
+      if (exited) {
+        const err = new Error(`hub exited (${JSON.stringify(exited)}):\n${log()}`);
+        err.portTaken = /address (already )?in use/i.test(log());
+        err.fatal = true;
+        throw err;
+      }
+      if (!listening.test(log().slice(from))) return false;
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
       return res.ok;
     },
@@ -124,8 +160,10 @@ async function startHub(opts = {}) {
  * client demo. Query: lang. The page records window.states ([state, sceneId])
  * and window.logins (each onLogin argument), and keeps window.handle.
  */
-async function startSite(hubUrl) {
-  const page = (lang) => `<!doctype html>
+async function startSite(hub) {
+  // The hub's URL, or a function giving it (known once the hub started).
+  const hubUrlNow = typeof hub === "function" ? hub : () => hub;
+  const page = (lang, hubUrl = hubUrlNow()) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Test site</title>
 <style>body{font-family:system-ui,sans-serif;margin:24px;background:#f6f8fa}h1{font-size:18px}</style></head>
 <body><h1>Test site (another origin)</h1><div id="login"></div>
@@ -196,6 +234,21 @@ const phone = {
   },
 };
 
+/** Waits (bounded) until the hub tells the scene's browser it expired. */
+async function expired(scene) {
+  await until(
+    `scene ${scene.scene_id} expired`,
+    async () => {
+      const res = await fetch(scene.events_url, {
+        headers: { Authorization: `Bearer ${scene.browser_token}` },
+        signal: AbortSignal.timeout(5000),
+      });
+      return res.status === 200 && (await res.json()).state === "expired";
+    },
+    20000,
+  );
+}
+
 /** Redeems a ticket as the demo site's backend does: Basic demo:secret. */
 function redeem(hub, ticket) {
   const auth = Buffer.from(`demo:${CLIENT_SECRET}`).toString("base64");
@@ -207,12 +260,10 @@ function redeem(hub, ticket) {
  * origin is allowed too, for its demo page). `hubOpts` as for startHub.
  */
 async function world(hubOpts = {}) {
-  const port = await freePort();
-  const hubUrl = `http://127.0.0.1:${port}`;
-  const site = await startSite(hubUrl);
   let hub;
+  const site = await startSite(() => hub.url);
   try {
-    hub = await startHub({ ...hubOpts, port, origins: [site.origin, hubUrl] });
+    hub = await startHub({ ...hubOpts, origins: [site.origin], ownOrigin: true });
   } catch (e) {
     await site.close();
     throw e;
@@ -228,16 +279,34 @@ async function world(hubOpts = {}) {
   };
 }
 
-/** Why the browser suite cannot run here, or null. */
+/**
+ * `reason` (why a suite cannot run here) for a `describe`'s `skip`, or false.
+ * With SCANLOGIN_REQUIRE_BROWSER set (CI), a reason is an error instead: the
+ * suite fails loudly rather than being skipped.
+ */
+function skipUnlessRequired(reason) {
+  if (!reason) return false;
+  const flag = process.env.SCANLOGIN_REQUIRE_BROWSER;
+  if (flag && flag !== "0") {
+    throw new Error(`required by SCANLOGIN_REQUIRE_BROWSER but cannot run: ${reason}`);
+  }
+  return reason;
+}
+
+/** Why the browser suite cannot run here, or false (see skipUnlessRequired). */
 function browserMissing() {
-  if (!fs.existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM}`;
+  if (!fs.existsSync(CHROMIUM)) return skipUnlessRequired(`no Chromium at ${CHROMIUM}`);
   try {
     require.resolve("playwright-core");
   } catch {
-    return "playwright-core is not installed (npm ci in web/)";
+    return skipUnlessRequired("playwright-core is not installed (npm ci in web/)");
   }
-  if (!fs.existsSync(HUB_BIN)) return `no hub binary at ${HUB_BIN}`;
-  return null;
+  return hubMissing();
+}
+
+/** Why no hub can be started here, or false (see skipUnlessRequired). */
+function hubMissing() {
+  return skipUnlessRequired(fs.existsSync(HUB_BIN) ? false : `no hub binary at ${HUB_BIN}`);
 }
 
 async function launchBrowser() {
@@ -280,7 +349,10 @@ module.exports = {
   postJson,
   phone,
   redeem,
+  expired,
   browserMissing,
+  hubMissing,
+  skipUnlessRequired,
   launchBrowser,
   shot,
 };

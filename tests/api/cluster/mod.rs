@@ -1,7 +1,7 @@
 //! Several nodes on one PostgreSQL database push to each other's sockets,
 //! also across a lost LISTEN connection, and ask WeChat once for what must
 //! be asked once. Runs when `SCANLOGIN_TEST_POSTGRES_URL` names a PostgreSQL
-//! server (`.ci/run` sets it); otherwise says it was skipped.
+//! server (`.ci/run` sets it and requires it); otherwise reports the skip.
 
 mod push;
 mod wechat;
@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::fake_wechat::FakeWechat;
-use crate::helpers::{ORIGIN, POSTGRES_ENV, WAIT, client, hub_settings, session_key, unique};
+use crate::helpers::{ORIGIN, WAIT, client, hub_settings, session_key, unique};
 use scanlogin::Application;
 use scanlogin::config::ClientSettings;
 use secrecy::SecretString;
@@ -37,16 +37,14 @@ pub(crate) struct ClusterDb {
     /// A connection to the server's admin database.
     pub admin: DatabaseConnection,
     admin_url: String,
-    name: String,
+    /// The database's name.
+    pub name: String,
 }
 
 impl ClusterDb {
-    /// `None` (and a line saying the test was skipped) without a server.
+    /// `None` (the skip reported, see `helpers::required`) without a server.
     pub async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
-            println!("skipped: {POSTGRES_ENV} not set");
-            return None;
-        };
+        let admin_url = crate::helpers::required::postgres_url()?;
         let name = format!("cluster_{}", uuid::Uuid::new_v4().simple());
         let admin = Database::connect(&admin_url)
             .await

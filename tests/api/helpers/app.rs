@@ -38,6 +38,9 @@ pub struct TestApp {
     pub config_toml: String,
     /// What the hub has asked of its database so far.
     pub db_stats: scanlogin::db::Stats,
+    /// Where `/metrics` is served when `metrics_bind` is set (the port the
+    /// hub holds, also for port 0).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     _stop: StopGuard,
     _tmp: tempfile::TempDir,
 }
@@ -109,6 +112,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
     let config_toml = config_file(&settings);
     let app = Application::build(settings).await.expect("hub builds");
     let port = app.port();
+    let metrics_addr = app.metrics_addr();
     let token = app.shutdown_token();
     let db_stats = app.db_stats();
     tokio::spawn(app.run_until_stopped());
@@ -124,6 +128,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         db_url,
         config_toml,
         db_stats,
+        metrics_addr,
         _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,
     }

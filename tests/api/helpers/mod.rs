@@ -8,6 +8,7 @@
 //! - `app`: starting and stopping the hub, its fake WeChat and its database;
 //! - `calls`: the HTTP calls a browser, a phone or a site makes;
 //! - `ws`: a browser's WebSocket;
+//! - `required`: parts of the machine a test needs, and visible skips;
 //! - `problems`: reading answers (RFC 9457 problems, 200 JSON, text).
 
 mod app;
@@ -15,6 +16,7 @@ mod calls;
 mod config;
 mod config_file;
 mod problems;
+pub mod required;
 mod ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};

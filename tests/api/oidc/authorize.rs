@@ -32,11 +32,8 @@ async fn a_login_gives_a_verified_id_token_and_userinfo() {
     assert_eq!(q["iss"], PUBLIC_URL);
     let answer = ok_json(exchange(&app, &q["code"], &p).await).await;
     assert_eq!(answer["token_type"], "Bearer");
-    assert!(
-        answer["expires_in"]
-            .as_i64()
-            .is_some_and(|s| (1..=3600).contains(&s))
-    );
+    // docs/api.md: the access token lives 600 s.
+    assert_eq!(answer["expires_in"], 600, "{answer}");
     assert_eq!(answer["scope"], "openid profile");
     let claims = verify(&app, answer["id_token"].as_str().expect("id_token")).await;
     assert_eq!(claims["sub"], user_id.as_str());
@@ -204,10 +201,13 @@ async fn malformed_requests_get_clear_answers_and_change_nothing() {
     let app = oidc_app().await;
     // The page's completion: unknown handle, neither ticket nor cancel,
     // not JSON, a foreign Origin.
+    let empty = database_dump(&app).await;
     let res = complete(&app, &json!({"handle": "nope", "cancelled": true})).await;
     assert_problem(res, 400, "invalid_request").await;
+    assert_eq!(database_dump(&app).await, empty, "an unknown handle");
     let p = pkce();
     let (data, _, _) = page_data(authorize(&app, &params(&p, "s", "n")).await).await;
+    let pending = database_dump(&app).await;
     let res = complete(&app, &json!({"handle": data["handle"]})).await;
     assert_problem(res, 400, "invalid_request").await;
     let res = complete(
@@ -234,9 +234,13 @@ async fn malformed_requests_get_clear_answers_and_change_nothing() {
         .await
         .expect("POST complete");
     assert_eq!(res.status(), 415);
-    // None of that ended the request: cancelling it still works once.
+    // None of that changed a row or ended the request: cancelling it still
+    // works once.
+    assert_eq!(database_dump(&app).await, pending);
     let res = complete(&app, &json!({"handle": data["handle"], "cancelled": true})).await;
     assert_eq!(res.status(), 200);
+    let cancelled = database_dump(&app).await;
+    assert_ne!(cancelled, pending, "the cancel is recorded");
 
     // The token endpoint: JSON instead of a form, a repeated parameter, a
     // body over 8 KiB.
@@ -268,4 +272,52 @@ async fn malformed_requests_get_clear_answers_and_change_nothing() {
     )
     .await;
     assert_eq!(res.status(), 413);
+    assert_eq!(database_dump(&app).await, cancelled, "the token endpoint");
+}
+
+/// Every row of every table of the hub's SQLite database, as text: equal
+/// dumps mean nothing changed.
+async fn database_dump(app: &crate::helpers::TestApp) -> Vec<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.db().await;
+    let backend = db.get_database_backend();
+    let rows = |sql: String| {
+        let db = &db;
+        async move {
+            db.query_all_raw(Statement::from_string(backend, sql))
+                .await
+                .expect("query")
+        }
+    };
+    let tables: Vec<String> = rows(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' \
+         ORDER BY name"
+            .into(),
+    )
+    .await
+    .iter()
+    .map(|r| r.try_get::<String>("", "name").expect("name"))
+    .collect();
+    assert!(tables.len() > 5, "{tables:?}");
+    let mut dump = Vec::new();
+    for table in tables {
+        let columns: Vec<String> = rows(format!("SELECT name FROM pragma_table_info('{table}')"))
+            .await
+            .iter()
+            .map(|r| r.try_get::<String>("", "name").expect("column"))
+            .map(|c| format!("quote(\"{c}\")"))
+            .collect();
+        let sql = format!(
+            "SELECT {} AS r FROM \"{table}\" ORDER BY 1",
+            columns.join(" || '|' || ")
+        );
+        for row in rows(sql).await {
+            dump.push(format!(
+                "{table}: {}",
+                row.try_get::<String>("", "r").expect("r")
+            ));
+        }
+    }
+    let _ = db.close().await;
+    dump
 }

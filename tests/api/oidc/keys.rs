@@ -87,7 +87,8 @@ async fn rotation_keeps_old_tokens_verifiable() {
         .arg("--config")
         .arg(&config)
         .arg("rotate-keys")
-        .env_remove("RUST_LOG")
+        .env_clear()
+        .envs(crate::process::kept_env())
         .output();
     let out = tokio::time::timeout(WAIT * 3, out)
         .await
@@ -133,21 +134,11 @@ async fn the_signing_key_is_sealed_at_rest() {
 /// one signing key, which both publish and use.
 #[tokio::test]
 async fn nodes_starting_together_share_one_key() {
-    let Ok(admin_url) = std::env::var(crate::helpers::POSTGRES_ENV) else {
-        println!("skipped: {} not set", crate::helpers::POSTGRES_ENV);
+    // Dropped (connections and all) when the guard goes, also on a panic.
+    let Some(pg) = crate::cluster::ClusterDb::create().await else {
         return;
     };
-    let name = format!("oidc_{}", uuid::Uuid::new_v4().simple());
-    let admin = sea_orm::Database::connect(&admin_url)
-        .await
-        .expect("connect to PostgreSQL");
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-        .await
-        .expect("create database");
-    let mut url = url::Url::parse(&admin_url).expect("URL");
-    url.set_path(&format!("/{name}"));
-    let db_url = url.to_string();
+    let db_url = pg.url.clone();
     let settings = || {
         hub_settings(&db_url, None, |c| {
             c.apps = vec![("wxoidc".into(), "oidc-app-secret".into())];
@@ -197,8 +188,5 @@ async fn nodes_starting_together_share_one_key() {
     for task in tasks {
         let _ = tokio::time::timeout(WAIT, task).await;
     }
-    let _ = admin
-        .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .await;
-    let _ = admin.close().await;
+    drop(pg);
 }

@@ -5,6 +5,7 @@
 
 mod authorize;
 mod keys;
+mod limits;
 mod tokens;
 
 use std::collections::HashMap;

@@ -2,7 +2,6 @@
 //! after a restart (its scene confirmed, its ticket there), and no ticket
 //! exists without its confirmed scene.
 
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use super::{Hub, create_scene, free_port, post, sim_code};
+use super::{Hub, create_scene, post, sim_code};
 
 /// Confirms in flight at once, and the most one worker tries.
 const WORKERS: usize = 8;
@@ -41,7 +40,7 @@ async fn count(db: &sea_orm::DatabaseConnection, sql: &str) -> i64 {
 #[tokio::test]
 async fn answered_confirms_survive_kill_9_under_load() {
     let dir = tempfile::tempdir().expect("temporary folder");
-    let hub = Hub::start(dir.path(), free_port(), &unlimited(), Stdio::null());
+    let hub = Hub::start(dir.path(), &unlimited(), None);
     hub.wait_ready().await;
     let hub = Arc::new(hub);
     let answered: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -138,6 +137,6 @@ async fn answered_confirms_survive_kill_9_under_load() {
     let _ = db.close().await;
 
     // And the hub starts again on it.
-    let again = Hub::start(dir.path(), free_port(), &unlimited(), Stdio::null());
+    let again = Hub::start(dir.path(), &unlimited(), None);
     again.wait_ready().await;
 }

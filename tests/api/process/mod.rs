@@ -6,10 +6,9 @@ mod observability;
 mod simulator;
 mod systemd;
 
-use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -19,50 +18,141 @@ use tokio_tungstenite::tungstenite::Message;
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// A hub process on a free loopback port with its own data folder.
+/// A hub process on a loopback port of its own choosing, with its own data
+/// folder.
 struct Hub {
     child: Child,
     port: u16,
     dir: PathBuf,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// The caller's variables a hub process keeps; everything else (any
+/// `SCANLOGIN__*` setting, `RUST_LOG`) is left out.
+const KEPT_ENV: [&str; 5] = ["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL"];
+
+/// The caller's variables a child process keeps ([`KEPT_ENV`]): for
+/// `.env_clear().envs(kept_env())`.
+pub(crate) fn kept_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    KEPT_ENV
+        .into_iter()
+        .filter_map(|k| Some((k, std::env::var_os(k)?)))
+        .collect()
+}
+
+/// The port in the hub's "scanlogin listening" log line (human or JSON).
+pub(crate) fn listening_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("scanlogin listening"))?;
+    // The `addr` field (not `public_url`, which may name a port too).
+    let line = &line[line.find("addr")?..];
+    let at = line.find("127.0.0.1:")? + "127.0.0.1:".len();
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 impl Hub {
-    fn start(dir: &Path, port: u16, extra: &[(&str, String)], log: Stdio) -> Hub {
-        let base = format!("http://127.0.0.1:{port}");
+    /// Starts the hub on `127.0.0.1:0`; its stdout (the log) goes to `log`
+    /// (default: a new file in `dir`), where the hub says which port it
+    /// holds. Returns once that line is there.
+    fn start(dir: &Path, extra: &[(&str, String)], log: Option<&Path>) -> Hub {
+        Self::spawn(dir, extra, log, None).unwrap_or_else(|text| panic!("{text}"))
+    }
+
+    /// Starts the hub where its URLs must name its own port (`public_url`,
+    /// its own origin allowed): the binary takes `public_url` before it binds,
+    /// so the port is picked first; the hub counts as started only once its
+    /// own log says it listens on that port, and a port taken meanwhile is
+    /// replaced by another (at most 5 tries).
+    fn start_public(dir: &Path) -> Hub {
+        let mut failures = Vec::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            let base = format!("http://127.0.0.1:{port}");
+            let extra = [
+                ("SCANLOGIN__SERVER__PUBLIC_URL", base.clone()),
+                (
+                    "SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS",
+                    format!("[\"{base}\"]"),
+                ),
+            ];
+            match Self::spawn(dir, &extra, None, Some(port)) {
+                Ok(hub) => return hub,
+                Err(text) => failures.push(text),
+            }
+        }
+        panic!("no hub started on a port of its URL: {failures:#?}");
+    }
+
+    /// The hub on `port` (0 when `None`); the log's text when it did not
+    /// listen there.
+    fn spawn(
+        dir: &Path,
+        extra: &[(&str, String)],
+        log: Option<&Path>,
+        port: Option<u16>,
+    ) -> Result<Hub, String> {
+        static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let log = log.map(Path::to_owned).unwrap_or_else(|| {
+            let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            dir.join(format!("hub-{n}.out"))
+        });
+        let out = std::fs::File::create(&log).expect("log file");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
+        cmd.env_clear().envs(kept_env());
         cmd.arg("serve")
             .arg("--config")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
-            .env("SCANLOGIN__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("SCANLOGIN__SERVER__PUBLIC_URL", &base)
+            .env(
+                "SCANLOGIN__SERVER__BIND",
+                format!("127.0.0.1:{}", port.unwrap_or(0)),
+            )
             .env(
                 "SCANLOGIN__DATABASE__URL",
                 format!("sqlite://{}", dir.join("hub.db").display()),
             )
             .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
-            .env(
-                "SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS",
-                format!("[\"{base}\"]"),
-            )
-            .env_remove("RUST_LOG")
-            .stdout(log)
-            .stderr(Stdio::null());
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out);
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start scanlogin");
-        Hub {
+        let mut child = cmd.spawn().expect("start scanlogin");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            match listening_port(&text) {
+                Some(p) if port.is_none_or(|want| want == p) => break p,
+                Some(p) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("listening on {p}, not {port:?}:\n{text}"));
+                }
+                None => {}
+            }
+            if let Some(status) = child.try_wait().expect("wait") {
+                return Err(format!(
+                    "the hub exited ({status}) before it listened:\n{text}"
+                ));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the hub did not say where it listens within 20 s:\n{text}"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ok(Hub {
             child,
             port,
             dir: dir.to_owned(),
-        }
+        })
     }
 
     fn url(&self, path: &str) -> String {

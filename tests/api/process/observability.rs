@@ -1,12 +1,11 @@
 //! Metrics after a login, and logs free of secrets and of error lines for
 //! malformed requests.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Hub, free_port, full_login, post};
+use super::{Hub, full_login, post};
 
 fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
     text.lines()
@@ -18,7 +17,7 @@ fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
 #[tokio::test]
 async fn metrics_move_after_a_login() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let hub = Hub::start(dir.path(), free_port(), &[], Stdio::null());
+    let hub = Hub::start(dir.path(), &[], None);
     hub.wait_ready().await;
     let scrape = || async {
         reqwest::get(hub.url("/metrics"))
@@ -66,12 +65,11 @@ async fn metrics_move_after_a_login() {
 async fn debug_logs_carry_no_secret() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log_path = dir.path().join("out.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
     let extra = [
         ("SCANLOGIN__LOG__LEVEL", "debug".to_owned()),
         ("SCANLOGIN__LOG__FORMAT", "json".to_owned()),
     ];
-    let mut hub = Hub::start(dir.path(), free_port(), &extra, Stdio::from(log));
+    let mut hub = Hub::start(dir.path(), &extra, Some(&log_path));
     hub.wait_ready().await;
     let mut secrets = full_login(&hub, "erin").await;
     // A failed redemption and a bad token must not echo what was sent either.
@@ -142,8 +140,7 @@ async fn malformed_requests_write_no_error_lines() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().expect("dir");
     let log_path = dir.path().join("hub.log");
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut hub = Hub::start(dir.path(), free_port(), &[], Stdio::from(log));
+    let mut hub = Hub::start(dir.path(), &[], Some(&log_path));
     hub.wait_ready().await;
     let garbage: [&[u8]; 4] = [
         b"GARBAGE\r\n\r\n",

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{Hub, free_port, post, sim_code};
+use super::{Hub, post, sim_code};
 
 /// Runs a one-shot `scanlogin` command on the repo's config with these
 /// overrides; (exit code, stdout, stderr).
 fn run_command(command: &str, dir: &Path, extra: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
+    cmd.env_clear().envs(super::kept_env());
     cmd.arg(command)
         .arg("--config")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
@@ -21,7 +22,6 @@ fn run_command(command: &str, dir: &Path, extra: &[(&str, &str)]) -> (i32, Strin
             format!("sqlite://{}", dir.join("hub.db").display()),
         )
         .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
-        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -83,7 +83,8 @@ fn the_simulator_refuses_a_network_bind_unless_told() {
 #[tokio::test]
 async fn the_demo_logs_in_with_openid_connect_in_simulator_mode() {
     let dir = tempfile::tempdir().expect("dir");
-    let hub = Hub::start(dir.path(), free_port(), &[], Stdio::null());
+    // The demo's relying party and the authorize page use `public_url`.
+    let hub = Hub::start_public(dir.path());
     hub.wait_ready().await;
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -1,12 +1,11 @@
 //! The notify protocol, SIGTERM, and a restart mid-login.
 
 use std::os::unix::net::UnixDatagram;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Hub, create_scene, free_port, next, post, recv_notify, sim_code, ws_auth};
+use super::{Hub, create_scene, next, post, recv_notify, sim_code, ws_auth};
 
 #[tokio::test]
 async fn systemd_sees_ready_then_stopping_and_exit_is_clean() {
@@ -20,7 +19,7 @@ async fn systemd_sees_ready_then_stopping_and_exit_is_clean() {
         ("WATCHDOG_USEC", "400000".to_owned()),
         ("WATCHDOG_PID", String::new()),
     ];
-    let mut hub = Hub::start(dir.path(), free_port(), &extra, Stdio::null());
+    let mut hub = Hub::start(dir.path(), &extra, None);
     let before = recv_notify(&sock, "READY=1");
     // READY comes only once the listener answers and migrations ran.
     hub.wait_ready().await;
@@ -42,8 +41,7 @@ async fn systemd_sees_ready_then_stopping_and_exit_is_clean() {
 #[tokio::test]
 async fn restart_mid_login_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let mut hub = Hub::start(dir.path(), port, &[], Stdio::null());
+    let mut hub = Hub::start(dir.path(), &[], None);
     hub.wait_ready().await;
     let (scene, token) = create_scene(&hub).await;
     let mut ws = ws_auth(&hub, &scene, &token).await;
@@ -65,7 +63,7 @@ async fn restart_mid_login_loses_nothing() {
     );
     assert_eq!(hub.wait_exit(), 0);
 
-    let hub = Hub::start(&hub.dir.clone(), port, &[], Stdio::null());
+    let hub = Hub::start(&hub.dir.clone(), &[], None);
     hub.wait_ready().await;
     let mut ws = ws_auth(&hub, &scene, &token).await;
     assert_eq!(
@@ -89,4 +87,45 @@ async fn restart_mid_login_loses_nothing() {
             .is_some_and(|t| t.starts_with(&scene))
     );
     assert_eq!(next(&mut ws).await, Err(1000));
+}
+
+/// A request the hub is working on when SIGTERM comes is answered in full
+/// before the process exits.
+#[tokio::test]
+async fn a_request_in_flight_at_sigterm_is_answered_before_the_exit() {
+    use crate::fake_wechat::{Api, FakeWechat, Fault, fake_image};
+    // Live mode against a fake WeChat that takes 2 s for the code image.
+    let fake = FakeWechat::start(&[("wxdemo0000000000".into(), "demo-app-secret".into())]).await;
+    fake.fail_next(Api::CodeImage, Fault::Delay(Duration::from_secs(2)));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = [
+        ("SCANLOGIN__WECHAT__MODE", "live".to_owned()),
+        ("SCANLOGIN__WECHAT__API_BASE", fake.url()),
+    ];
+    let mut hub = Hub::start(dir.path(), &extra, None);
+    hub.wait_ready().await;
+    let (scene, _) = create_scene(&hub).await;
+    let image = tokio::spawn(reqwest::get(
+        hub.url(&format!("/api/v1/scenes/{scene}/qrcode")),
+    ));
+    // The hub is inside the request once WeChat was asked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fake.calls(Api::CodeImage) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "WeChat was never asked"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    hub.sigterm();
+    let res = tokio::time::timeout(Duration::from_secs(20), image)
+        .await
+        .expect("answered in time")
+        .expect("task")
+        .expect("the request in flight is answered, not cut off");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    let body = res.bytes().await.expect("body");
+    assert_eq!(body.as_ref(), fake_image(&scene).as_slice());
+    assert_eq!(hub.wait_exit(), 0, "exit code after SIGTERM");
 }

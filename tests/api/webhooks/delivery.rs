@@ -7,7 +7,7 @@ use entity::webhook_events;
 use sea_orm::EntityTrait;
 use serde_json::Value;
 
-use super::receiver::{Delivery, Receiver, assert_verified, free_port};
+use super::receiver::{Delivery, Down, Receiver, assert_verified};
 use super::{
     Hub, HubConfig, OTHER, SITE, WAIT, events_of, new_secret, open_db, sqlite_url, wait_state,
     wait_states,
@@ -80,6 +80,7 @@ async fn failed_answers_are_retried_with_the_same_id_and_never_after_a_2xx() {
     let db_url = sqlite_url(dir.path());
     let hub = Hub::start(&HubConfig::new(&db_url, &receiver.url(), &secret)).await;
     let db = open_db(&db_url).await;
+    let metrics_before = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
 
     hub.confirmed_login(SITE, "carol").await;
     let seen = receiver.wait_for(4).await;
@@ -107,22 +108,30 @@ async fn failed_answers_are_retried_with_the_same_id_and_never_after_a_2xx() {
     assert_verified(&secret, &seen).await;
 
     let metrics = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
-    for name in [
-        "scanlogin_webhook_attempts_total{result=\"non_2xx\"}",
-        "scanlogin_webhook_attempts_total{result=\"2xx\"}",
-        "scanlogin_webhook_deliveries_total{outcome=\"delivered\"}",
-        "scanlogin_webhook_oldest_pending_seconds",
+    // What this test's four attempts added (see `moved`).
+    for (name, least) in [
+        ("scanlogin_webhook_attempts_total{result=\"non_2xx\"}", 3.0),
+        ("scanlogin_webhook_attempts_total{result=\"2xx\"}", 1.0),
+        (
+            "scanlogin_webhook_deliveries_total{outcome=\"delivered\"}",
+            1.0,
+        ),
     ] {
-        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+        let by = super::moved(&metrics_before, &metrics, name);
+        assert!(by >= least, "{name} moved by {by}, not {least}:\n{metrics}");
     }
+    assert!(
+        metrics.contains("scanlogin_webhook_oldest_pending_seconds"),
+        "{metrics}"
+    );
     hub.stop().await;
 }
 
 #[tokio::test]
 async fn a_hub_restarted_while_the_receiver_is_down_delivers_once_both_are_back() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/hook");
+    let down = Down::start();
+    let url = down.url();
     let secret = new_secret();
     let db_url = sqlite_url(dir.path());
     let mut cfg = HubConfig::new(&db_url, &url, &secret);
@@ -148,7 +157,7 @@ async fn a_hub_restarted_while_the_receiver_is_down_delivers_once_both_are_back(
     assert_eq!(failed.state, "pending");
     hub.stop().await;
 
-    let receiver = Receiver::start(port, &[], 204);
+    let receiver = Receiver::start_after(down, &[], 204);
     let hub = Hub::start(&cfg).await;
     let seen = receiver.wait_for(1).await;
     let row = wait_state(&db, SITE, "delivered").await;
@@ -211,6 +220,7 @@ async fn an_answer_slower_than_the_timeout_is_retried_and_logins_do_not_wait_for
     cfg.timeout_ms = 500;
     let hub = Hub::start(&cfg).await;
     let db = open_db(&db_url).await;
+    let metrics_before = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
 
     hub.confirmed_login(SITE, "ivan").await;
     let hanging = receiver.wait_for(1).await.remove(0);
@@ -236,9 +246,8 @@ async fn an_answer_slower_than_the_timeout_is_retried_and_logins_do_not_wait_for
     assert_eq!(row.attempts, 2);
     assert_eq!(seen.len(), 4, "one attempt each for the others: {seen:?}");
     let metrics = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
-    assert!(
-        metrics.contains("scanlogin_webhook_attempts_total{result=\"timeout\"}"),
-        "{metrics}"
-    );
+    let name = "scanlogin_webhook_attempts_total{result=\"timeout\"}";
+    let by = super::moved(&metrics_before, &metrics, name);
+    assert!(by >= 1.0, "{name} moved by {by}:\n{metrics}");
     hub.stop().await;
 }

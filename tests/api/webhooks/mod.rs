@@ -281,3 +281,22 @@ async fn wait_states(
 async fn wait_state(db: &DatabaseConnection, client: &str, state: &str) -> webhook_events::Model {
     wait_states(db, client, state, 1).await.remove(0)
 }
+
+/// The value of one metric series (`name{labels}`) in a Prometheus text
+/// scrape; 0 when absent.
+fn series(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// The webhook metrics this hub's own deliveries moved, from scrapes of its
+/// `/metrics` before and after. Every in-process hub shares one registry,
+/// so another test's deliveries can only add: each change is at least what
+/// this test caused, and a series this hub never touched stays 0 only if no
+/// other test touched it either.
+fn moved(before: &str, after: &str, name: &str) -> f64 {
+    series(after, name) - series(before, name)
+}

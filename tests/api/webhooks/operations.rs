@@ -14,7 +14,7 @@ use scanlogin::config::LogFormat;
 
 use crate::helpers::config_file;
 
-use super::receiver::{Receiver, free_port};
+use super::receiver::Receiver;
 use super::{Hub, HubConfig, SITE, WAIT, events_of, new_secret, open_db, sqlite_url, wait_state};
 
 #[tokio::test]
@@ -39,6 +39,8 @@ async fn events_fail_after_their_retry_window_and_the_cli_requeues_them() {
     std::fs::write(&config, cfg.toml()).expect("write config");
     let cli = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_scanlogin"))
+            .env_clear()
+            .envs(crate::process::kept_env())
             .arg("--config")
             .arg(&config)
             .args(args)
@@ -135,6 +137,8 @@ async fn check_config_refuses_a_bad_secret_and_warns_about_plain_http() {
         let config = dir.path().join("check.toml");
         std::fs::write(&config, HubConfig::new(&db_url, url, secret).toml()).expect("write");
         std::process::Command::new(env!("CARGO_BIN_EXE_scanlogin"))
+            .env_clear()
+            .envs(crate::process::kept_env())
             .arg("--config")
             .arg(&config)
             .arg("check-config")
@@ -169,9 +173,9 @@ async fn the_webhook_secret_is_never_in_the_logs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(0, &[500], 204);
     let secret = new_secret();
-    let port = free_port();
     let mut settings = HubConfig::new(&sqlite_url(dir.path()), &receiver.url(), &secret).settings();
-    settings.server.bind = SocketAddr::from(([127, 0, 0, 1], port));
+    // Port 0: the hub binds a port of its own and logs which.
+    settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
     settings.log.level = "debug".into();
     settings.log.format = LogFormat::Json;
     let text = config_file(&settings);
@@ -181,7 +185,8 @@ async fn the_webhook_secret_is_never_in_the_logs() {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scanlogin"))
         .arg("--config")
         .arg(&config)
-        .env_remove("RUST_LOG")
+        .env_clear()
+        .envs(crate::process::kept_env())
         .stdout(std::fs::File::create(&log_path).expect("log file"))
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -191,8 +196,20 @@ async fn the_webhook_secret_is_never_in_the_logs() {
         .timeout(WAIT)
         .build()
         .expect("client");
-    let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + WAIT;
+    let port = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(port) = crate::process::listening_port(&log) {
+            break port;
+        }
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "the hub exited:\n{log}"
+        );
+        assert!(Instant::now() < deadline, "the hub never listened:\n{log}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let base = format!("http://127.0.0.1:{port}");
     while !http
         .get(format!("{base}/readyz"))
         .send()

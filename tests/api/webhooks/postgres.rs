@@ -5,55 +5,10 @@ use std::time::Duration;
 use super::receiver::{Delivery, Receiver};
 use super::{Hub, HubConfig, SITE, new_secret, open_db, wait_states};
 
-/// A fresh database on the server of `SCANLOGIN_TEST_POSTGRES_URL`, dropped
-/// when the guard goes; `None` (with a note) when the variable is unset.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    async fn create() -> Option<PgDb> {
-        use sea_orm::ConnectionTrait;
-        let Ok(admin) = std::env::var(crate::helpers::POSTGRES_ENV) else {
-            println!("skipped: {} not set", crate::helpers::POSTGRES_ENV);
-            return None;
-        };
-        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let db = sea_orm::Database::connect(&admin)
-            .await
-            .expect("connect to PostgreSQL");
-        db.execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create the test database");
-        let _ = db.close().await;
-        let mut url = url::Url::parse(&admin).expect("a URL");
-        url.set_path(&format!("/{name}"));
-        Some(PgDb {
-            admin,
-            name,
-            url: url.to_string(),
-        })
-    }
-
-    async fn drop_now(self) {
-        use sea_orm::ConnectionTrait;
-        if let Ok(db) = sea_orm::Database::connect(&self.admin).await {
-            let _ = db
-                .execute_unprepared(&format!(
-                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                    self.name
-                ))
-                .await;
-            let _ = db.close().await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn two_nodes_on_postgres_send_each_event_once() {
-    let Some(pg) = PgDb::create().await else {
+    // Dropped (connections and all) when the guard goes, also on a panic.
+    let Some(pg) = crate::cluster::ClusterDb::create().await else {
         return;
     };
     // The first answers fail, so retries are due on both nodes at once.
@@ -87,5 +42,4 @@ async fn two_nodes_on_postgres_send_each_event_once() {
     let _ = db.close().await;
     a.stop().await;
     b.stop().await;
-    pg.drop_now().await;
 }

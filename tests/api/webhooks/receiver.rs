@@ -79,6 +79,19 @@ async fn receive(
 impl Receiver {
     /// Listens on `port` (0: any) and answers `answers`, then `then`.
     pub(super) fn start(port: u16, answers: &[u16], then: u16) -> Receiver {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the receiver");
+        Self::start_on(listener, answers, then)
+    }
+
+    /// Takes over `down`'s port (held all along) and answers as [`start`].
+    ///
+    /// [`start`]: Receiver::start
+    pub(super) fn start_after(down: Down, answers: &[u16], then: u16) -> Receiver {
+        down.task.abort();
+        Self::start_on(down.listener, answers, then)
+    }
+
+    fn start_on(listener: std::net::TcpListener, answers: &[u16], then: u16) -> Receiver {
         let script = Arc::new(Mutex::new(Script {
             answers: answers.iter().copied().collect(),
             then,
@@ -93,8 +106,8 @@ impl Receiver {
         })
         .workers(1)
         .disable_signals()
-        .bind(("127.0.0.1", port))
-        .expect("bind the receiver");
+        .listen(listener)
+        .expect("serve on the receiver's listener");
         let port = server.addrs()[0].port();
         let server = server.run();
         let handle = server.handle();
@@ -147,11 +160,31 @@ impl Drop for Receiver {
     }
 }
 
-pub(super) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+/// A receiver that is down: its port is held (no other test can take it),
+/// and every connection is closed unanswered.
+pub(super) struct Down {
+    listener: std::net::TcpListener,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Down {
+    pub(super) fn start() -> Down {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        let refusing = listener.try_clone().expect("clone the listener");
+        refusing.set_nonblocking(true).expect("non-blocking");
+        let refusing = tokio::net::TcpListener::from_std(refusing).expect("tokio listener");
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = refusing.accept().await {
+                drop(conn);
+            }
+        });
+        Down { listener, task }
+    }
+
+    pub(super) fn url(&self) -> String {
+        let port = self.listener.local_addr().expect("address").port();
+        format!("http://127.0.0.1:{port}/hook")
+    }
 }
 
 /// Runs each delivery (and the extra `(headers, body)` pairs) through the
