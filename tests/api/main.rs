@@ -9,6 +9,7 @@ mod concurrency;
 mod decrypt;
 mod fake_wechat;
 mod flow;
+mod harden;
 mod helpers;
 mod hostile;
 mod hostile_ws;

@@ -1,0 +1,5 @@
+//! Hardening, round 3 (SPEC "v3 additions": consent and binding, limits
+//! that hold, where the browser is): each test reproduces an attack or a
+//! defect an outside check found, and fails without its fix.
+
+mod openapi_validator;
