@@ -3,3 +3,4 @@
 //! defect an outside check found, and fails without its fix.
 
 mod openapi_validator;
+mod sim_problems;
