@@ -5,6 +5,7 @@
 pub mod avatars;
 pub mod clock;
 pub mod config;
+pub mod consents;
 pub mod db;
 pub mod flight;
 pub mod http;

@@ -9,6 +9,7 @@ mod m20261122_000002_scene_origin;
 mod m20261130_000020_oidc;
 mod m20261130_000030_webhooks;
 mod m20261130_000040_wechat_depth;
+mod m20261207_000050_consent_and_binding;
 
 /// Every migration of scanlogin, oldest first.
 pub struct Migrator;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000020_oidc::Migration),
             Box::new(m20261130_000030_webhooks::Migration),
             Box::new(m20261130_000040_wechat_depth::Migration),
+            Box::new(m20261207_000050_consent_and_binding::Migration),
         ]
     }
 }

@@ -272,6 +272,13 @@ impl Login {
                 return Err(refusal(row, &b, now_ms()).into());
             }
             let phone_code = input.phone_code.clone();
+            // Only a client that asks for numbers may receive one: a code
+            // for any other is refused before WeChat is called.
+            if phone_code.is_some() && !self.client(&row.client_id)?.phone {
+                return Err(LoginError::InvalidRequest(
+                    "phone_code: this site does not receive phone numbers".into(),
+                ));
+            }
             let mut profile = self.profile(&b, input)?;
             // Asked before anything is written: a refusal leaves the scene scanned.
             if let Some(code) = phone_code {
@@ -359,6 +366,7 @@ impl Login {
         if let Some(number) = &profile.phone {
             let sealed = Sealer::new(&self.key).seal_str(&phone_context(&user_id), number);
             self.users.set_phone(&txn, &user_id, &sealed).await?;
+            crate::consents::record(&txn, &user_id, client_id, now).await?;
         }
         self.tickets
             .issue(&txn, id.as_str(), client_id, &user_id, now)

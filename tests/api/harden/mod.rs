@@ -4,3 +4,6 @@
 
 mod openapi_validator;
 mod sim_problems;
+mod binding;
+mod consent;
+mod guards;

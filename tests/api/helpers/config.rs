@@ -117,7 +117,9 @@ impl TestConfig {
                 api_base: Url::parse(fake_url).expect("the fake's URL"),
                 timeout_ms: self.timeout_ms,
                 connect_timeout_ms: 1000,
-                ..WechatSettings::default()
+                // PUBLIC_URL is a made-up name, not loopback: a simulator
+                // hub needs the operator's say-so (the hub binds loopback).
+                simulator_on_network: self.simulator,
             },
             scene: SceneSettings {
                 ttl_secs: self.ttl_secs,
