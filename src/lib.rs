@@ -8,6 +8,7 @@ pub mod config;
 pub mod consents;
 pub mod db;
 pub mod flight;
+pub mod geoip;
 pub mod http;
 pub mod keys;
 pub mod locks;

@@ -69,10 +69,14 @@ pub async fn scan(
     if b.code.is_empty() {
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
-    let answer = state
+    let mut answer = state
         .login
         .scan(&scene_id(&b.scene_id)?, &b.code, b.app_id.as_deref())
         .await?;
+    if let Some(geo) = &state.geoip {
+        let phone_ip = client_ip(&req, &state.settings.server.trusted_proxies);
+        answer.browser.locate(geo, phone_ip);
+    }
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -91,7 +95,7 @@ pub struct InsideLoginAnswer {
     /// The hub's id for the person: the same `user.id` a website login gives.
     user_id: String,
     /// RS256 JWT (keys at `/oauth2/jwks`): `iss` the hub, `sub` = `user_id`,
-    /// `aud` = the app's `app_id`, `unionid` when known.
+    /// `aud` and `azp` = the app's `app_id`, `unionid` when known.
     id_token: String,
     /// Seconds the ID token is valid.
     expires_in: i64,

@@ -241,6 +241,9 @@ impl Login {
                     },
                     ip: row.browser_ip.clone(),
                     user_agent: row.browser_user_agent.clone(),
+                    // Where it is: added by the edge, with `[geoip]`.
+                    location: None,
+                    far_from_phone: None,
                 },
             })
         }

@@ -151,6 +151,14 @@ impl Settings {
                 ));
             }
         }
+        if let Some(path) = &self.geoip.database
+            && !path.is_file()
+        {
+            out.push(format!(
+                "geoip.database: {} is not a readable file (a MaxMind DB .mmdb city database)",
+                path.display()
+            ));
+        }
         out.extend(webhooks::settings_problems(self));
         out
     }

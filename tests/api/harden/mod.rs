@@ -2,8 +2,9 @@
 //! that hold, where the browser is): each test reproduces an attack or a
 //! defect an outside check found, and fails without its fix.
 
-mod openapi_validator;
-mod sim_problems;
 mod binding;
 mod consent;
+mod geoip;
 mod guards;
+mod openapi_validator;
+mod sim_problems;

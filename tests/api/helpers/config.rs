@@ -149,6 +149,7 @@ impl TestConfig {
                 },
             ],
             webhooks: WebhookSettings::default(),
+            geoip: Default::default(),
         };
         // Every app after the first has a client whose scenes show its code.
         for (id, _) in self.apps.iter().skip(1) {
