@@ -5,8 +5,10 @@
 pub mod avatars;
 pub mod clock;
 pub mod config;
+pub mod consents;
 pub mod db;
 pub mod flight;
+pub mod geoip;
 pub mod http;
 pub mod keys;
 pub mod locks;

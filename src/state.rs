@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Settings;
+use crate::geoip::GeoIp;
 use crate::login::Login;
 use crate::oidc::Oidc;
 use crate::push::{BusHealth, Registry};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub bus_health: Arc<BusHealth>,
     /// The OpenID Connect provider.
     pub oidc: Arc<Oidc>,
+    /// The `[geoip]` city database, when configured.
+    pub geoip: Option<Arc<GeoIp>>,
 }
 
 /// Counts an open socket while alive.

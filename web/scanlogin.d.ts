@@ -47,6 +47,11 @@ declare namespace ScanLogin {
     onState?: (state: State, info: StateInfo) => void;
     /** Called exactly once, when the person confirmed on the phone. */
     onLogin?: (login: Login) => void;
+    /**
+     * Used by the hub's own OpenID Connect authorize page only: its pending
+     * authorization's handle, so each scene it shows is bound to it.
+     */
+    authorizeHandle?: string;
   }
 
   interface Handle {

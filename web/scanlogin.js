@@ -222,7 +222,9 @@
       fetch(hub + "/api/v1/scenes", {
         method: "POST",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ client_id: opts.clientId }),
+        body: JSON.stringify(opts.authorizeHandle
+          ? { client_id: opts.clientId, authorize_handle: opts.authorizeHandle }
+          : { client_id: opts.clientId }),
         credentials: "omit",
         cache: "no-store"
       })

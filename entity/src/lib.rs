@@ -7,6 +7,7 @@ pub mod identities;
 pub mod oidc_access_tokens;
 pub mod oidc_grants;
 pub mod oidc_keys;
+pub mod phone_consents;
 pub mod scene_codes;
 pub mod scenes;
 pub mod tickets;

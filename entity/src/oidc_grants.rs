@@ -27,6 +27,9 @@ pub struct Model {
     pub auth_time: Option<i64>,
     /// The user claims (JSON) the ID token and userinfo carry.
     pub claims: Option<String>,
+    /// The scene the authorize page shows now (only its ticket completes
+    /// the authorization).
+    pub scene_id: Option<String>,
 }
 
 impl ActiveModelBehavior for ActiveModel {}

@@ -11,6 +11,7 @@ mod m20261130_000030_webhooks;
 mod m20261130_000040_wechat_depth;
 mod m20261207_000010_webhook_counts_bigint;
 mod m20261207_000050_avatar_slots;
+mod m20261207_000060_consent_and_binding;
 
 /// Every migration of scanlogin, oldest first.
 pub struct Migrator;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000040_wechat_depth::Migration),
             Box::new(m20261207_000010_webhook_counts_bigint::Migration),
             Box::new(m20261207_000050_avatar_slots::Migration),
+            Box::new(m20261207_000060_consent_and_binding::Migration),
         ]
     }
 }

@@ -22,8 +22,8 @@ pub use self::checks::webhooks::{
 };
 pub use self::clients::{AppSettings, ClientSettings, LineColor};
 pub use self::sections::{
-    DatabaseSettings, HousekeepingSettings, LogFormat, LogSettings, RateLimitSettings,
-    SceneSettings, ServerSettings, WebhookSettings, WechatMode, WechatSettings,
+    DatabaseSettings, GeoipSettings, HousekeepingSettings, LogFormat, LogSettings,
+    RateLimitSettings, SceneSettings, ServerSettings, WebhookSettings, WechatMode, WechatSettings,
 };
 
 /// The client whose demo page the hub serves at `/`.
@@ -60,6 +60,8 @@ pub struct Settings {
     pub clients: Vec<ClientSettings>,
     #[serde(default)]
     pub webhooks: WebhookSettings,
+    #[serde(default)]
+    pub geoip: GeoipSettings,
 }
 
 /// A configuration that cannot be used, with one line per mistake.

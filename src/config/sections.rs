@@ -1,5 +1,6 @@
 //! The `[server]`, `[database]`, `[wechat]`, `[scene]`, `[rate_limit]`,
-//! `[housekeeping]`, `[log]` and `[webhooks]` sections with their defaults.
+//! `[housekeeping]`, `[log]`, `[webhooks]` and `[geoip]` sections with their
+//! defaults.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -95,7 +96,8 @@ pub enum WechatMode {
 pub struct WechatSettings {
     pub mode: WechatMode,
     /// Lets the simulator (anyone logs in as anyone) serve on a non-loopback
-    /// `server.bind`. Off: `serve` and `check-config` refuse such a config.
+    /// `server.bind` or `server.public_url`. Off: `serve` and `check-config`
+    /// refuse such a config.
     pub simulator_on_network: bool,
     /// Base URL of WeChat's API (live mode).
     pub api_base: Url,
@@ -288,4 +290,14 @@ impl Default for WebhookSettings {
             concurrency: 16,
         }
     }
+}
+
+/// `[geoip]`: where browsers are, for the phone (off by default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoipSettings {
+    /// A MaxMind DB (`.mmdb`) city database (GeoLite2-City, DB-IP City Lite,
+    /// ...), which the operator downloads. When set, the scan answer's
+    /// `browser` has `location` and `far_from_phone`.
+    pub database: Option<PathBuf>,
 }

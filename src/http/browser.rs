@@ -25,6 +25,12 @@ const MAX_WAIT_SECS: u64 = 30;
 pub struct CreateScene {
     /// The website (client) the login is for.
     client_id: String,
+    /// Only the hub's own OpenID Connect authorize page sends this: its
+    /// pending authorization's handle. The scene becomes the one that page
+    /// shows, and only its ticket completes that authorization.
+    #[serde(default)]
+    #[schema(nullable = false)]
+    authorize_handle: Option<String>,
 }
 
 /// The answer to `POST /api/v1/scenes`. URLs are absolute, built from the
@@ -98,10 +104,24 @@ pub async fn create_scene(
         ip: addr.text(),
         user_agent,
     };
+    let handle = body.authorize_handle.as_deref();
+    if let Some(h) = handle
+        && !state.oidc.page_pending(h, &body.client_id).await?
+    {
+        return Err(ApiError::InvalidRequest(
+            "authorize_handle: no pending login request of this client".into(),
+        ));
+    }
     let scene = state
         .login
         .create_scene(&body.client_id, origin.as_deref(), browser)
         .await?;
+    if let Some(h) = handle {
+        state
+            .oidc
+            .show_scene(h, &body.client_id, scene.scene_id.as_str())
+            .await?;
+    }
     let base = state
         .settings
         .server

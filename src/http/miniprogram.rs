@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::extract::ClientAddr;
 use super::scene_id;
 use crate::http::error::ApiError;
 use crate::login::{ConfirmInput, MpAuth, ProfileInput, ScanAnswer};
@@ -58,6 +59,7 @@ pub struct ScanBody {
 )]
 pub async fn scan(
     state: web::Data<AppState>,
+    addr: ClientAddr,
     body: web::Json<ScanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner();
@@ -65,10 +67,13 @@ pub async fn scan(
     if b.code.is_empty() {
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
-    let answer = state
+    let mut answer = state
         .login
         .scan(&scene_id(&b.scene_id)?, &b.code, b.app_id.as_deref())
         .await?;
+    if let Some(geo) = &state.geoip {
+        answer.browser.locate(geo, addr.0);
+    }
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -87,7 +92,7 @@ pub struct InsideLoginAnswer {
     /// The hub's id for the person: the same `user.id` a website login gives.
     user_id: String,
     /// RS256 JWT (keys at `/oauth2/jwks`): `iss` the hub, `sub` = `user_id`,
-    /// `aud` = the app's `app_id`, `unionid` when known.
+    /// `aud` and `azp` = the app's `app_id`, `unionid` when known.
     id_token: String,
     /// Seconds the ID token is valid.
     expires_in: i64,

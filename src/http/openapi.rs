@@ -55,6 +55,7 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::oidc::complete,
         super::oidc::token,
         super::oidc::userinfo,
+        super::oidc::userinfo_post,
         super::oidc::jwks,
     ),
     components(schemas(Problem, super::events::BrowserEvent, super::socket::AuthFrame)),

@@ -1,8 +1,11 @@
 //! What the flow answers the phone after a scan: which site asks and which
 //! browser, so the person can refuse a login they did not start.
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 
+use crate::geoip::{GeoIp, Location, far_apart};
 use crate::scene::State;
 
 /// The answer to a scan.
@@ -48,4 +51,25 @@ pub struct BrowserView {
     pub kind: BrowserKind,
     pub ip: String,
     pub user_agent: String,
+    /// Where the address that created the scene is, roughly (only with a
+    /// `[geoip]` database, and when it knows the address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub location: Option<Location>,
+    /// `true` when the phone's and the browser's countries differ or, in one
+    /// country, their regions differ; `false` when both are known and
+    /// match; absent when either is unknown (or without a database).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub far_from_phone: Option<bool>,
+}
+
+impl BrowserView {
+    /// Adds where the browser is and whether the phone (at `phone_ip`) is
+    /// far from it, from `geo`.
+    pub fn locate(&mut self, geo: &GeoIp, phone_ip: Option<IpAddr>) {
+        self.location = geo.locate_str(&self.ip);
+        let phone = phone_ip.and_then(|ip| geo.locate(ip));
+        self.far_from_phone = far_apart(self.location.as_ref(), phone.as_ref());
+    }
 }

@@ -130,8 +130,8 @@ impl Login {
         })
     }
 
-    /// Asks WeChat for the scene's code: from the scene's app, or on a quota
-    /// error (45009) from the next configured app, which the scene then
+    /// Asks WeChat for the scene's code: from the scene's app, or on 45009
+    /// (WeChat's per-minute limit) from the next configured app, which the scene then
     /// names. Any other error, or a quota error from every app, is returned.
     async fn code_image(
         &self,
@@ -157,8 +157,13 @@ impl Login {
                     return Ok(img);
                 }
                 Err(e) if e.errcode == QUOTA_ERROR => {
-                    warn!(app_id, "WeChat quota spent; trying the next app");
-                    self.apps.exhausted(&app_id, now_ms());
+                    let until = self.apps.exhausted(&app_id, now_ms());
+                    crate::telemetry::metrics::app_skipped_until(&app_id, until);
+                    warn!(
+                        app_id,
+                        "WeChat's per-minute code limit (45009); the app is skipped \
+                        for the rest of this minute, trying the next app"
+                    );
                     last = Some(e);
                 }
                 Err(e) => return Err(e.into()),

@@ -265,6 +265,9 @@ impl Login {
                 },
                 ip: row.browser_ip.clone(),
                 user_agent: row.browser_user_agent.clone(),
+                // Where it is: added by the edge, with `[geoip]`.
+                location: None,
+                far_from_phone: None,
             },
         })
     }
@@ -306,6 +309,13 @@ impl Login {
             return Err(refusal(row, &b, now_ms()).into());
         }
         let phone_code = input.phone_code.clone();
+        // Only a client that asks for numbers may receive one: a code for
+        // any other is refused before WeChat is called.
+        if phone_code.is_some() && !self.client(&row.client_id)?.phone {
+            return Err(LoginError::InvalidRequest(
+                "phone_code: this site does not receive phone numbers".into(),
+            ));
+        }
         let mut profile = self.profile(&b, input)?;
         // Asked before anything is written: a refusal leaves the scene scanned.
         if let Some(code) = phone_code {
@@ -494,6 +504,8 @@ impl ConfirmWrite {
         if let Some(number) = &profile.phone {
             let sealed = self.sealer.seal_str(&phone_context(&user_id), number);
             users.set_phone(tx, &user_id, &sealed).await?;
+            // Shared with this client in this login: kept per user and client.
+            crate::consents::record(tx, &user_id, &self.client_id, now).await?;
         }
         self.tickets
             .issue(tx, self.id.as_str(), &self.client_id, &user_id, now)

@@ -51,7 +51,12 @@ impl Login {
         let mut user = redeemed
             .user
             .ok_or_else(|| LoginError::Internal("ticket's user is missing".into()))?;
-        user.reveal_phone(&self.sealer, client.phone);
+        // The number only when the person shared it with this client (in
+        // this login or an earlier one), never because another client got it.
+        let consented = client.phone
+            && user.phone_sealed.is_some()
+            && crate::consents::shared(self.db.read(), &user.id, &client.client_id).await?;
+        user.reveal_phone(&self.sealer, consented);
         info!(scene_id = %redeemed.scene_id, client_id = %client.client_id, "ticket redeemed");
         Ok(RedeemAnswer {
             user,

@@ -16,6 +16,13 @@ use crate::clock::now_ms;
 use crate::keys::{random_token, token_hash};
 use crate::login::LoginError;
 
+/// The refusal for a handle that is not (or no longer) pending.
+fn not_pending() -> LoginError {
+    LoginError::InvalidRequest(
+        "this login request is unknown, finished or expired; start again from the site".into(),
+    )
+}
+
 /// Longest `state` and `nonce` accepted.
 const MAX_STATE: usize = 1024;
 /// Longest `scope` accepted.
@@ -225,18 +232,42 @@ impl Oidc {
         url.into()
     }
 
+    /// Whether `handle` is a pending authorization of `client_id` (asked
+    /// before its page's widget makes a scene for it).
+    pub async fn page_pending(&self, handle: &str, client_id: &str) -> Result<bool, LoginError> {
+        let grant = self.grants.pending(&token_hash(handle), now_ms()).await?;
+        Ok(grant.is_some_and(|g| g.client_id == client_id))
+    }
+
+    /// The authorize page `handle` shows `scene_id` now: only that scene's
+    /// ticket completes the authorization.
+    pub async fn show_scene(
+        &self,
+        handle: &str,
+        client_id: &str,
+        scene_id: &str,
+    ) -> Result<(), LoginError> {
+        let shown = self
+            .grants
+            .show_scene(&token_hash(handle), client_id, scene_id, now_ms())
+            .await?;
+        if !shown {
+            return Err(not_pending());
+        }
+        Ok(())
+    }
+
     /// Ends the authorize page: with the widget's ticket, redeems it for the
     /// client, issues the one-time code and answers where to send the
     /// browser; when cancelled, answers the `access_denied` redirect.
     pub async fn complete(&self, handle: &str, how: Completion) -> Result<String, LoginError> {
         let id_hash = token_hash(handle);
         let now = now_ms();
-        let grant = self.grants.pending(&id_hash, now).await?.ok_or_else(|| {
-            LoginError::InvalidRequest(
-                "this login request is unknown, finished or expired; start again from the site"
-                    .into(),
-            )
-        })?;
+        let grant = self
+            .grants
+            .pending(&id_hash, now)
+            .await?
+            .ok_or_else(not_pending)?;
         let ticket = match how {
             Completion::Cancelled => {
                 self.grants.cancel(&id_hash).await?;
@@ -252,6 +283,14 @@ impl Oidc {
             }
             Completion::Ticket(t) => t,
         };
+        // Only the ticket of the scene this page showed: another scene's
+        // (even of the same client) is refused before it is redeemed, so
+        // it changes nothing.
+        let ticket_scene = ticket.split_once('.').map(|(scene, _)| scene);
+        if ticket_scene.is_none() || ticket_scene != grant.scene_id.as_deref() {
+            warn!(client_id = %grant.client_id, "authorize page completed with another scene's ticket");
+            return Err(LoginError::InvalidTicket);
+        }
         let client = self
             .settings
             .client(&grant.client_id)

@@ -10,6 +10,10 @@ use crate::users::UserProfile;
 pub struct IdTokenClaims<'a> {
     pub iss: String,
     pub aud: &'a str,
+    /// The authorized party: the app id on a mini-program login's token,
+    /// which says what the token is (an app's, not a client's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azp: Option<&'a str>,
     pub exp: i64,
     pub iat: i64,
     pub auth_time: i64,

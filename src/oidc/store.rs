@@ -68,6 +68,7 @@ impl GrantStore {
             user_id: Set(None),
             auth_time: Set(None),
             claims: Set(None),
+            scene_id: Set(None),
         };
         grants::Entity::insert(row)
             .exec_without_returning(self.db.write())
@@ -83,6 +84,27 @@ impl GrantStore {
             .filter(G::ExpiresAt.gt(now))
             .one(self.db.read())
             .await
+    }
+
+    /// The authorize page of a pending authorization of `client_id` shows
+    /// `scene_id` now (a refreshed code replaces the one before); false
+    /// when no such authorization is pending.
+    pub async fn show_scene(
+        &self,
+        id_hash: &str,
+        client_id: &str,
+        scene_id: &str,
+        now: i64,
+    ) -> Result<bool, DbErr> {
+        let res = grants::Entity::update_many()
+            .col_expr(G::SceneId, scene_id.into())
+            .filter(G::IdHash.eq(id_hash))
+            .filter(G::ClientId.eq(client_id))
+            .filter(G::CodeHash.is_null())
+            .filter(G::ExpiresAt.gt(now))
+            .exec(self.db.write())
+            .await?;
+        Ok(res.rows_affected == 1)
     }
 
     /// Gives a pending authorization its code; false when it was completed,

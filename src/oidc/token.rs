@@ -42,8 +42,8 @@ pub struct TokenAnswer {
 
 impl Oidc {
     /// `POST /oauth2/token` for an authenticated client: checks the code's
-    /// bindings and PKCE, and answers the tokens. A code presented again
-    /// revokes the access token issued with it.
+    /// bindings and PKCE, and answers the tokens. A code presented again by
+    /// the client it was issued to revokes the access token issued with it.
     pub async fn token(
         &self,
         client: &ClientSettings,
@@ -78,15 +78,17 @@ impl Oidc {
         let Some(grant) = self.grants.by_code(&token_hash(&code)).await? else {
             return Err(OAuthError::invalid_grant("the code is unknown"));
         };
-        if grant.code_used_at.is_some() {
-            let n = self.grants.revoke_tokens(&grant.id_hash, now).await?;
-            warn!(client_id = %grant.client_id, revoked = n, "authorization code used twice; its tokens are revoked");
-            return Err(OAuthError::invalid_grant("the code was used already"));
-        }
+        // The client (authenticated by the caller) first: another client
+        // presenting a used code must not revoke what it issued.
         if grant.client_id != client.client_id {
             return Err(OAuthError::invalid_grant(
                 "the code was issued to another client",
             ));
+        }
+        if grant.code_used_at.is_some() {
+            let n = self.grants.revoke_tokens(&grant.id_hash, now).await?;
+            warn!(client_id = %grant.client_id, revoked = n, "authorization code used twice; its tokens are revoked");
+            return Err(OAuthError::invalid_grant("the code was used already"));
         }
         if grant.code_expires_at.is_none_or(|t| t <= now) {
             return Err(OAuthError::invalid_grant("the code has expired"));
@@ -135,6 +137,7 @@ impl Oidc {
             .sign(&IdTokenClaims {
                 iss: self.issuer(),
                 aud: &client.client_id,
+                azp: None,
                 exp: iat + ID_TOKEN_TTL_SECS,
                 iat,
                 auth_time: grant.auth_time.unwrap_or(now) / 1000,
@@ -182,6 +185,7 @@ impl Oidc {
             .sign(&IdTokenClaims {
                 iss: self.issuer(),
                 aud: &login.app_id,
+                azp: Some(&login.app_id),
                 exp: iat + ID_TOKEN_TTL_SECS,
                 iat,
                 auth_time: iat,

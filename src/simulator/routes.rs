@@ -1,10 +1,12 @@
 //! The simulator's handlers, mounted by `crate::http::routes` in simulator
 //! mode: WeChat's server API under `/sim/wechat/` (answering as WeChat does:
-//! HTTP 200 with an `errcode`), and the simulated phone's WeChat app under
-//! `/sim/api/`.
+//! HTTP 200 with an `errcode`, as the hub's WeChat client expects), and the
+//! simulated phone's WeChat app under `/sim/api/` (the hub's own kind of
+//! endpoint: refusals are RFC 9457 problems).
 
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
@@ -19,7 +21,9 @@ use sha2::Digest;
 use super::state::CodeRefusal;
 use super::{SimRefusal, Simulator, qr_png, sim_openid, sim_phone, sim_unionid};
 use crate::clock::now_ms;
+use crate::http::error::ApiError;
 use crate::keys::secrets_equal;
+use crate::login::LoginError;
 
 fn wx_error(errcode: i64, errmsg: &str) -> HttpResponse {
     HttpResponse::Ok()
@@ -192,8 +196,26 @@ pub struct LoginReq {
     user: String,
 }
 
+/// The pretend person's name, trimmed: 1-64 characters.
+fn sim_user(user: &str) -> Result<&str, ApiError> {
+    let user = user.trim();
+    if user.is_empty() || user.len() > 64 {
+        return Err(ApiError::InvalidRequest(
+            "user must be 1-64 characters".into(),
+        ));
+    }
+    Ok(user)
+}
+
+fn unknown_app(app_id: &str) -> ApiError {
+    ApiError::InvalidRequest(format!("unknown app {app_id:?}"))
+}
+
 /// `POST /sim/api/login`: plays `wx.login`: `{user, app_id?}` -> `{code, app_id}`.
-pub async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>) -> HttpResponse {
+pub async fn sim_login(
+    sim: web::Data<Arc<Simulator>>,
+    req: web::Json<LoginReq>,
+) -> Result<HttpResponse, ApiError> {
     hand_out(&sim, &req, |app_id, user| sim.login(app_id, user), true)
 }
 
@@ -202,7 +224,7 @@ pub async fn sim_login(sim: web::Data<Arc<Simulator>>, req: web::Json<LoginReq>)
 pub async fn sim_phone_code(
     sim: web::Data<Arc<Simulator>>,
     req: web::Json<LoginReq>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     hand_out(
         &sim,
         &req,
@@ -213,26 +235,26 @@ pub async fn sim_phone_code(
 
 /// A code `make` hands out for the pretend person `req` names (the app
 /// defaults to the first), or why not; `with_app` adds the app to the answer.
+/// These are the simulated phone's calls, not WeChat's API: refusals are
+/// problem documents like the rest of the hub's.
 fn hand_out(
     sim: &Simulator,
     req: &LoginReq,
     make: impl FnOnce(&str, &str) -> Result<String, SimRefusal>,
     with_app: bool,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let app_id = sim.app_or_first(req.app_id.as_ref());
-    let user = req.user.trim();
-    if user.is_empty() || user.len() > 64 {
-        return HttpResponse::BadRequest().json(json!({"errmsg": "user must be 1-64 characters"}));
-    }
+    let user = sim_user(&req.user)?;
     match make(&app_id, user) {
-        Ok(code) if with_app => HttpResponse::Ok().json(json!({"code": code, "app_id": app_id})),
-        Ok(code) => HttpResponse::Ok().json(json!({"code": code})),
-        Err(SimRefusal::UnknownApp) => {
-            HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}))
+        Ok(code) if with_app => {
+            Ok(HttpResponse::Ok().json(json!({"code": code, "app_id": app_id})))
         }
-        Err(SimRefusal::Full) => HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "60"))
-            .json(json!({"errmsg": "the simulator holds too many codes; retry later"})),
+        Ok(code) => Ok(HttpResponse::Ok().json(json!({"code": code}))),
+        Err(SimRefusal::UnknownApp) => Err(unknown_app(&app_id)),
+        Err(SimRefusal::Full) => Err(LoginError::Unavailable(
+            "the simulator holds too many codes; retry later".into(),
+        )
+        .into()),
     }
 }
 
@@ -243,18 +265,21 @@ pub struct QuotaReq {
 }
 
 /// `POST /sim/api/quota`: quota errors on demand: `{app_id?, calls}` makes
-/// the app's next `calls` code requests (at most 100) answer 45009, as a
-/// spent daily quota does.
-pub async fn sim_quota(sim: web::Data<Arc<Simulator>>, req: web::Json<QuotaReq>) -> HttpResponse {
+/// the app's next `calls` code requests (at most 100) answer 45009, as
+/// WeChat's per-minute limit does.
+pub async fn sim_quota(
+    sim: web::Data<Arc<Simulator>>,
+    req: web::Json<QuotaReq>,
+) -> Result<HttpResponse, ApiError> {
     let app_id = sim.app_or_first(req.app_id.as_ref());
     if !sim.apps.contains_key(&app_id) {
-        return HttpResponse::BadRequest().json(json!({"errmsg": "unknown app"}));
+        return Err(unknown_app(&app_id));
     }
     if req.calls > 100 {
-        return HttpResponse::BadRequest().json(json!({"errmsg": "calls must be 0-100"}));
+        return Err(ApiError::InvalidRequest("calls must be 0-100".into()));
     }
     sim.held.set_quota_failures(&app_id, req.calls);
-    HttpResponse::Ok().json(json!({"app_id": app_id, "calls": req.calls}))
+    Ok(HttpResponse::Ok().json(json!({"app_id": app_id, "calls": req.calls})))
 }
 
 #[derive(Deserialize)]
@@ -267,14 +292,22 @@ pub struct UserInfoReq {
 
 /// `POST /sim/api/userinfo`: plays `wx.getUserInfo`: encrypted data, iv, raw
 /// data and signature made with the person's current session key, as
-/// WeChat's client returns them.
+/// WeChat's client returns them. A person without a session (no
+/// `/sim/api/login` yet) is 404.
 pub async fn sim_userinfo(
     sim: web::Data<Arc<Simulator>>,
     req: web::Json<UserInfoReq>,
-) -> HttpResponse {
+) -> Result<HttpResponse, ApiError> {
     let app_id = sim.app_or_first(req.app_id.as_ref());
-    let Some(key_b64) = sim.held.session_key(&app_id, &req.user) else {
-        return HttpResponse::BadRequest().json(json!({"errmsg": "call /sim/api/login first"}));
+    if !sim.apps.contains_key(&app_id) {
+        return Err(unknown_app(&app_id));
+    }
+    let user = sim_user(&req.user)?;
+    let Some(key_b64) = sim.held.session_key(&app_id, user) else {
+        return Err(ApiError::BadRequestStatus {
+            status: StatusCode::NOT_FOUND,
+            detail: "this person has no session in this app; call /sim/api/login first".into(),
+        });
     };
     let nickname = req.nickname.clone().unwrap_or_else(|| "微信用户".into());
     let avatar = req.avatar_url.clone().unwrap_or_default();
@@ -283,25 +316,25 @@ pub async fn sim_userinfo(
         "country": "", "avatarUrl": avatar})
         .to_string();
     let mut full: Value = serde_json::from_str(&raw).unwrap_or_default();
-    full["openId"] = json!(sim_openid(&app_id, &req.user));
-    full["unionId"] = json!(sim_unionid(&req.user));
+    full["openId"] = json!(sim_openid(&app_id, user));
+    full["unionId"] = json!(sim_unionid(user));
     full["watermark"] = json!({"appid": app_id, "timestamp": now_ms() / 1000});
-    let Ok(key) = STANDARD.decode(&key_b64) else {
-        return wx_error(-1, "system error");
-    };
+    let broken = |what: &str| ApiError::from(LoginError::Internal(format!("simulator: {what}")));
+    let key = STANDARD
+        .decode(&key_b64)
+        .map_err(|_| broken("a session key is not base64"))?;
     let mut iv = [0u8; 16];
     rand::rng().fill_bytes(&mut iv);
-    let Ok(enc) = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv) else {
-        return wx_error(-1, "system error");
-    };
+    let enc = cbc::Encryptor::<aes::Aes128>::new_from_slices(&key, &iv)
+        .map_err(|_| broken("a session key is not 16 bytes"))?;
     let cipher = enc.encrypt_padded_vec_mut::<Pkcs7>(full.to_string().as_bytes());
     let mut sha = Sha1::new();
     sha.update(raw.as_bytes());
     sha.update(key_b64.as_bytes());
-    HttpResponse::Ok().json(json!({
+    Ok(HttpResponse::Ok().json(json!({
         "encrypted_data": STANDARD.encode(cipher),
         "iv": STANDARD.encode(iv),
         "raw_data": raw,
         "signature": hex::encode(sha.finalize()),
-    }))
+    })))
 }

@@ -48,6 +48,13 @@ impl Application {
         let settings = Arc::new(settings);
         let listeners = Listeners::bind(&settings)?;
         let (addr, metrics_addr) = (listeners.addr, listeners.metrics_addr);
+        let geoip = settings
+            .geoip
+            .database
+            .as_deref()
+            .map(crate::geoip::GeoIp::open)
+            .transpose()?
+            .map(Arc::new);
         let db = open_database(&settings).await?;
         let key = ServerKey::of(&settings.server)?;
         let sealer = Sealer::new(&key);
@@ -74,6 +81,7 @@ impl Application {
             sockets: TaskTracker::new(),
             metrics: metrics_handle,
             bus_health,
+            geoip,
         };
         let server = serve(listeners, &state)?;
         let mut background: Vec<_> = listener_task.into_iter().collect();

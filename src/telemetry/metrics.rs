@@ -63,7 +63,13 @@ fn describe() {
     );
     ::metrics::describe_counter!(
         "scanlogin_wechat_quota_errors_total",
-        "Quota errors (45009) from getwxacodeunlimit by app; the next app is used"
+        "45009 answers (WeChat's per-minute limit) from getwxacodeunlimit by app; the app is \
+         skipped for the rest of that minute and the next app is used"
+    );
+    ::metrics::describe_gauge!(
+        "scanlogin_wechat_app_skipped_until_seconds",
+        "Unix time until which this node skips an app for codes after a 45009 (the end of \
+         that minute plus jitter)"
     );
     ::metrics::describe_histogram!(
         "scanlogin_wechat_call_seconds",
@@ -149,6 +155,13 @@ pub fn code_call(app_id: &str, outcome: &str) {
         ::metrics::counter!("scanlogin_wechat_quota_errors_total", "app_id" => app_id.to_owned())
             .increment(1);
     }
+}
+
+/// After a 45009 this node skips `app_id` (a configured app) for codes
+/// until `until_ms` (the end of that minute plus jitter).
+pub fn app_skipped_until(app_id: &str, until_ms: i64) {
+    ::metrics::gauge!("scanlogin_wechat_app_skipped_until_seconds", "app_id" => app_id.to_owned())
+        .set(until_ms as f64 / 1000.0);
 }
 
 /// A method as a label: the standard ones by name, anything a client made

@@ -1,17 +1,21 @@
 //! Which app's mini-program code a scene shows. A client names its app (or
-//! gets the first); when WeChat answers 45009 (the app's daily quota is
-//! spent) the app is skipped on this node until the quota resets (midnight
-//! Beijing time) and the code comes from the next configured app.
+//! gets the first); when WeChat answers 45009 the code comes from the next
+//! configured app. For `getwxacodeunlimit`, 45009 is WeChat's per-minute
+//! limit (5,000 calls a minute, not a daily quota), so the app is skipped on
+//! this node for the rest of that minute only, plus a little jitter so that
+//! nodes do not all come back at the same instant.
 
 use dashmap::DashMap;
+use rand::Rng;
 
-/// WeChat's "reach max api daily quota limit".
+/// WeChat's 45009 ("reach max api daily quota limit"; for
+/// `getwxacodeunlimit` it means the per-minute limit).
 pub const QUOTA_ERROR: i64 = 45009;
-/// Beijing time is UTC+8 all year.
-const BEIJING_OFFSET_MS: i64 = 8 * 3600 * 1000;
-const DAY_MS: i64 = 24 * 3600 * 1000;
+const MINUTE_MS: i64 = 60_000;
+/// Most jitter added after the minute ends.
+pub const MAX_JITTER_MS: i64 = 3_000;
 
-/// The configured apps, in order, and which are out of quota until when.
+/// The configured apps, in order, and which are skipped until when.
 pub struct AppChooser {
     order: Vec<String>,
     exhausted: DashMap<String, i64>,
@@ -57,11 +61,13 @@ impl AppChooser {
         fresh
     }
 
-    /// WeChat said `app_id`'s quota is spent: skip it until midnight in Beijing.
-    pub fn exhausted(&self, app_id: &str, now: i64) {
-        let local = now + BEIJING_OFFSET_MS;
-        let until = local - local.rem_euclid(DAY_MS) + DAY_MS - BEIJING_OFFSET_MS;
+    /// WeChat said `app_id` reached its per-minute limit: skip it for the
+    /// rest of this minute plus up to [`MAX_JITTER_MS`]. Returns until when.
+    pub fn exhausted(&self, app_id: &str, now: i64) -> i64 {
+        let jitter = rand::rng().random_range(0..=MAX_JITTER_MS);
+        let until = skip_until(now, jitter);
         self.exhausted.insert(app_id.to_owned(), until);
+        until
     }
 
     /// `app_id` made a code: its quota is not spent (any more).
@@ -70,27 +76,45 @@ impl AppChooser {
     }
 }
 
+/// The end of `now`'s minute, plus `jitter` ms.
+fn skip_until(now: i64, jitter: i64) -> i64 {
+    now - now.rem_euclid(MINUTE_MS) + MINUTE_MS + jitter
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn falls_back_in_order_and_resets_at_beijing_midnight() {
+    fn falls_back_in_order_and_comes_back_after_the_minute() {
         let c = AppChooser::new(vec!["a".into(), "b".into(), "c".into()]);
-        let now = 1_764_460_800_000; // 2025-11-30 00:00 UTC = 08:00 in Beijing
+        let now = 1_764_460_830_000; // 2025-11-30 00:00:30 UTC
         assert_eq!(c.candidates(Some("b"), now), ["b", "c", "a"]);
         assert_eq!(c.pick(None, now).as_deref(), Some("a"));
-        c.exhausted("a", now);
+        let until = c.exhausted("a", now);
+        // The rest of the minute (30 s), plus at most the jitter.
+        let minute_end = now + 30_000;
+        assert!((minute_end..=minute_end + MAX_JITTER_MS).contains(&until));
         assert_eq!(c.pick(None, now).as_deref(), Some("b"));
         assert_eq!(c.candidates(Some("a"), now), ["b", "c"]);
-        // 16:00 UTC is midnight in Beijing: the quota is back.
-        let reset = now + 16 * 3600 * 1000;
-        assert_eq!(c.pick(None, reset - 1).as_deref(), Some("b"));
-        assert_eq!(c.pick(None, reset).as_deref(), Some("a"));
+        assert_eq!(c.pick(None, minute_end - 1).as_deref(), Some("b"));
+        // 45009 is the per-minute limit: the app is back after the minute
+        // (and its jitter), not at midnight in Beijing.
+        assert_eq!(
+            c.pick(None, minute_end + MAX_JITTER_MS).as_deref(),
+            Some("a")
+        );
         c.exhausted("b", now);
         c.exhausted("c", now);
         assert_eq!(c.candidates(Some("b"), now), ["b"]);
         c.worked("b");
         assert_eq!(c.candidates(Some("a"), now), ["b"]);
+    }
+
+    #[test]
+    fn the_skip_ends_with_the_minute_it_began_in() {
+        assert_eq!(skip_until(120_000, 0), 180_000);
+        assert_eq!(skip_until(179_999, 0), 180_000);
+        assert_eq!(skip_until(150_000, 2_500), 182_500);
     }
 }

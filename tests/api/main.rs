@@ -10,6 +10,7 @@ mod data_path;
 mod decrypt;
 mod fake_wechat;
 mod flow;
+mod harden;
 mod helpers;
 mod hostile;
 mod hostile_ws;

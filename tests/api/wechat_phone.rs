@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::fake_wechat::{Api, Fault};
 use crate::helpers::{
-    CLIENT_ID, Scene, TestApp, assert_problem, client, ok_json, spawn_app, spawn_app_with, unique,
+    CLIENT_ID, Scene, TestApp, assert_problem, client, ok_json, spawn_app_with, unique,
 };
 
 const PHONE_CLIENT: &str = "phone-site";
@@ -164,8 +164,9 @@ async fn bad_phone_code_is_502_and_the_scene_stays_scanned() {
 
 #[tokio::test]
 async fn phone_call_refreshes_a_refused_token_once() {
-    let app = spawn_app().await;
-    let scene = app.create_scene().await;
+    // SPEC v3: only a client with `phone = true` may be sent a phone_code.
+    let app = phone_hub().await;
+    let scene = scene_for(&app, PHONE_CLIENT, PHONE_ORIGIN).await;
     let mp_token = app
         .scanned(&scene.id, &app.login_code(&unique("o_tok")))
         .await;
@@ -183,10 +184,13 @@ async fn phone_call_refreshes_a_refused_token_once() {
     assert_eq!(app.fake.calls(Api::PhoneNumber), 2);
     // No code image was asked for: one token to start, one after the refusal.
     assert_eq!(app.fake.calls(Api::StableToken), tokens_before + 2);
-    // This client has no `phone`: the number was kept but is not shown.
+    // The retried call gave the number, shared with this client.
     let ticket = ticket_of(&app, &scene).await;
-    let redeemed = ok_json(app.redeem(&ticket).await).await;
-    assert!(redeemed["user"].get("phone_number").is_none(), "{redeemed}");
+    let redeemed = ok_json(app.redeem_as(PHONE_CLIENT, PHONE_SECRET, &ticket).await).await;
+    assert_eq!(
+        redeemed["user"]["phone_number"], "13800000002",
+        "{redeemed}"
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ const logic = require(path.join(PAGE_DIR, "logic.js"));
 const APP_ID = "wxdemo0000000000"; // config.toml's app
 
 /** A fake `wx` for pretend WeChat user `user`, talking to `hub`. */
-function fakeWx(hub, user, { appId = APP_ID, profile = {}, files = {} } = {}) {
+function fakeWx(hub, user, { appId = APP_ID, profile = {}, files = {}, forwardedFor = null } = {}) {
   const calls = [];
   const post = async (p, body) => {
     const r = await h.postJson(`${hub}${p}`, body);
@@ -53,7 +53,8 @@ function fakeWx(hub, user, { appId = APP_ID, profile = {}, files = {} } = {}) {
       if (!binary) assert.equal(o.header["content-type"], "application/json");
       fetch(o.url, {
         method: o.method,
-        headers: o.header,
+        // `forwardedFor`: where the phone is, as a trusted proxy says it.
+        headers: forwardedFor ? { ...o.header, "X-Forwarded-For": forwardedFor } : o.header,
         body: binary ? Buffer.from(o.data) : JSON.stringify(o.data),
         signal: AbortSignal.timeout(o.timeout || 10000),
       }).then(
@@ -126,9 +127,10 @@ async function browserSees(hub, scene, after) {
   return res.json();
 }
 
-async function newScene(hub, { origin = "http://127.0.0.1:8080" } = {}) {
+async function newScene(hub, { origin = "http://127.0.0.1:8080", forwardedFor = null } = {}) {
   const headers = { "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36" };
   if (origin) headers.Origin = origin;
+  if (forwardedFor) headers["X-Forwarded-For"] = forwardedFor;
   const r = await h.postJson(`${hub.url}/api/v1/scenes`, { client_id: "demo" }, headers);
   assert.equal(r.status, 201, JSON.stringify(r.data));
   return r.data;
@@ -176,6 +178,14 @@ describe("pure helpers", () => {
     assert.equal(ua("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Version/17.0 Mobile Safari/604.1"), "Safari · iOS");
     assert.equal(ua("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 Chrome/131.0 Mobile Safari/537.36"), "Chrome · Android");
     assert.equal(ua(""), "?");
+  });
+
+  test("describePlace joins what the hub knows of the browser's place", () => {
+    assert.equal(logic.describePlace({ country: "CN", region: "广东", city: "深圳" }), "CN 广东 深圳");
+    assert.equal(logic.describePlace({ country: "CN", region: "广东" }), "CN 广东");
+    assert.equal(logic.describePlace({ country: 7, city: "<b>" }), "<b>");
+    assert.equal(logic.describePlace(undefined), "");
+    assert.equal(logic.describePlace("CN"), "");
   });
 
   test("isRemoteUrl keeps http(s) avatars and drops local temp files", () => {
@@ -443,5 +453,52 @@ describe("phone numbers against a hub whose demo client has phone = true", { ski
     assert.equal(err.status, 502);
     const now = await fetch(`${scene.events_url}?wait=0`, { headers: { Authorization: `Bearer ${scene.browser_token}` } });
     assert.equal((await now.json()).state, "scanned");
+  });
+});
+
+describe("where the browser is, against a hub with a GeoIP database", { skip: require("node:fs").existsSync(h.HUB_BIN) ? false : "no hub binary" }, () => {
+  // tests/fixtures/geoip-test.mmdb (made by make_geoip.py): 192.0.2.0/24 is
+  // Shenzhen (Guangdong), 198.51.100.0/25 Beijing, 203.0.113.0/24 Guangdong.
+  const SHENZHEN = "192.0.2.9";
+  const BEIJING = "198.51.100.5";
+  const GUANGDONG = "203.0.113.4";
+  let hub;
+  before(async () => {
+    hub = await h.startHub({
+      env: {
+        SCANLOGIN__GEOIP__DATABASE: path.join(h.REPO, "tests", "fixtures", "geoip-test.mmdb"),
+        SCANLOGIN__SERVER__TRUSTED_PROXIES: JSON.stringify(["127.0.0.1"]),
+      },
+    });
+  });
+  after(async () => {
+    if (hub) await hub.stop();
+  });
+
+  test("a browser in another region: the page shows the place and a red warning", async () => {
+    const scene = await newScene(hub, { forwardedFor: BEIJING });
+    const page = loadPage(fakeWx(hub.url, "olivia", { forwardedFor: SHENZHEN }), hub.url);
+    await page.onLoad({ scene: scene.scene_id });
+    assert.equal(page.data.step, "ask");
+    assert.equal(page.data.browser.ip, BEIJING);
+    assert.equal(page.data.browser.place, "CN 北京 北京");
+    assert.equal(page.data.browser.far, true);
+    const wxml = require("node:fs").readFileSync(path.join(PAGE_DIR, "index.wxml"), "utf8");
+    assert.match(wxml, /wx:if="\{\{browser\.far\}\}" class="danger"/);
+    assert.match(wxml, /wx:if="\{\{browser\.place\}\}"/);
+  });
+
+  test("a browser in the phone's region: the place, no warning", async () => {
+    const scene = await newScene(hub, { forwardedFor: GUANGDONG });
+    const scan = await logic.scan({ wx: fakeWx(hub.url, "peggy", { forwardedFor: SHENZHEN }), hub: hub.url }, scene.scene_id);
+    assert.equal(scan.browser.place, "CN 广东");
+    assert.equal(scan.browser.far, false);
+  });
+
+  test("an address the database does not know: no place, no warning", async () => {
+    const scene = await newScene(hub, { forwardedFor: "10.9.8.7" });
+    const scan = await logic.scan({ wx: fakeWx(hub.url, "quinn", { forwardedFor: SHENZHEN }), hub: hub.url }, scene.scene_id);
+    assert.equal(scan.browser.place, "");
+    assert.equal(scan.browser.far, false);
   });
 });

@@ -137,6 +137,15 @@ impl Settings {
                     out.push(format!("clients[{i}].redirect_uris: {uri:?} {why}"));
                 }
             }
+            // An mp/login ID token has `aud` = the app id: a client named
+            // like an app would take it for one of its own.
+            if app_ids.contains(client.client_id.as_str()) {
+                out.push(format!(
+                    "clients[{i}].client_id: {:?} is also an app_id; an ID token for the \
+                     mini-program (aud = app_id) would pass as this client's",
+                    client.client_id
+                ));
+            }
             if let Some(app) = &client.app_id
                 && !app_ids.contains(app.as_str())
             {
@@ -145,24 +154,43 @@ impl Settings {
                 ));
             }
         }
+        if let Some(path) = &self.geoip.database
+            && !path.is_file()
+        {
+            out.push(format!(
+                "geoip.database: {} is not a readable file (a MaxMind DB .mmdb city database)",
+                path.display()
+            ));
+        }
         out.extend(webhooks::settings_problems(self));
         out
     }
 
     /// Why the simulator may not serve here: it lets anyone log in as
-    /// anyone, so it binds loopback only unless the operator says otherwise.
+    /// anyone, so it serves loopback only unless the operator says
+    /// otherwise: its bind address, and its public URL too (a loopback bind
+    /// behind a public reverse proxy is on the network all the same).
     fn simulator_exposed(&self) -> Option<String> {
-        let exposed = self.wechat.mode == WechatMode::Simulator
-            && !self.wechat.simulator_on_network
-            && !self.server.bind.ip().is_loopback();
-        exposed.then(|| {
-            format!(
+        if self.wechat.mode != WechatMode::Simulator || self.wechat.simulator_on_network {
+            return None;
+        }
+        if !self.server.bind.ip().is_loopback() {
+            return Some(format!(
                 "wechat.simulator_on_network: the simulator lets anyone log in as anyone; \
                  server.bind {} is not a loopback address (bind 127.0.0.1, use mode = \"live\", \
                  or set wechat.simulator_on_network = true)",
                 self.server.bind
-            )
-        })
+            ));
+        }
+        if !is_loopback_url(&self.server.public_url) {
+            return Some(format!(
+                "wechat.simulator_on_network: the simulator lets anyone log in as anyone; \
+                 server.public_url {} is not a loopback address (a proxy serves it to the \
+                 network; use mode = \"live\", or set wechat.simulator_on_network = true)",
+                self.server.public_url.as_str().trim_end_matches('/')
+            ));
+        }
+        None
     }
 
     /// Advice that does not stop `serve`.
@@ -208,6 +236,19 @@ impl Settings {
         }
         out.extend(webhooks::settings_warnings(self));
         out
+    }
+}
+
+/// Whether a URL's host is this machine: a loopback address or `localhost`.
+fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        None => false,
     }
 }
 
@@ -271,6 +312,53 @@ mod tests {
         assert!(warned("1000"));
         assert!(warned("0"), "off");
         assert!(!warned("67108864"));
+    }
+
+    #[test]
+    fn the_simulator_refuses_a_public_url_off_loopback() {
+        let sim = format!("[wechat]\nmode = \"simulator\"\n{BASE}");
+        for url in [
+            "https://login.example.com",
+            "http://10.0.0.5:8080",
+            "http://[2001:db8::1]/",
+        ] {
+            let err = Settings::from_sources(&sim, env(&[("SCANLOGIN__SERVER__PUBLIC_URL", url)]))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(err.lines().count(), 1, "{err}");
+            assert!(err.starts_with("wechat.simulator_on_network:"), "{err}");
+            assert!(err.contains("server.public_url"), "{err}");
+        }
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://localhost:8080",
+            "http://[::1]:8080",
+        ] {
+            Settings::from_sources(&sim, env(&[("SCANLOGIN__SERVER__PUBLIC_URL", url)]))
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+        }
+        Settings::from_sources(
+            &sim,
+            env(&[
+                ("SCANLOGIN__SERVER__PUBLIC_URL", "https://login.example.com"),
+                ("SCANLOGIN__WECHAT__SIMULATOR_ON_NETWORK", "true"),
+            ]),
+        )
+        .expect("allowed when the operator says so");
+    }
+
+    #[test]
+    fn a_client_named_like_an_app_is_refused() {
+        let text = format!(
+            "{BASE}\n[[clients]]\nclient_id = \"wxtest\"\nname = \"Spoof\"\nclient_secret = \"0123456789abcdef\"\n"
+        );
+        let err = Settings::from_sources(&text, env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("clients[1].client_id: \"wxtest\" is also an app_id"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,7 +16,9 @@ use crate::state::AppState;
 
 pub use self::authorize::{__path_complete, CompleteBody, Completed, authorize, complete};
 pub(crate) use self::page::escape;
-pub use self::token::{__path_token, __path_userinfo, token, userinfo};
+pub use self::token::{
+    __path_token, __path_userinfo, __path_userinfo_post, token, userinfo, userinfo_post,
+};
 
 /// Largest token request body.
 pub const MAX_FORM: usize = 8 * 1024;
@@ -34,7 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::resource("/oauth2/userinfo")
                 .get(userinfo)
-                .post(userinfo),
+                .post(userinfo_post),
         )
         .service(web::resource("/oauth2/jwks").get(jwks));
 }

@@ -155,9 +155,9 @@ pub async fn token(
         .json(answer))
 }
 
-/// `GET|POST /oauth2/userinfo` with `Authorization: Bearer <access_token>`
+/// `GET /oauth2/userinfo` with `Authorization: Bearer <access_token>`
 #[utoipa::path(
-    method(get, post),
+    get,
     path = "/oauth2/userinfo",
     tag = "openid-connect",
     summary = "The claims of an access token's user",
@@ -176,6 +176,37 @@ pub async fn userinfo(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, OAuthReply> {
+    answer_userinfo(&req, &state).await
+}
+
+/// `POST /oauth2/userinfo`: as `GET` (OpenID Connect Core 5.3.1 allows
+/// both). Its own operation, as OpenAPI needs a unique `operationId`.
+#[utoipa::path(
+    post,
+    path = "/oauth2/userinfo",
+    operation_id = "userinfo_post",
+    tag = "openid-connect",
+    summary = "The claims of an access token's user (as GET)",
+    security(("access_token" = [])),
+    responses(
+        (status = 200, description = "The claims", body = super::schemas::UserInfo),
+        (status = 401, description = "`invalid_token` (unknown, expired or revoked), or \
+            `invalid_request` without a token", body = super::error::OAuthErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer realm=\"scanlogin\"`, \
+                with `error` when a token was given"))),
+        (status = 429, description = "`rate_limited` (per client IP)"),
+        (status = 503, description = "`unavailable`"),
+    )
+)]
+pub async fn userinfo_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, OAuthReply> {
+    answer_userinfo(&req, &state).await
+}
+
+/// The claims of the request's bearer token.
+async fn answer_userinfo(req: &HttpRequest, state: &AppState) -> Result<HttpResponse, OAuthReply> {
     let token = Bearer::parse(req.headers());
     let claims = state
         .oidc

@@ -117,7 +117,9 @@ impl TestConfig {
                 api_base: Url::parse(fake_url).expect("the fake's URL"),
                 timeout_ms: self.timeout_ms,
                 connect_timeout_ms: 1000,
-                ..WechatSettings::default()
+                // PUBLIC_URL is a made-up name, not loopback: a simulator
+                // hub needs the operator's say-so (the hub binds loopback).
+                simulator_on_network: self.simulator,
             },
             scene: SceneSettings {
                 ttl_secs: self.ttl_secs,
@@ -148,6 +150,7 @@ impl TestConfig {
                 },
             ],
             webhooks: WebhookSettings::default(),
+            geoip: Default::default(),
         };
         // Every app after the first has a client whose scenes show its code.
         for (id, _) in self.apps.iter().skip(1) {

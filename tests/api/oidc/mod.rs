@@ -138,7 +138,10 @@ pub(crate) async fn login(
     assert_eq!(data["client_id"], CLIENT_ID);
     // The widget on the hub's own page makes the scene from the hub's origin.
     let res = app
-        .post_scene(&json!({"client_id": CLIENT_ID}), Some(PUBLIC_URL))
+        .post_scene(
+            &json!({"client_id": CLIENT_ID, "authorize_handle": data["handle"]}),
+            Some(PUBLIC_URL),
+        )
         .await;
     assert_eq!(res.status(), 201);
     let body: Value = res.json().await.expect("scene");

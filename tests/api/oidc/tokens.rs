@@ -216,7 +216,10 @@ async fn the_phone_scope_gives_a_phone_clients_verified_number() {
     );
     let (data, _, _) = page_data(authorize(&app, &ps).await).await;
     let res = app
-        .post_scene(&json!({"client_id": PHONE_CLIENT}), Some(PUBLIC_URL))
+        .post_scene(
+            &json!({"client_id": PHONE_CLIENT, "authorize_handle": data["handle"]}),
+            Some(PUBLIC_URL),
+        )
         .await;
     let body: Value = res.json().await.expect("scene");
     let scene = crate::helpers::Scene {

@@ -109,7 +109,7 @@ async fn the_demo_logs_in_with_openid_connect_in_simulator_mode() {
         let res = http
             .post(hub.url("/api/v1/scenes"))
             .header("Origin", hub.url(""))
-            .json(&json!({"client_id": "demo"}))
+            .json(&json!({"client_id": "demo", "authorize_handle": data["handle"]}))
             .send()
             .await
             .expect("scene");

@@ -18,7 +18,7 @@ Page({
   data: {
     step: 'loading', // loading | ask | sending | confirmed | cancelled | error
     site: null, // { id, name, origin }
-    browser: null, // { ip, userAgent, label }
+    browser: null, // { ip, userAgent, label, place, far }
     nickname: '',
     avatarUrl: '', // a temporary file from chooseAvatar, or an https URL
     phoneShared: false, // the person tapped "share my phone number" and agreed

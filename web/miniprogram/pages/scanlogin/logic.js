@@ -159,6 +159,18 @@
     return [browser, os].filter(Boolean).join(" · ");
   }
 
+  /**
+   * The browser's approximate place as one line ("CN 广东 深圳"), from the
+   * scan answer's `browser.location` (hubs with a GeoIP database); "" when
+   * unknown.
+   */
+  function describePlace(location) {
+    if (!location || typeof location !== "object") return "";
+    return [location.country, location.region, location.city]
+      .filter(function (part) { return typeof part === "string" && part; })
+      .join(" ");
+  }
+
   /** True for an avatar the hub and the browser can load: http(s), not a local temp file. */
   function isRemoteUrl(url) {
     return /^https?:\/\/[^/]/i.test(url || "") && !/^https?:\/\/(tmp|usr|store)\//i.test(url);
@@ -166,9 +178,13 @@
 
   /**
    * Scans: wx.login, then POST /api/v1/mp/scan. Resolves
-   * { mpToken, expiresAt, site: {id, name, origin}, browser: {kind, ip, userAgent, label} }.
+   * { mpToken, expiresAt, site: {id, name, origin}, browser: {kind, ip, userAgent, label,
+   * place, far} }.
    * `browser.kind` is "server" when the code was made without a web page
    * (no Origin): what a QRLJacking script does, so the page warns.
+   * `browser.place` is where the browser is ("" when the hub does not know)
+   * and `browser.far` is true when that is another country or region than
+   * the phone's: a code relayed by a phishing page, so the page warns.
    */
   function scan(ctx, sceneId) {
     if (!sceneId) return Promise.reject(ScanError("bad_scene"));
@@ -196,7 +212,9 @@
             kind: browser.kind === "server" ? "server" : "browser",
             ip: browser.ip || "",
             userAgent: browser.user_agent || "",
-            label: describeBrowser(browser.user_agent)
+            label: describeBrowser(browser.user_agent),
+            place: describePlace(browser.location),
+            far: browser.far_from_phone === true
           }
         };
       });
@@ -310,6 +328,7 @@
     ScanError: ScanError,
     sceneFromQuery: sceneFromQuery,
     describeBrowser: describeBrowser,
+    describePlace: describePlace,
     isRemoteUrl: isRemoteUrl,
     login: login,
     scan: scan,

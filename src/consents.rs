@@ -1,0 +1,47 @@
+//! Which clients a person shared their phone number with (SPEC v3 "Consent
+//! and binding"): the only code touching `phone_consents`. A client with
+//! `phone = true` gets the number only when the person shared it with that
+//! client, in this login or an earlier one; one row per (user, client).
+
+use entity::phone_consents::{self as consents, Column as C};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+
+/// Records that `user_id` shared their number with `client_id` at `now`
+/// (in the caller's transaction; again is harmless).
+pub async fn record(
+    conn: &impl ConnectionTrait,
+    user_id: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<(), DbErr> {
+    let row = consents::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        client_id: Set(client_id.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    consents::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([C::UserId, C::ClientId])
+                .update_column(C::UpdatedAt)
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether `user_id` ever shared their number with `client_id`.
+pub async fn shared(
+    conn: &impl ConnectionTrait,
+    user_id: &str,
+    client_id: &str,
+) -> Result<bool, DbErr> {
+    Ok(consents::Entity::find()
+        .filter(C::UserId.eq(user_id))
+        .filter(C::ClientId.eq(client_id))
+        .one(conn)
+        .await?
+        .is_some())
+}
