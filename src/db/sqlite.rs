@@ -140,7 +140,6 @@ pub fn query(conn: &Connection, stmt: &Statement, limit: usize) -> Result<Vec<Qu
     let mut prepared = conn.prepare_cached(&stmt.sql).map_err(query_err)?;
     let columns: Vec<String> = prepared
         .column_names()
-        .into_iter()
         .map(str::to_owned)
         .collect();
     let values = params(stmt)?;
