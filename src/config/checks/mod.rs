@@ -3,6 +3,7 @@
 //! The OpenID Connect and webhook keys have their own files.
 
 pub mod oidc;
+pub mod placeholders;
 pub mod webhooks;
 
 use std::collections::HashSet;
@@ -143,6 +144,7 @@ impl Settings {
             }
         }
         out.extend(webhooks::settings_problems(self));
+        out.extend(placeholders::problems(self));
         out
     }
 
