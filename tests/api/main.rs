@@ -6,6 +6,7 @@ mod browser;
 mod cluster;
 mod cluster_measure;
 mod concurrency;
+mod dashboard;
 mod decrypt;
 mod fake_wechat;
 mod flow;
