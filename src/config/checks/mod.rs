@@ -1,6 +1,7 @@
 //! What makes a configuration unusable ([`Settings::problems`], which stop
 //! `serve` and `check-config`) or merely unwise ([`Settings::warnings`]).
-//! The OpenID Connect and webhook keys have their own files.
+//! The OpenID Connect and webhook keys have their own files, as do the
+//! `CHANGE-ME` placeholders of the packaged configuration.
 
 pub mod oidc;
 pub mod placeholders;
