@@ -67,7 +67,9 @@ pub async fn redeem(
     let BasicCredentials { client_id, secret } = credentials?;
     let client = authenticate(&req, &state, &client_id, &secret)?;
     state.limits.redeems.check(&client.client_id)?;
-    let answer = state.login.redeem(client, &body.ticket).await?;
+    let answer = state.login.redeem(client, &body.ticket).await;
+    crate::telemetry::metrics::client_login(&client.client_id, "ticket", answer.is_ok());
+    let answer = answer?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))

@@ -2,7 +2,7 @@
 //! open sockets, scenes created and ended by outcome, confirm-to-push
 //! latency, WeChat calls by API and outcome with latency, HTTP requests by
 //! route template and status with latency, the bus listener's drops and
-//! resyncs.
+//! resyncs, logins each site's backend completed or had refused.
 
 use std::sync::OnceLock;
 
@@ -115,6 +115,10 @@ fn describe() {
         "scanlogin_webhook_failed_events",
         "Webhook events given up and kept for `scanlogin webhooks retry`"
     );
+    ::metrics::describe_counter!(
+        "scanlogin_logins_total",
+        "Tickets redeemed and OpenID Connect codes exchanged, by client, via and outcome"
+    );
 }
 
 /// The text exposition, with the open-socket gauge set to `open_sockets`.
@@ -213,4 +217,15 @@ pub fn webhook_delivery(outcome: &'static str) {
 pub fn webhook_backlog(oldest_pending_seconds: f64, failed: i64) {
     ::metrics::gauge!("scanlogin_webhook_oldest_pending_seconds").set(oldest_pending_seconds);
     ::metrics::gauge!("scanlogin_webhook_failed_events").set(failed as f64);
+}
+
+/// A site's backend redeemed a ticket (`via` = `ticket`) or exchanged an
+/// OpenID Connect code (`oidc`): `ok`, or `failed` (an unknown, used,
+/// expired or foreign ticket or code, or the database unavailable). Only
+/// clients that authenticated count, so `client_id` is a configured one and
+/// the labels stay bounded.
+pub fn client_login(client_id: &str, via: &'static str, ok: bool) {
+    ::metrics::counter!("scanlogin_logins_total", "client_id" => client_id.to_owned(),
+        "via" => via, "outcome" => if ok { "ok" } else { "failed" })
+    .increment(1);
 }

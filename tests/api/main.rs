@@ -6,6 +6,7 @@ mod browser;
 mod cluster;
 mod cluster_measure;
 mod concurrency;
+mod dashboard;
 mod data_path;
 mod decrypt;
 mod fake_wechat;

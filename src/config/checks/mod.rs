@@ -1,8 +1,10 @@
 //! What makes a configuration unusable ([`Settings::problems`], which stop
 //! `serve` and `check-config`) or merely unwise ([`Settings::warnings`]).
-//! The OpenID Connect and webhook keys have their own files.
+//! The OpenID Connect and webhook keys have their own files, as do the
+//! `CHANGE-ME` placeholders of the packaged configuration.
 
 pub mod oidc;
+pub mod placeholders;
 pub mod webhooks;
 
 use std::collections::HashSet;
@@ -163,6 +165,7 @@ impl Settings {
             ));
         }
         out.extend(webhooks::settings_problems(self));
+        out.extend(placeholders::problems(self));
         out
     }
 

@@ -148,7 +148,9 @@ pub async fn token(
         redirect_uri: take("redirect_uri"),
         code_verifier: take("code_verifier"),
     };
-    let answer = state.oidc.token(client, request).await?;
+    let answer = state.oidc.token(client, request).await;
+    crate::telemetry::metrics::client_login(&client.client_id, "oidc", answer.is_ok());
+    let answer = answer?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
