@@ -255,6 +255,8 @@ one_run() {
     tee -a "$OUT" <"$dir/result.json"
     stop_hub
     stop_fake
+    # Each run's database holds its code images (tens of MB): not kept.
+    rm -f "$dir"/db.sqlite*
     if [ -s "$dir/hub.log" ]; then
         echo "bench.sh: hub log of $name (warnings and errors):" >&2
         tail -n 20 "$dir/hub.log" >&2

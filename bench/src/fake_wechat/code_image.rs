@@ -5,8 +5,8 @@
 //! The image is not a real picture: a JPEG start marker, `FAKEJPEG:`, the
 //! scene, filler up to the configured size and an end marker, so each
 //! scene's image differs and its size is what the hub stores and serves.
-//! WeChat's 430-pixel codes are JPEGs of some tens of KiB; the default size
-//! is an assumption, set by `--code-image-bytes`.
+//! The size of WeChat's real 430-pixel codes was not measured here: the
+//! default is an assumption, set by `--code-image-bytes`.
 
 use serde_json::Value;
 
