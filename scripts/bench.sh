@@ -143,9 +143,13 @@ start_fake() {
         echo "bench.sh: something already listens on 127.0.0.1:$FAKE_PORT; set FAKE_PORT" >&2
         return 1
     fi
+    local image_args=()
+    if [ -n "${CODE_IMAGE_BYTES:-}" ]; then
+        image_args=(--code-image-bytes "$CODE_IMAGE_BYTES")
+    fi
     "$BENCH_BIN" fake-wechat --bind "127.0.0.1:$FAKE_PORT" \
         --app-id "$BENCH_APP_ID" --app-secret "$BENCH_APP_SECRET" --max-secs 7200 \
-        >"$dir/fake-wechat.log" 2>&1 &
+        "${image_args[@]}" >"$dir/fake-wechat.log" 2>&1 &
     fake_pid=$!
     local ask
     ask=$(printf '{"grant_type":"client_credential","appid":"%s","secret":"%s"}' "$BENCH_APP_ID" "$BENCH_APP_SECRET")
