@@ -21,6 +21,8 @@ pub struct Scene {
     pub browser_token: String,
     /// Where the browser opens its WebSocket.
     pub ws_url: String,
+    /// Where the browser loads the code image.
+    pub qrcode_url: String,
 }
 
 /// A running hub, reached over loopback only.
@@ -30,6 +32,8 @@ pub struct Hub {
     base: Url,
     client_id: String,
     client_secret: String,
+    /// The hub's origin, which its own pages (the OIDC authorize page) send.
+    origin: String,
 }
 
 /// Refuses any URL whose host is not a loopback address.
@@ -49,7 +53,10 @@ pub fn ensure_loopback(url: &Url) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn expect_ok(res: reqwest::Response, what: &str) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn expect_ok(
+    res: reqwest::Response,
+    what: &str,
+) -> anyhow::Result<reqwest::Response> {
     let status = res.status();
     if status.is_success() {
         return Ok(res);
@@ -79,17 +86,35 @@ impl Hub {
             .pool_idle_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
             .no_proxy()
+            // A redirect is an answer to read (OIDC), never followed.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {
             http,
+            origin: base.origin().ascii_serialization(),
             base,
             client_id: client_id.to_owned(),
             client_secret: client_secret.to_owned(),
         })
     }
 
-    fn url(&self, path: &str) -> anyhow::Result<Url> {
+    pub(crate) fn url(&self, path: &str) -> anyhow::Result<Url> {
         Ok(self.base.join(path)?)
+    }
+
+    /// The HTTP client (timeouts, no proxy, no redirects).
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The site client whose scenes are made and whose tickets are redeemed.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The hub's origin (`http://127.0.0.1:PORT`).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// `GET /healthz`.
@@ -99,17 +124,89 @@ impl Hub {
         Ok(())
     }
 
-    /// `POST /api/v1/scenes` for the configured client.
+    /// `POST /api/v1/scenes` for the configured client, without an
+    /// `Origin` (as a script would).
     pub async fn create_scene(&self) -> anyhow::Result<Scene> {
-        let res = self
+        self.create_scene_for(&self.client_id, None).await
+    }
+
+    /// `POST /api/v1/scenes` for `client_id` as a page on `origin` does it.
+    pub async fn create_scene_for(
+        &self,
+        client_id: &str,
+        origin: Option<&str>,
+    ) -> anyhow::Result<Scene> {
+        let mut req = self
             .http
             .post(self.url("api/v1/scenes")?)
-            .json(&json!({"client_id": self.client_id}))
+            .json(&json!({"client_id": client_id}));
+        if let Some(o) = origin {
+            req = req.header(reqwest::header::ORIGIN, o);
+        }
+        let scene: Scene = expect_ok(req.send().await?, "create scene")
+            .await?
+            .json()
+            .await?;
+        ensure_loopback(&Url::parse(&scene.ws_url).context("ws_url")?)?;
+        ensure_loopback(&Url::parse(&scene.qrcode_url).context("qrcode_url")?)?;
+        Ok(scene)
+    }
+
+    /// `GET qrcode_url`, as the widget's `<img>` loads it; checks that the
+    /// answer is a non-empty image and returns its size in bytes.
+    pub async fn code_image(&self, scene: &Scene) -> anyhow::Result<usize> {
+        let res = self.http.get(scene.qrcode_url.as_str()).send().await?;
+        let res = expect_ok(res, "code image").await?;
+        let content_type = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = res.bytes().await?;
+        ensure!(
+            content_type.starts_with("image/") && !bytes.is_empty(),
+            "code image answered {content_type:?}, {} bytes",
+            bytes.len()
+        );
+        Ok(bytes.len())
+    }
+
+    /// `POST /api/v1/mp/scan` with a code, as the mini-program's page does
+    /// when it opens; returns the `mp_token`.
+    pub async fn scan(&self, scene_id: &str, code: &str) -> anyhow::Result<String> {
+        let res = self
+            .http
+            .post(self.url("api/v1/mp/scan")?)
+            .json(&json!({"scene_id": scene_id, "code": code}))
             .send()
             .await?;
-        let scene: Scene = expect_ok(res, "create scene").await?.json().await?;
-        ensure_loopback(&Url::parse(&scene.ws_url).context("ws_url")?)?;
-        Ok(scene)
+        let body: Value = expect_ok(res, "scan").await?.json().await?;
+        ensure!(body["state"] == "scanned", "scan answered {body}");
+        body["mp_token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("scan answered without mp_token: {body}"))
+    }
+
+    /// `POST /api/v1/mp/confirm` with the scan's `mp_token`: the person
+    /// taps "confirm" on the page.
+    pub async fn confirm_scanned(
+        &self,
+        scene_id: &str,
+        mp_token: &str,
+        nickname: &str,
+    ) -> anyhow::Result<()> {
+        let res = self
+            .http
+            .post(self.url("api/v1/mp/confirm")?)
+            .json(&json!({"scene_id": scene_id, "mp_token": mp_token,
+                "profile": {"nickname": nickname}}))
+            .send()
+            .await?;
+        let body: Value = expect_ok(res, "confirm").await?.json().await?;
+        ensure!(body["state"] == "confirmed", "confirm answered {body}");
+        Ok(())
     }
 
     /// `POST /sim/api/login`: a fresh one-time `wx.login` code for `user`.

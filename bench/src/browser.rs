@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::http::header::ORIGIN;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async_with_config};
 
@@ -32,10 +35,25 @@ fn config() -> WebSocketConfig {
 /// Opens the scene's socket, authenticates and checks that the first event
 /// says `waiting`.
 pub async fn open(scene: &Scene) -> anyhow::Result<Socket> {
+    open_from(scene, None).await
+}
+
+/// [`open`] as a page on `origin` does it (with that `Origin` header).
+pub async fn open_from(scene: &Scene, origin: Option<&str>) -> anyhow::Result<Socket> {
     let deadline = Instant::now() + OPEN_TIMEOUT;
+    let mut request = scene
+        .ws_url
+        .as_str()
+        .into_client_request()
+        .context("ws_url")?;
+    if let Some(o) = origin {
+        request
+            .headers_mut()
+            .insert(ORIGIN, HeaderValue::from_str(o).context("origin")?);
+    }
     let (mut ws, _) = timeout_at(
         deadline,
-        connect_async_with_config(scene.ws_url.as_str(), Some(config()), true),
+        connect_async_with_config(request, Some(config()), true),
     )
     .await
     .context("WebSocket connect timed out")?
@@ -77,4 +95,13 @@ pub async fn next_event(ws: &mut Socket, deadline: Instant) -> anyhow::Result<Va
 pub async fn drain(mut ws: Socket, limit: Duration) {
     let deadline = Instant::now() + limit;
     while let Ok(Some(Ok(_))) = timeout_at(deadline, ws.next()).await {}
+}
+
+/// The next state event, which must say `state` (within `limit`).
+pub async fn expect(ws: &mut Socket, state: &str, limit: Duration) -> anyhow::Result<Value> {
+    let event = next_event(ws, Instant::now() + limit).await?;
+    if event["state"] != state {
+        bail!("expected {state}, heard {event}");
+    }
+    Ok(event)
 }

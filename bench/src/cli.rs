@@ -12,7 +12,8 @@ use crate::fake_wechat;
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
-/// `scanlogin-bench [OPTIONS]` runs the phases; `fake-wechat` serves a fake.
+/// `scanlogin-bench [OPTIONS]` runs the phases; `fake-wechat` serves a fake;
+/// `compare` sets runs of two builds side by side.
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -26,6 +27,10 @@ pub enum Command {
     /// Serve a fake WeChat (stable_token, jscode2session) on loopback for a
     /// hub in live mode; runs until SIGTERM.
     FakeWechat(fake_wechat::FakeArgs),
+    /// Read JSON lines of runs (files), group them by `side` (`baseline`,
+    /// `new`) and print each figure's median, min-max and ratio as a
+    /// Markdown table.
+    Compare(crate::compare::CompareArgs),
 }
 
 /// Where the hub's WeChat is, and so where one-time codes come from.
@@ -80,6 +85,24 @@ pub struct Args {
     /// F: complete logins to do.
     #[arg(long, default_value_t = 20_000)]
     pub logins: usize,
+    /// Complete logins in the full flow (code image, scan, then confirm);
+    /// 0 skips.
+    #[arg(long, default_value_t = 3000)]
+    pub full_logins: usize,
+    /// Complete OpenID Connect logins (authorize, the full flow, token,
+    /// userinfo); 0 skips. Needs `--oidc-client-id` with
+    /// `--oidc-redirect-uri` among its `redirect_uris`.
+    #[arg(long, default_value_t = 1000)]
+    pub oidc_logins: usize,
+    /// The OpenID Connect client (relying party) of the OIDC phase.
+    #[arg(long, default_value = "bench-rp")]
+    pub oidc_client_id: String,
+    /// Its secret (`client_secret_basic` at the token endpoint).
+    #[arg(long, default_value = "bench-rp-secret-not-a-real-one")]
+    pub oidc_client_secret: String,
+    /// Its registered redirect URI (loopback; never loaded, only read).
+    #[arg(long, default_value = "http://127.0.0.1/scanlogin-bench/callback")]
+    pub oidc_redirect_uri: String,
     /// Short polls (`GET events`) to time for the polling baseline; 0 skips.
     #[arg(long, default_value_t = 0)]
     pub polls: usize,
@@ -105,6 +128,10 @@ pub struct Args {
     /// A free-form label copied into the JSON line.
     #[arg(long, default_value = "")]
     pub label: String,
+    /// Which build this run measures, copied into the JSON line as `side`
+    /// (`compare` groups by it): `baseline` or `new` in an A/B comparison.
+    #[arg(long, default_value = "")]
+    pub side: String,
     /// Upper bound on the whole run, in seconds.
     #[arg(long, default_value_t = 1200)]
     pub max_secs: u64,

@@ -3,11 +3,12 @@
 //! production, and WeChat's side of the work is not counted in the hub's CPU.
 //!
 //! It speaks WeChat's wire format for what the hub calls on a login
-//! (as WeChat documents it): `POST /cgi-bin/stable_token` and
-//! `GET /sns/jscode2session`, errors as HTTP 200 with
+//! (as WeChat documents it): `POST /cgi-bin/stable_token`,
+//! `GET /sns/jscode2session` and `POST /wxa/getwxacodeunlimit` (the code
+//! image, `image/jpeg`, see [`code_image`]), errors as HTTP 200 with
 //! `{"errcode", "errmsg"}`. Anything else is a 404 with a WeChat-style error.
 //!
-//! Codes are made by the load tool itself ([`new_code`]): `bc-USER-T-NONCE`,
+//! Codes are made by the load tool itself ([`new_code`], in [`codes`]): `bc-USER-T-NONCE`,
 //! with `T` the issue time (Unix ms, hex) and `NONCE` 64 random bits (hex).
 //! The fake needs no list of issued codes: it checks the form, answers 40029
 //! for a malformed or older than 5 minutes code and 40163 for one already
@@ -24,11 +25,11 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -39,14 +40,17 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rand::RngCore;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, sleep, sleep_until, timeout_at};
 
-/// Prefix of every code the load tool makes.
-const CODE_PREFIX: &str = "bc-";
+pub mod code_image;
+mod codes;
+
+pub use codes::new_code;
+use codes::{openid, parse_code, unionid, unix_ms};
+
 /// A `wx.login` code lives 5 minutes.
 const CODE_LIFE_MS: u64 = 5 * 60 * 1000;
 /// Codes stamped this far in the future are still accepted (clock steps).
@@ -62,8 +66,6 @@ const MAX_BODY: usize = 16 * 1024;
 /// Access tokens live 2 hours; WeChat renews them 5 minutes before the end.
 const TOKEN_LIFE_MS: u64 = 7200 * 1000;
 const TOKEN_RENEW_MS: u64 = 5 * 60 * 1000;
-/// Longest user part of a code.
-const MAX_USER: usize = 64;
 
 /// Options of `scanlogin-bench fake-wechat`.
 #[derive(clap::Args, Debug, Clone)]
@@ -84,68 +86,10 @@ pub struct FakeArgs {
     /// Stop after this many seconds (it also stops on SIGTERM or Ctrl-C).
     #[arg(long, default_value_t = 3600)]
     pub max_secs: u64,
-}
-
-/// Unix time in milliseconds.
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// A fresh one-time code for bench user `user` (as `wx.login` would give
-/// that person's phone). `user` should be 1..=64 characters of
-/// `[A-Za-z0-9._-]`; others make codes the fake refuses with 40029.
-pub fn new_code(user: &str) -> String {
-    format!(
-        "{CODE_PREFIX}{user}-{:x}-{:016x}",
-        unix_ms(),
-        rand::random::<u64>()
-    )
-}
-
-/// What a well-formed code says: its user and when it was issued.
-#[derive(Debug, PartialEq, Eq)]
-struct CodeParts<'a> {
-    user: &'a str,
-    issued_ms: u64,
-}
-
-fn parse_code(code: &str) -> Option<CodeParts<'_>> {
-    let rest = code.strip_prefix(CODE_PREFIX)?;
-    let (rest, nonce) = rest.rsplit_once('-')?;
-    let (user, t) = rest.rsplit_once('-')?;
-    let hex = |s: &str, max: usize| {
-        !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit())
-    };
-    if nonce.len() != 16 || !hex(nonce, 16) || !hex(t, 16) {
-        return None;
-    }
-    let user_ok = !user.is_empty()
-        && user.len() <= MAX_USER
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if !user_ok {
-        return None;
-    }
-    Some(CodeParts {
-        user,
-        issued_ms: u64::from_str_radix(t, 16).ok()?,
-    })
-}
-
-/// A person's openid in one app (stable: the same user, the same openid).
-fn openid(app_id: &str, user: &str) -> String {
-    let digest = Sha256::digest(format!("fake-openid|{app_id}|{user}"));
-    format!("o{}", &URL_SAFE_NO_PAD.encode(digest)[..27])
-}
-
-/// A person's unionid (the same in every app of one Open Platform account).
-fn unionid(user: &str) -> String {
-    let digest = Sha256::digest(format!("fake-unionid|{user}"));
-    format!("u{}", &URL_SAFE_NO_PAD.encode(digest)[..27])
+    /// Size of each code image `getwxacodeunlimit` answers, in bytes
+    /// (at most 1 MiB).
+    #[arg(long, default_value_t = code_image::DEFAULT_IMAGE_BYTES)]
+    pub code_image_bytes: usize,
 }
 
 fn random_b64(len: usize) -> String {
@@ -165,6 +109,8 @@ struct Used {
 struct Stats {
     tokens: AtomicU64,
     sessions_ok: AtomicU64,
+    code_images: AtomicU64,
+    bad_token: AtomicU64,
     invalid_code: AtomicU64,
     code_used: AtomicU64,
     bad_app: AtomicU64,
@@ -179,6 +125,8 @@ struct Fake {
     app_id: String,
     secret: String,
     unionid: bool,
+    /// Size of each code image.
+    image_bytes: usize,
     /// The current access token and when it ends (Unix ms).
     token: Mutex<(String, u64)>,
     used: Mutex<Used>,
@@ -205,6 +153,7 @@ impl Fake {
             app_id: args.app_id.clone(),
             secret: args.app_secret.clone(),
             unionid: !args.no_unionid,
+            image_bytes: args.code_image_bytes,
             token: Mutex::new((String::new(), 0)),
             used: Mutex::new(Used {
                 codes: HashMap::new(),
@@ -309,6 +258,44 @@ impl Fake {
         wx_json(&answer)
     }
 
+    /// `POST /wxa/getwxacodeunlimit?access_token=...`: 40001 for a token
+    /// that is not the current one, the image otherwise.
+    fn code_image(&self, query: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let token = url::form_urlencoded::parse(query.as_bytes())
+            .take(16)
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        let current = self
+            .token
+            .lock()
+            .map(|t| !t.0.is_empty() && t.0 == token && t.1 > unix_ms())
+            .unwrap_or(false);
+        if !current {
+            self.stats.bad_token.fetch_add(1, Ordering::Relaxed);
+            return wx_error(
+                40001,
+                "invalid credential, access_token is invalid or not latest",
+            );
+        }
+        match code_image::check(body) {
+            Ok(scene) => {
+                self.stats.code_images.fetch_add(1, Ordering::Relaxed);
+                let mut res = Response::new(Full::new(Bytes::from(code_image::image(
+                    &scene,
+                    self.image_bytes,
+                ))));
+                res.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+                res
+            }
+            Err((errcode, errmsg)) => {
+                self.stats.other.fetch_add(1, Ordering::Relaxed);
+                wx_error(errcode, errmsg)
+            }
+        }
+    }
+
     /// Remembers `code` as exchanged, forgetting codes past their life now
     /// and then.
     fn mark_used(&self, code: &str, issued_ms: u64, now: u64) -> Mark {
@@ -338,6 +325,16 @@ impl Fake {
             (&Method::GET, "/sns/jscode2session") => {
                 self.jscode2session(req.uri().query().unwrap_or(""))
             }
+            (&Method::POST, "/wxa/getwxacodeunlimit") => {
+                let query = req.uri().query().unwrap_or("").to_owned();
+                match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                    Ok(body) => self.code_image(&query, &body.to_bytes()),
+                    Err(_) => {
+                        self.stats.other.fetch_add(1, Ordering::Relaxed);
+                        wx_error(47001, "data format error")
+                    }
+                }
+            }
             (&Method::POST, "/cgi-bin/stable_token") => {
                 match Limited::new(req.into_body(), MAX_BODY).collect().await {
                     Ok(body) => self.stable_token(&body.to_bytes()),
@@ -363,8 +360,9 @@ impl Fake {
         json!({
             "stable_token": n(&s.tokens),
             "jscode2session_ok": n(&s.sessions_ok),
+            "getwxacodeunlimit_ok": n(&s.code_images),
             "errors": {"40029_invalid_code": n(&s.invalid_code), "40163_code_used": n(&s.code_used),
-                "bad_appid_or_secret": n(&s.bad_app), "busy": n(&s.busy), "other": n(&s.other)},
+                "bad_appid_or_secret": n(&s.bad_app), "40001_bad_token": n(&s.bad_token), "busy": n(&s.busy), "other": n(&s.other)},
             "connections": n(&s.connections),
             "refused_connections": n(&s.refused_connections),
         })
@@ -388,6 +386,11 @@ pub fn run(args: &FakeArgs) -> anyhow::Result<()> {
     ensure!(
         !args.app_id.is_empty() && !args.app_secret.is_empty(),
         "--app-id and --app-secret must not be empty"
+    );
+    ensure!(
+        args.code_image_bytes <= code_image::MAX_IMAGE_BYTES,
+        "--code-image-bytes: at most {} bytes",
+        code_image::MAX_IMAGE_BYTES
     );
     // One thread: the fake shares the machine with the hub and the tool.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -454,143 +457,4 @@ async fn serve(args: &FakeArgs) -> anyhow::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fake() -> Fake {
-        Fake::new(&FakeArgs {
-            bind: "127.0.0.1:0".parse().expect("addr"),
-            app_id: "wxbench".into(),
-            app_secret: "s3cret".into(),
-            no_unionid: false,
-            max_secs: 1,
-        })
-    }
-
-    async fn body(res: Response<Full<Bytes>>) -> Value {
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        serde_json::from_slice(&bytes).expect("json")
-    }
-
-    fn session_query(code: &str) -> String {
-        format!("appid=wxbench&secret=s3cret&js_code={code}&grant_type=authorization_code")
-    }
-
-    #[test]
-    fn codes_round_trip() {
-        let code = new_code("bench-l-17");
-        let parts = parse_code(&code).expect("parsed");
-        assert_eq!(parts.user, "bench-l-17");
-        assert!(unix_ms() - parts.issued_ms < 10_000);
-        for bad in [
-            "",
-            "bc-",
-            "bc-u-1",
-            "sim123",
-            "bc--18f-0123456789abcdef",
-            "bc-u-zz-0123456789abcdef",
-            "bc-u-18f-0123456789abcde",
-            "bc-u v-18f-0123456789abcdef",
-        ] {
-            assert_eq!(parse_code(bad), None, "{bad}");
-        }
-    }
-
-    #[tokio::test]
-    async fn exchanges_each_code_once_with_stable_openid() {
-        let f = fake();
-        let (c1, c2) = (new_code("alice"), new_code("alice"));
-        let a = body(f.jscode2session(&session_query(&c1))).await;
-        let b = body(f.jscode2session(&session_query(&c2))).await;
-        assert_eq!(a["openid"], b["openid"]);
-        assert_eq!(a["unionid"], b["unionid"]);
-        assert_ne!(a["session_key"], b["session_key"]);
-        let key = STANDARD
-            .decode(a["session_key"].as_str().expect("key"))
-            .expect("base64");
-        assert_eq!(key.len(), 16);
-        let other = body(f.jscode2session(&session_query(&new_code("bob")))).await;
-        assert_ne!(other["openid"], a["openid"]);
-        let again = body(f.jscode2session(&session_query(&c1))).await;
-        assert_eq!(again["errcode"], 40163);
-        assert!(again.get("openid").is_none());
-    }
-
-    #[tokio::test]
-    async fn wechat_errors() {
-        let f = fake();
-        let q = session_query("nope");
-        assert_eq!(body(f.jscode2session(&q)).await["errcode"], 40029);
-        let old = format!(
-            "bc-u-{:x}-0123456789abcdef",
-            unix_ms() - CODE_LIFE_MS - 1000
-        );
-        assert_eq!(
-            body(f.jscode2session(&session_query(&old))).await["errcode"],
-            40029
-        );
-        let code = new_code("u");
-        let wrong_secret =
-            format!("appid=wxbench&secret=x&js_code={code}&grant_type=authorization_code");
-        assert_eq!(
-            body(f.jscode2session(&wrong_secret)).await["errcode"],
-            40125
-        );
-        let wrong_app =
-            format!("appid=wx0&secret=s3cret&js_code={code}&grant_type=authorization_code");
-        assert_eq!(body(f.jscode2session(&wrong_app)).await["errcode"], 40013);
-        // A refused call does not use the code up.
-        assert!(body(f.jscode2session(&session_query(&code))).await["openid"].is_string());
-    }
-
-    #[tokio::test]
-    async fn stable_token_is_stable_until_forced() {
-        let f = fake();
-        let ask = |force: bool| {
-            json!({"grant_type": "client_credential", "appid": "wxbench", "secret": "s3cret", "force_refresh": force})
-                .to_string()
-        };
-        let a = body(f.stable_token(ask(false).as_bytes())).await;
-        let b = body(f.stable_token(ask(false).as_bytes())).await;
-        assert_eq!(a["access_token"], b["access_token"]);
-        assert!(a["expires_in"].as_u64().expect("expires_in") > 7000);
-        let c = body(f.stable_token(ask(true).as_bytes())).await;
-        assert_ne!(a["access_token"], c["access_token"]);
-        let bad = json!({"grant_type": "client_credential", "appid": "wxbench", "secret": "no"});
-        assert_eq!(
-            body(f.stable_token(bad.to_string().as_bytes())).await["errcode"],
-            40125
-        );
-        assert_eq!(body(f.stable_token(b"not json")).await["errcode"], 47001);
-    }
-
-    #[test]
-    fn used_codes_are_bounded_and_forgotten() {
-        let f = fake();
-        let now = unix_ms();
-        assert!(matches!(f.mark_used("a", now, now), Mark::Fresh));
-        assert!(matches!(f.mark_used("a", now, now), Mark::Used));
-        let old = now - CODE_LIFE_MS - 1;
-        assert!(matches!(f.mark_used("old", old, now), Mark::Fresh));
-        // The next prune (10 s on) forgets the expired one.
-        let later = now + PRUNE_EVERY_MS;
-        assert!(matches!(f.mark_used("b", later, later), Mark::Fresh));
-        let used = f.used.lock().expect("lock");
-        assert!(!used.codes.contains_key("old"));
-        assert!(used.codes.contains_key("a"));
-    }
-
-    #[test]
-    fn refuses_other_addresses() {
-        let mut args = FakeArgs {
-            bind: "0.0.0.0:0".parse().expect("addr"),
-            app_id: "wx".into(),
-            app_secret: "s".into(),
-            no_unionid: false,
-            max_secs: 1,
-        };
-        assert!(run(&args).is_err());
-        args.bind = "10.1.2.3:0".parse().expect("addr");
-        assert!(run(&args).is_err());
-    }
-}
+mod tests;

@@ -20,17 +20,26 @@
 //!    the request to that browser's `confirmed` event;
 //! 5. `--workers` workers doing create -> socket -> confirm -> pushed ticket
 //!    -> redeem until `--logins` flows are done: hub CPU per login;
-//! 6. optional short polls (`--polls`): hub CPU per `GET events` request.
+//! 6. `--full-logins` logins in the full flow (create -> code image ->
+//!    socket -> scan -> `scanned` -> confirm -> `confirmed` -> redeem): hub
+//!    CPU per full login;
+//! 7. `--oidc-logins` OpenID Connect logins (authorize page -> the full
+//!    flow -> complete -> token -> userinfo): hub CPU per OIDC login;
+//! 8. optional short polls (`--polls`): hub CPU per `GET events` request.
 //!
 //! Output: a readable table on stderr, one JSON line on stdout.
+//! `scanlogin-bench compare FILE...` sets the JSON lines of a baseline's
+//! and a new build's runs side by side (median, min-max, ratio).
 
 mod api;
 mod browser;
 mod cli;
+mod compare;
 mod fake_wechat;
 mod phases;
 mod procfs;
 mod report;
+mod rp;
 mod table;
 
 use std::time::Duration;
@@ -42,13 +51,15 @@ use tokio::time::{Instant, sleep};
 
 use api::Hub;
 use cli::{Args, Cli, Command};
-use phases::{Codes, Ctx, confirms, logins, polls, waiting};
+use phases::{Codes, Ctx, confirms, full, logins, oidc, polls, waiting};
 use procfs::Proc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::FakeWechat(fake)) = cli.command {
-        return fake_wechat::run(&fake);
+    match cli.command {
+        Some(Command::FakeWechat(fake)) => return fake_wechat::run(&fake),
+        Some(Command::Compare(c)) => return compare::run(&c),
+        None => {}
     }
     let args = cli.run;
     ensure!(
@@ -104,9 +115,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let mut out = json!({
         "tool": "scanlogin-bench",
         "label": args.label,
+        "side": args.side,
         "wechat": args.wechat.name(),
         "params": {"waiting": args.waiting, "rate": args.rate, "secs": args.secs,
             "workers": args.workers, "logins": args.logins, "polls": args.polls,
+            "full_logins": args.full_logins, "oidc_logins": args.oidc_logins,
             "poll_scenes": args.poll_scenes, "idle_secs": args.idle_secs,
             "warmup": args.warmup, "setup_concurrency": args.setup_concurrency},
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
@@ -131,6 +144,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let (logins, logins_failed) = logins::run(&ctx, &args).await?;
     out["logins"] = logins;
     failed |= confirm_failed || logins_failed;
+    if args.full_logins > 0 {
+        let (report, full_failed) = full::run(&ctx, &args).await?;
+        out["full"] = report;
+        failed |= full_failed;
+    }
+    if args.oidc_logins > 0 {
+        let (report, oidc_failed) = oidc::run(&ctx, &args).await?;
+        out["oidc"] = report;
+        failed |= oidc_failed;
+    }
     if args.polls > 0 {
         let (poll, poll_failed) = polls::run(&ctx, &args).await?;
         out["poll"] = poll;

@@ -10,6 +10,9 @@ const TARGET_BYTES_PER_BROWSER: f64 = 4096.0;
 const TARGET_PUSH_P99_US: f64 = 1500.0;
 const TARGET_CPU_PER_LOGIN_US: f64 = 300.0;
 
+/// The login phases after `logins`: their key in the JSON line and name.
+const FLOW_PHASES: [(&str, &str); 2] = [("full", "full logins"), ("oidc", "OIDC logins")];
+
 /// Each target, its measured value and whether it is met.
 pub fn targets(out: &Value) -> Value {
     let mem = out["memory"]["bytes_per_waiting_browser"].as_f64();
@@ -65,13 +68,14 @@ pub fn table(out: &Value) -> String {
     }
     let c = &out["confirm"];
     t += &format!(
-        "  confirms                  {:>8}   at {}/s, pushed {}, errors {}, max send lag {} us, hub CPU {} us/confirm{}\n",
+        "  confirms                  {:>8}   at {}/s, pushed {}, errors {}, max send lag {} us, hub CPU {} us/confirm ({} cores busy){}\n",
         f(&c["sent"]),
         f(&c["rate"]),
         f(&c["pushed"]),
         f(&c["errors"]),
         f(&c["max_send_lag_us"]),
         f(&c["hub_cpu_us_per_confirm"]),
+        f(&c["hub_cores_busy"]),
         wechat_note(out, &c["wechat_cpu_us_per_confirm"], "confirm")
     );
     let l = &out["logins"];
@@ -85,6 +89,22 @@ pub fn table(out: &Value) -> String {
         f(&l["hub_cores_busy"]),
         wechat_note(out, &l["wechat_cpu_us_per_login"], "login")
     );
+    for (key, name) in FLOW_PHASES {
+        let l = &out[key];
+        if l.is_object() {
+            t += &format!(
+                "  {:<26}{:>8}   {}/s with {} workers, errors {}, hub CPU {} us/login ({} cores busy){}\n",
+                name,
+                f(&l["ok"]),
+                f(&l["per_sec"]),
+                f(&l["workers"]),
+                f(&l["errors"]),
+                f(&l["hub_cpu_us_per_login"]),
+                f(&l["hub_cores_busy"]),
+                wechat_note(out, &l["wechat_cpu_us_per_login"], "login")
+            );
+        }
+    }
     if out["poll"].is_object() {
         let p = &out["poll"];
         t += &format!(
@@ -107,14 +127,23 @@ pub fn table(out: &Value) -> String {
     t += "\n";
     t += &row("confirm HTTP answer", &c["http"]);
     t += "\n";
-    t += &row("complete login flow", &l["flow"]);
-    t += "\n";
-    for step in l["steps"].as_array().into_iter().flatten() {
-        t += &row(
-            &format!(" - {}", step["step"].as_str().unwrap_or("")),
-            &step["latency"],
-        );
+    for (key, name) in [("logins", "complete login")]
+        .into_iter()
+        .chain(FLOW_PHASES)
+    {
+        let l = &out[key];
+        if !l.is_object() {
+            continue;
+        }
+        t += &row(&format!("{name} flow"), &l["flow"]);
         t += "\n";
+        for step in l["steps"].as_array().into_iter().flatten() {
+            t += &row(
+                &format!(" - {}", step["step"].as_str().unwrap_or("")),
+                &step["latency"],
+            );
+            t += "\n";
+        }
     }
     if out["poll"].is_object() {
         t += &row("short poll", &out["poll"]["latency"]);

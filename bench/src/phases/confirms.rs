@@ -83,6 +83,7 @@ pub async fn run(
         );
     }
     let used = ctx.cpu()?.since(&before);
+    let wall = first.elapsed();
     let push_s = Summary::of(&push);
     let mut report = json!({
         "rate": args.rate,
@@ -94,6 +95,8 @@ pub async fn run(
         "push": push_s,
         "http": Summary::of(&http),
         "hub_cpu_us_per_confirm": per(used.hub, m),
+        // From the first send to the last push heard (or given up on).
+        "hub_cores_busy": (used.hub.as_secs_f64() / wall.as_secs_f64().max(1e-3) * 100.0).round() / 100.0,
         "tool_cpu_us_per_confirm": per(used.tool, m),
         "wechat_cpu_us_per_confirm": used.wechat.map(|c| per(c, m)),
     });

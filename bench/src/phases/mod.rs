@@ -1,12 +1,17 @@
 //! The phases of a run, one file each, in the order `main` runs them:
 //! warm-up and complete logins (`logins`), waiting browsers and their idle
-//! cost (`waiting`), confirms at a fixed rate on them (`confirms`), and the
-//! polling baseline (`polls`). Each is bounded in count and time.
+//! cost (`waiting`), confirms at a fixed rate on them (`confirms`), logins
+//! in the full flow with code image and scan (`full`), OpenID Connect logins
+//! (`oidc`) and the polling baseline (`polls`); `workers` runs whole flows
+//! on K workers for the login phases. Each is bounded in count and time.
 
 pub mod confirms;
+pub mod full;
 pub mod logins;
+pub mod oidc;
 pub mod polls;
 pub mod waiting;
+pub mod workers;
 
 use std::time::Duration;
 
