@@ -124,8 +124,15 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
         ));
     }
     let path = prepare_sqlite_file(url)?;
+    // The writer's cache holds the pages every write walks (indexes, the
+    // newest rows) across commits: it is one connection.
+    let writer_opts = sqlite::OpenOptions {
+        cache_kib: WRITER_CACHE_KIB,
+        ..opts
+    };
     let writer = writer::Writer::start(
-        sqlite::SqliteConn::new(sqlite::open(&path, opts)?, stats.clone()),
+        sqlite::SqliteConn::new(sqlite::open(&path, writer_opts)?, stats.clone()),
+        sqlite::open(&path, opts)?,
         stats.clone(),
     )?;
     let write = Handle::writer(writer, stats.clone());
@@ -255,6 +262,9 @@ pub fn is_unavailable(err: &DbErr) -> bool {
 /// several times, about 1.6 KB per waiting browser at 10,000. The OS page
 /// cache (outside the hub's RSS) holds the rest.
 const SQLITE_CACHE_KIB: u32 = 256;
+
+/// Page cache of SQLite's one writing connection, in KiB.
+const WRITER_CACHE_KIB: u32 = 2048;
 
 /// Key of the advisory lock that serialises migrations between nodes.
 const MIGRATION_LOCK: i64 = 0x5ca9_1091;

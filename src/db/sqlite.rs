@@ -39,9 +39,10 @@ pub fn open(path: &str, o: OpenOptions) -> Result<Connection, DbErr> {
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags).map_err(conn_err)?;
     conn.busy_timeout(o.busy_timeout).map_err(conn_err)?;
+    // Savepoints and statements journal to memory, not to a temporary file.
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-         PRAGMA foreign_keys = ON; PRAGMA cache_size = -{};",
+         PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; PRAGMA cache_size = -{};",
         o.cache_kib
     ))
     .map_err(conn_err)?;

@@ -58,14 +58,28 @@ fn unavailable(why: &str) -> DbErr {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`. The thread ends when every
-    /// handle is gone.
-    pub fn start(conn: SqliteConn, stats: Stats) -> Result<Self, DbErr> {
+    /// Starts the writer thread on `conn`, and beside it the thread that
+    /// checkpoints the WAL on `checkpointer` (a connection of its own), so
+    /// that copying pages back into the database and its fsync never hold
+    /// up a commit. Both threads end when every handle is gone.
+    pub fn start(
+        conn: SqliteConn,
+        checkpointer: rusqlite::Connection,
+        stats: Stats,
+    ) -> Result<Self, DbErr> {
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
+        let (wrote, written) = sync_channel::<()>(1);
+        conn.lock()
+            .execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(exec_err)?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &jobs, &stats))
+            .spawn(move || write_loop(&conn, &jobs, &wrote, &stats))
             .map_err(|e| unavailable(&format!("cannot start the SQLite writer: {e}")))?;
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer, &written))
+            .map_err(|e| unavailable(&format!("cannot start the SQLite checkpointer: {e}")))?;
         Ok(Self { queue })
     }
 
@@ -129,7 +143,7 @@ fn poll_once<F: Future>(f: F) -> Option<F::Output> {
     }
 }
 
-fn write_loop(conn: &SqliteConn, jobs: &Receiver<Job>, stats: &Stats) {
+fn write_loop(conn: &SqliteConn, jobs: &Receiver<Job>, wrote: &SyncSender<()>, stats: &Stats) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -139,6 +153,24 @@ fn write_loop(conn: &SqliteConn, jobs: &Receiver<Job>, stats: &Stats) {
             }
         }
         commit_batch(conn, batch, stats);
+        // The checkpointer has work; one wake-up waiting is enough.
+        let _ = wrote.try_send(());
+    }
+}
+
+/// How long the checkpointer lets commits gather before copying them back.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Copies committed pages from the WAL back into the database (PASSIVE: it
+/// never waits for, nor blocks, the writer or a reader), at most every
+/// [`CHECKPOINT_EVERY`] while there are commits, never when idle.
+fn checkpoint_loop(conn: &rusqlite::Connection, written: &Receiver<()>) {
+    while written.recv().is_ok() {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        let _ = written.try_recv();
+        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the next one catches up");
+        }
     }
 }
 
