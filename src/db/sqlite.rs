@@ -139,10 +139,7 @@ pub fn execute(conn: &Connection, stmt: &Statement) -> Result<ExecResult, DbErr>
 /// Runs a query and reads at most `limit` rows.
 pub fn query(conn: &Connection, stmt: &Statement, limit: usize) -> Result<Vec<QueryResult>, DbErr> {
     let mut prepared = conn.prepare_cached(&stmt.sql).map_err(query_err)?;
-    let columns: Vec<String> = prepared
-        .column_names()
-        .map(str::to_owned)
-        .collect();
+    let columns: Vec<String> = prepared.column_names().map(str::to_owned).collect();
     let values = params(stmt)?;
     let mut rows = prepared
         .query(rusqlite::params_from_iter(values.iter()))
