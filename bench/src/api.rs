@@ -127,19 +127,22 @@ impl Hub {
     /// `POST /api/v1/scenes` for the configured client, without an
     /// `Origin` (as a script would).
     pub async fn create_scene(&self) -> anyhow::Result<Scene> {
-        self.create_scene_for(&self.client_id, None).await
+        self.create_scene_for(&self.client_id, None, None).await
     }
 
-    /// `POST /api/v1/scenes` for `client_id` as a page on `origin` does it.
+    /// `POST /api/v1/scenes` for `client_id` as a page on `origin` does it;
+    /// an authorize page names its handle (hubs before it ignore the field).
     pub async fn create_scene_for(
         &self,
         client_id: &str,
         origin: Option<&str>,
+        authorize_handle: Option<&str>,
     ) -> anyhow::Result<Scene> {
-        let mut req = self
-            .http
-            .post(self.url("api/v1/scenes")?)
-            .json(&json!({"client_id": client_id}));
+        let mut body = json!({"client_id": client_id});
+        if let Some(handle) = authorize_handle {
+            body["authorize_handle"] = json!(handle);
+        }
+        let mut req = self.http.post(self.url("api/v1/scenes")?).json(&body);
         if let Some(o) = origin {
             req = req.header(reqwest::header::ORIGIN, o);
         }

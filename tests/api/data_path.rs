@@ -119,6 +119,39 @@ async fn a_login_costs_few_statements_and_one_commit_per_write() {
 }
 
 #[tokio::test]
+async fn the_full_flow_costs_one_commit_per_step() {
+    let app = quiet_hub().await;
+    let scene = app.create_scene().await;
+    let (image, qrcode) = cost_of(&app, app.qrcode(&scene.id)).await;
+    assert_eq!(image.status(), 200);
+    let mut ws = app.ws_connect(&scene).await;
+    assert_eq!(ws.next_event().await["state"], "waiting");
+    let code = app.login_code("o_full");
+    let (mp_token, scan) = cost_of(&app, app.scanned(&scene.id, &code)).await;
+    assert_eq!(ws.next_event().await["state"], "scanned");
+    let (confirmed, confirm) = cost_of(&app, app.confirm_token(&scene.id, &mp_token)).await;
+    assert_eq!(confirmed.status(), 200);
+    assert_eq!(ws.next_event().await["state"], "confirmed");
+    eprintln!("qrcode {qrcode:?}, scan {scan:?}, confirm with the token {confirm:?}");
+    // 8a6b6fd: qrcode 4 statements, 1 commit; scan 5 and 3; confirm 5 and 1.
+    assert_eq!(
+        qrcode,
+        Cost {
+            statements: 3,
+            commits: 1
+        },
+        "qrcode: the image read once"
+    );
+    assert_eq!(
+        scan.commits, 1,
+        "scan: the scene and the code's note in one transaction"
+    );
+    assert!(scan.statements <= 4, "scan: {scan:?}");
+    assert_eq!(confirm.commits, 1, "confirm: {confirm:?}");
+    assert!(confirm.statements <= 6, "confirm: {confirm:?}");
+}
+
+#[tokio::test]
 async fn a_change_the_bus_did_not_carry_reaches_the_socket_at_the_catch_up() {
     let app = spawn_app_with(|c| c.settings(|s| s.scene.catch_up_ms = 300)).await;
     let scene = app.create_scene().await;

@@ -66,7 +66,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> anyhow::Result<(Value, bool)> {
 async fn full_login(hub: &Hub, code: &str) -> anyhow::Result<Laps> {
     let origin = hub.origin().to_owned();
     let mut laps = Laps::start();
-    let scene = hub.create_scene_for(hub.client_id(), Some(&origin)).await?;
+    let scene = hub
+        .create_scene_for(hub.client_id(), Some(&origin), None)
+        .await?;
     laps.lap();
     hub.code_image(&scene).await?;
     laps.lap();

@@ -78,7 +78,9 @@ async fn oidc_login(rp: &Rp, code: &str) -> anyhow::Result<Laps> {
     let mut laps = Laps::start();
     let handle = rp.authorize(&request).await?;
     laps.lap();
-    let scene = hub.create_scene_for(&rp.client_id, Some(&origin)).await?;
+    let scene = hub
+        .create_scene_for(&rp.client_id, Some(&origin), Some(&handle))
+        .await?;
     hub.code_image(&scene).await?;
     laps.lap();
     let mut ws = browser::open_from(&scene, Some(&origin)).await?;
