@@ -48,7 +48,8 @@
 # POLLS short polls for the polling baseline (20000, 0 skips), IDLE seconds
 # of idle watch (25), RUNS (1; 3 in compare mode, per side), PORT (18181),
 # HUB_WORKERS (0 = one per core),
-# DB_MAX_CONNECTIONS (config.toml's value when unset), BUILD (1; 0 skips the
+# DB_MAX_CONNECTIONS (config.toml's value when unset), PG_URL (PostgreSQL
+# instead of SQLite: a fresh database per run on that server), BUILD (1; 0 skips the
 # build), OUT (JSON lines, target/bench/results.jsonl), LABEL (free text),
 # HUB_BIN / BENCH_BIN (prebuilt binaries, e.g. a patched hub), WECHAT
 # (fake or simulator), FAKE_PORT (18182, the fake WeChat's loopback port),
@@ -120,6 +121,7 @@ stop_pid() {
 stop_hub() {
     stop_pid "$hub_pid"
     hub_pid=""
+    drop_pg_dbs
 }
 stop_fake() {
     stop_pid "$fake_pid"
@@ -181,6 +183,28 @@ wait_for() {
 
 # start_hub DIR BINARY CONFIG: the hub BINARY with CONFIG plus the
 # environment below (only keys that every compared build knows).
+# The hub's database: a fresh SQLite file in the run's folder, or with
+# PG_URL (a PostgreSQL server URL with a database the script may create
+# others beside, e.g. postgres://postgres@127.0.0.1:5432/test) a fresh
+# PostgreSQL database per run (scanlogin_bench_*), dropped when the hub stops.
+database_url() {
+    if [ -z "${PG_URL:-}" ]; then
+        echo "sqlite://$1/db.sqlite"
+        return
+    fi
+    local name
+    name="scanlogin_bench_$(date +%s%N)"
+    psql "$PG_URL" -qc "CREATE DATABASE $name" >/dev/null
+    echo "${PG_URL%/*}/$name"
+}
+drop_pg_dbs() {
+    [ -n "${PG_URL:-}" ] || return 0
+    local name
+    for name in $(psql "$PG_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'scanlogin_bench_%'" 2>/dev/null); do
+        psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+    done
+}
+
 start_hub() {
     local dir=$1 bin=$2 config=$3
     mkdir -p "$dir"
@@ -189,7 +213,7 @@ start_hub() {
         SCANLOGIN__SERVER__PUBLIC_URL="http://127.0.0.1:$PORT"
         SCANLOGIN__SERVER__SECRET_KEY_FILE="$dir/secret.key"
         SCANLOGIN__SERVER__WORKERS="$HUB_WORKERS"
-        SCANLOGIN__DATABASE__URL="sqlite://$dir/db.sqlite"
+        SCANLOGIN__DATABASE__URL="$(database_url "$dir")"
         SCANLOGIN__SCENE__TTL_SECS=3600
         # One load tool on one address plays thousands of people: no limits.
         SCANLOGIN__RATE_LIMIT__SCENES_PER_MINUTE=0
