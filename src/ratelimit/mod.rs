@@ -105,6 +105,11 @@ impl<K: Hash + Eq + Clone> Limit<K> {
             l.shrink_to_fit();
         }
     }
+
+    /// Keys held now.
+    fn keys(&self) -> usize {
+        self.limiter.as_ref().map_or(0, |l| l.len())
+    }
 }
 
 /// A limit per client address: an IPv4 address or IPv6 /64 gets the
@@ -160,6 +165,10 @@ impl IpLimit {
     fn shrink(&self) {
         self.narrow.shrink();
         self.wide.shrink();
+    }
+
+    fn keys(&self) -> usize {
+        self.narrow.keys() + self.wide.keys()
     }
 }
 
@@ -255,6 +264,24 @@ impl RateLimits {
     /// Counts a failed client authentication in the source's window.
     pub fn auth_failed(&self, client_id: &str, known: bool, ip: Option<IpAddr>) {
         self.failures.failed(client_id, known, ip);
+    }
+
+    /// Keys the per-address limits hold now (what `shrink` bounds).
+    pub fn keys(&self) -> usize {
+        [
+            &self.scenes,
+            &self.qrcodes,
+            &self.sockets,
+            &self.polls,
+            &self.mp,
+            &self.other,
+            &self.avatar_bytes,
+        ]
+        .iter()
+        .map(|l| l.keys())
+        .sum::<usize>()
+            + self.mp_scene.keys()
+            + self.redeems.keys()
     }
 
     /// Forgets full allowances and ended blocks (run by housekeeping).

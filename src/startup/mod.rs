@@ -113,6 +113,11 @@ impl Application {
     }
 
     /// The token that stops the hub when cancelled.
+    /// The hub's rate limits (to see what housekeeping keeps of them).
+    pub fn rate_limits(&self) -> Arc<RateLimits> {
+        self.state.limits.clone()
+    }
+
     /// What the hub has asked of its database so far (statements, commits).
     pub fn db_stats(&self) -> crate::db::Stats {
         self.db.stats().clone()

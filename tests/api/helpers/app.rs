@@ -38,6 +38,8 @@ pub struct TestApp {
     pub config_toml: String,
     /// What the hub has asked of its database so far.
     pub db_stats: scanlogin::db::Stats,
+    /// The hub's rate limits.
+    pub limits: std::sync::Arc<scanlogin::ratelimit::RateLimits>,
     /// Where `/metrics` is served when `metrics_bind` is set (the port the
     /// hub holds, also for port 0).
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -115,6 +117,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
     let metrics_addr = app.metrics_addr();
     let token = app.shutdown_token();
     let db_stats = app.db_stats();
+    let limits = app.rate_limits();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(40))
@@ -128,6 +131,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         db_url,
         config_toml,
         db_stats,
+        limits,
         metrics_addr,
         _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,

@@ -9,6 +9,7 @@ mod avatars_disk;
 mod code_images;
 mod every_path;
 mod exposure;
+mod forgetting;
 mod limits;
 mod malformed;
 
