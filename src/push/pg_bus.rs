@@ -7,8 +7,8 @@
 //! Notifications sent while the listener is disconnected are lost, so after
 //! every (re)connect, once it listens again, the node re-reads every topic
 //! it has local listeners for from its [`Source`] and dispatches what it
-//! finds: a change made during the gap reaches the browser right after the
-//! reconnect, not at the socket's next heartbeat.
+//! finds (`super::catch_up`): a change made during the gap reaches the
+//! browser right after the reconnect, not at the node's next timed catch-up.
 
 use std::str::FromStr;
 use std::sync::Arc;
