@@ -225,3 +225,68 @@ fn commit_batch(conn: &SqliteConn, batch: Vec<Job>, stats: &Stats) {
         (f.answer)(committed.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::ConnectionTrait;
+
+    use crate::config::DatabaseSettings;
+    use crate::db::{Db, is_unavailable, open};
+
+    async fn db_in(dir: &std::path::Path, busy_timeout_ms: u64) -> Db {
+        let settings = DatabaseSettings {
+            url: secrecy::SecretString::from(format!("sqlite://{}", dir.join("hub.db").display())),
+            busy_timeout_ms,
+            ..Default::default()
+        };
+        let db = open(&settings).await.expect("database");
+        db.write()
+            .execute_unprepared("CREATE TABLE IF NOT EXISTS t (n integer NOT NULL)")
+            .await
+            .expect("table");
+        db
+    }
+
+    /// While another process holds the write lock, writes queue up to the
+    /// bound and the rest are refused at once as unavailable (503), then
+    /// the queued ones complete once the lock is gone.
+    #[tokio::test]
+    async fn a_full_queue_refuses_writes_at_once() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let db = db_in(dir.path(), 3_000).await;
+        let locker = rusqlite::Connection::open(dir.path().join("hub.db")).expect("open");
+        locker
+            .execute_batch("BEGIN EXCLUSIVE")
+            .expect("take the lock");
+        let writes = (0..super::QUEUE + 200).map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write()
+                    .execute_unprepared(&format!("INSERT INTO t (n) VALUES ({n})"))
+                    .await
+            })
+        });
+        let writes: Vec<_> = writes.collect();
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        locker.execute_batch("ROLLBACK").expect("release the lock");
+        drop(locker);
+        let (mut done, mut refused) = (0, 0);
+        for w in writes {
+            match w.await.expect("task") {
+                Ok(_) => done += 1,
+                Err(e) => {
+                    assert!(is_unavailable(&e), "{e}");
+                    refused += 1;
+                }
+            }
+        }
+        assert!(
+            refused >= 200 - super::BATCH,
+            "refused {refused}, done {done}"
+        );
+        assert!(
+            done >= super::QUEUE - super::BATCH,
+            "refused {refused}, done {done}"
+        );
+    }
+}
