@@ -21,6 +21,7 @@ mod oidc;
 mod openapi;
 mod postgres;
 mod process;
+mod rotation;
 mod simulator;
 mod socket;
 mod socket_silence;
