@@ -16,6 +16,7 @@ use crate::clock::{now_ms, rfc3339};
 use crate::config::Settings;
 use crate::db::Tx;
 use crate::keys::{token_hash, token_matches};
+use crate::login_history::LoginRecord;
 use crate::scene::machine::{already_done, may_finish, refusal};
 use crate::scene::store::Confirmation;
 use crate::scene::{ConfirmedView, Scanner, SceneId, SceneStore, SceneView, State, Step};
@@ -323,6 +324,7 @@ impl Login {
         }
         let (nickname, avatar_url) = (profile.nickname.clone(), profile.avatar_url.clone());
         let now = now_ms();
+        let history = self.history_of(row, now);
         let write = ConfirmWrite {
             scenes: self.scenes.clone(),
             tickets: self.tickets.clone(),
@@ -333,6 +335,7 @@ impl Login {
             b: b.clone(),
             single_step,
             profile,
+            history,
             note: call.note.take(),
             now,
         };
@@ -357,6 +360,25 @@ impl Login {
         .await;
         self.report(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
         Ok((State::Confirmed, user_id))
+    }
+
+    /// What the login history keeps of a confirm of `row` (none when it
+    /// keeps no days): the browser that created the scene, and its place.
+    fn history_of(&self, row: &entity::scenes::Model, now: i64) -> Option<LoginRecord> {
+        self.settings
+            .housekeeping
+            .keeps_login_history()
+            .then(|| LoginRecord {
+                scene_id: row.id.clone(),
+                client_id: row.client_id.clone(),
+                at: now,
+                ip: row.browser_ip.clone(),
+                user_agent: row.browser_user_agent.clone(),
+                location: self
+                    .geoip
+                    .as_ref()
+                    .and_then(|g| g.locate_str(&row.browser_ip)),
+            })
     }
 
     /// The person refused: end the scene, tell the browser.
@@ -457,6 +479,8 @@ struct ConfirmWrite {
     b: Scanner,
     single_step: bool,
     profile: Profile,
+    /// The login to record, unless the history keeps none.
+    history: Option<LoginRecord>,
     note: Option<CodeNote>,
     now: i64,
 }
@@ -518,6 +542,9 @@ impl ConfirmWrite {
             now,
         )
         .await?;
+        if let Some(login) = &self.history {
+            crate::login_history::record(tx, &user_id, login).await?;
+        }
         if let Some(note) = self.note {
             note.write(tx, Some(CodeUse::Confirm)).await?;
         }

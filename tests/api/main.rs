@@ -16,6 +16,7 @@ mod helpers;
 mod hostile;
 mod hostile_ws;
 mod housekeeping;
+mod login_history;
 mod mp_login;
 mod oidc;
 mod openapi;

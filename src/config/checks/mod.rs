@@ -46,6 +46,9 @@ impl Settings {
         if self.housekeeping.retention_secs < 3600 {
             out.push("housekeeping.retention_secs: at least 3600 (an hour)".into());
         }
+        if self.housekeeping.login_history_days > 36_500 {
+            out.push("housekeeping.login_history_days: at most 36500 (0 keeps none)".into());
+        }
         if self.housekeeping.batch == 0 || self.housekeeping.interval_secs == 0 {
             out.push("housekeeping: batch and interval_secs must be at least 1".into());
         }

@@ -76,6 +76,7 @@ pub fn config_file(settings: &Settings) -> String {
             "retention_secs": s.housekeeping.retention_secs,
             "batch": s.housekeeping.batch,
             "interval_secs": s.housekeeping.interval_secs,
+            "login_history_days": s.housekeeping.login_history_days,
         },
         "webhooks": {
             "timeout_ms": s.webhooks.timeout_ms,
@@ -163,6 +164,7 @@ fn the_config_file_holds_the_same_settings() {
         s.log.format = LogFormat::Json;
         s.log.level = "debug".into();
         s.housekeeping.batch = 9;
+        s.housekeeping.login_history_days = 11;
         s.webhooks.timeout_ms = 1100;
         s.webhooks.retry_first_ms = 120;
         s.webhooks.retry_max_ms = 1300;
