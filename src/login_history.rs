@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use crate::clock::rfc3339;
-use crate::geoip::Location;
+use crate::geoip::{GeoIp, Location};
 
 /// One confirmed login as the confirm knows it before its transaction
 /// (the user is known only inside).
@@ -27,6 +27,21 @@ pub struct LoginRecord {
     pub user_agent: String,
     /// The browser's place, with `[geoip]`.
     pub location: Option<Location>,
+}
+
+impl LoginRecord {
+    /// A confirm of `row` at `now`: the browser that created the scene, and
+    /// its place when a `[geoip]` database is given.
+    pub fn of(row: &entity::scenes::Model, now: i64, geoip: Option<&GeoIp>) -> Self {
+        Self {
+            scene_id: row.id.clone(),
+            client_id: row.client_id.clone(),
+            at: now,
+            ip: row.browser_ip.clone(),
+            user_agent: row.browser_user_agent.clone(),
+            location: geoip.and_then(|g| g.locate_str(&row.browser_ip)),
+        }
+    }
 }
 
 /// Records that `user_id` logged in (in the caller's transaction; a scene

@@ -324,7 +324,12 @@ impl Login {
         }
         let (nickname, avatar_url) = (profile.nickname.clone(), profile.avatar_url.clone());
         let now = now_ms();
-        let history = self.history_of(row, now);
+        // Kept unless the history keeps no days.
+        let history = self
+            .settings
+            .housekeeping
+            .keeps_login_history()
+            .then(|| LoginRecord::of(row, now, self.geoip.as_deref()));
         let write = ConfirmWrite {
             scenes: self.scenes.clone(),
             tickets: self.tickets.clone(),
@@ -360,25 +365,6 @@ impl Login {
         .await;
         self.report(FlowEvent::ConfirmPushed(arrived.elapsed().as_secs_f64()));
         Ok((State::Confirmed, user_id))
-    }
-
-    /// What the login history keeps of a confirm of `row` (none when it
-    /// keeps no days): the browser that created the scene, and its place.
-    fn history_of(&self, row: &entity::scenes::Model, now: i64) -> Option<LoginRecord> {
-        self.settings
-            .housekeeping
-            .keeps_login_history()
-            .then(|| LoginRecord {
-                scene_id: row.id.clone(),
-                client_id: row.client_id.clone(),
-                at: now,
-                ip: row.browser_ip.clone(),
-                user_agent: row.browser_user_agent.clone(),
-                location: self
-                    .geoip
-                    .as_ref()
-                    .and_then(|g| g.locate_str(&row.browser_ip)),
-            })
     }
 
     /// The person refused: end the scene, tell the browser.
