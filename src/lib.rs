@@ -13,6 +13,7 @@ pub mod http;
 pub mod keys;
 pub mod locks;
 pub mod login;
+pub mod login_history;
 pub mod push;
 pub mod ratelimit;
 pub mod scene;

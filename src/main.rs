@@ -1,5 +1,5 @@
 //! The `scanlogin` binary: `serve` (default), `migrate`, `check-config`,
-//! `webhooks retry`.
+//! `webhooks retry`, `logins`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +33,25 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// Print the login history, oldest first, one JSON object a line.
+    Logins {
+        /// Only this user's logins.
+        #[arg(long = "user", value_name = "ID")]
+        user: Option<String>,
+        /// Only logins to this client.
+        #[arg(long = "client", value_name = "ID")]
+        client: Option<String>,
+        /// Only logins at or after this time (RFC 3339).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_rfc3339)]
+        since: Option<i64>,
+    },
+}
+
+/// An RFC 3339 time as milliseconds since the Unix epoch.
+fn parse_rfc3339(text: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-12-01T00:00:00Z"))
 }
 
 #[derive(Subcommand)]
@@ -84,6 +103,62 @@ async fn main() -> ExitCode {
         Command::Webhooks {
             command: WebhooksCommand::Retry { id, .. },
         } => webhooks_retry(&settings, id.as_deref()).await,
+        Command::Logins {
+            user,
+            client,
+            since,
+        } => {
+            let filter = scanlogin::login_history::LoginFilter {
+                user_id: user,
+                client_id: client,
+                since,
+            };
+            logins(&settings, &filter).await
+        }
+    }
+}
+
+/// `scanlogin logins [--user ID] [--client ID] [--since RFC3339]`: read in
+/// pages, so a long history never sits in memory whole.
+async fn logins(settings: &Settings, filter: &scanlogin::login_history::LoginFilter) -> ExitCode {
+    use std::io::Write;
+
+    use scanlogin::login_history::{LoginLine, page};
+    let db = match scanlogin::db::connect(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("database.url: cannot connect: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut after = None;
+    let done = loop {
+        let rows = match page(&db, filter, after.as_ref(), 500).await {
+            Ok(rows) => rows,
+            Err(e) => break Err(format!("reading the login history failed: {e}")),
+        };
+        let Some(last) = rows.last() else {
+            break Ok(());
+        };
+        after = Some((last.at, last.scene_id.clone()));
+        let written = rows.into_iter().try_for_each(|row| {
+            let line =
+                serde_json::to_string(&LoginLine::from(row)).map_err(std::io::Error::other)?;
+            writeln!(out, "{line}")
+        });
+        if let Err(e) = written {
+            break Err(format!("writing failed: {e}"));
+        }
+    };
+    let done = done.and_then(|()| out.flush().map_err(|e| format!("writing failed: {e}")));
+    let _ = db.close().await;
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

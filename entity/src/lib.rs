@@ -4,6 +4,7 @@
 pub mod avatars;
 pub mod code_exchanges;
 pub mod identities;
+pub mod login_history;
 pub mod oidc_access_tokens;
 pub mod oidc_grants;
 pub mod oidc_keys;

@@ -12,6 +12,7 @@ mod m20261130_000040_wechat_depth;
 mod m20261207_000010_webhook_counts_bigint;
 mod m20261207_000050_avatar_slots;
 mod m20261207_000060_consent_and_binding;
+mod m20261207_000070_login_history;
 
 /// Every migration of scanlogin, oldest first.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_webhook_counts_bigint::Migration),
             Box::new(m20261207_000050_avatar_slots::Migration),
             Box::new(m20261207_000060_consent_and_binding::Migration),
+            Box::new(m20261207_000070_login_history::Migration),
         ]
     }
 }

@@ -1,8 +1,10 @@
 //! The `[[apps]]` (mini-programs) and `[[clients]]` (websites) entries.
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
+
+use crate::keys::secrets_equal;
 
 /// `[[apps]]`: one mini-program.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +60,10 @@ pub struct ClientSettings {
     pub client_id: String,
     pub name: String,
     pub client_secret: SecretString,
+    /// The secret before the latest rotation, accepted beside
+    /// `client_secret` while the site's backends move over.
+    #[serde(default)]
+    pub previous_client_secret: Option<SecretString>,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
     #[serde(default)]
@@ -69,6 +75,10 @@ pub struct ClientSettings {
     /// `whsec_` + base64 of at least 24 random bytes; signs the webhooks.
     #[serde(default)]
     pub webhook_secret: Option<SecretString>,
+    /// The webhook secret before the latest rotation (same format): each
+    /// delivery is then signed with both, so the site can roll its verifier.
+    #[serde(default)]
+    pub previous_webhook_secret: Option<SecretString>,
     /// The `[[apps]]` entry whose mini-program code this client's scenes
     /// show (default: the first); on a quota error the next app's is shown.
     #[serde(default)]
@@ -85,5 +95,74 @@ impl ClientSettings {
         self.allowed_origins
             .iter()
             .any(|o| o.trim_end_matches('/') == origin)
+    }
+
+    /// Whether `presented` is this client's secret or, during a rotation,
+    /// its previous one. Both are compared, in constant time, whatever the
+    /// first gives: the time taken does not tell which one matched.
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        let current = secrets_equal(presented, self.client_secret.expose_secret());
+        let previous = self
+            .previous_client_secret
+            .as_ref()
+            .is_some_and(|p| secrets_equal(presented, p.expose_secret()));
+        current | previous
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Settings;
+    use crate::config::fixtures::{BASE, env};
+
+    fn settings(previous: Option<&str>) -> Result<Settings, crate::config::ConfigError> {
+        let previous = previous
+            .map(|p| format!("previous_client_secret = \"{p}\"\n"))
+            .unwrap_or_default();
+        let text = format!(
+            "{BASE}\n[[clients]]\nclient_id = \"shop\"\nname = \"Shop\"\n\
+             client_secret = \"shop-new-secret-0123456789\"\n{previous}"
+        );
+        Settings::from_sources(&text, env(&[]))
+    }
+
+    #[test]
+    fn the_previous_secret_is_accepted_beside_the_secret_and_hidden() {
+        let s = settings(Some("shop-old-secret-0123456789")).expect("valid");
+        let shop = s.client("shop").expect("shop");
+        assert!(shop.secret_matches("shop-new-secret-0123456789"));
+        assert!(shop.secret_matches("shop-old-secret-0123456789"));
+        for wrong in [
+            "",
+            "shop-old-secret-012345678",
+            "shop-new-secret-0123456789 ",
+        ] {
+            assert!(!shop.secret_matches(wrong), "{wrong:?}");
+        }
+        assert!(
+            !format!("{s:?}").contains("shop-old-secret"),
+            "redacted in Debug"
+        );
+        let s = settings(None).expect("valid");
+        let shop = s.client("shop").expect("shop");
+        assert!(!shop.secret_matches("shop-old-secret-0123456789"));
+        assert!(!shop.secret_matches(""));
+    }
+
+    #[test]
+    fn an_empty_previous_secret_is_refused_and_a_short_one_warned_about() {
+        let err = settings(Some("")).expect_err("empty").to_string();
+        assert!(
+            err.contains("previous_client_secret: must not be empty"),
+            "{err}"
+        );
+        let s = settings(Some("short")).expect("valid");
+        assert!(
+            s.warnings()
+                .iter()
+                .any(|w| w.contains("previous_client_secret: shorter than 16")),
+            "{:?}",
+            s.warnings()
+        );
     }
 }

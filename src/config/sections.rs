@@ -222,6 +222,23 @@ pub struct HousekeepingSettings {
     pub batch: u64,
     /// Seconds between housekeeping runs.
     pub interval_secs: u64,
+    /// Days each confirmed login is kept in the login history; 0 keeps
+    /// none (nothing is recorded).
+    pub login_history_days: u64,
+}
+
+impl HousekeepingSettings {
+    /// Whether confirmed logins are recorded at all.
+    pub fn keeps_login_history(&self) -> bool {
+        self.login_history_days > 0
+    }
+
+    /// How long a login is kept, in milliseconds.
+    pub fn login_history_ms(&self) -> i64 {
+        i64::try_from(self.login_history_days)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(86_400_000)
+    }
 }
 
 impl Default for HousekeepingSettings {
@@ -230,6 +247,7 @@ impl Default for HousekeepingSettings {
             retention_secs: 7 * 24 * 3600,
             batch: 500,
             interval_secs: 60,
+            login_history_days: 90,
         }
     }
 }

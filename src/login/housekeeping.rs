@@ -30,19 +30,22 @@ impl Login {
     }
 
     /// Deletes scenes, code images and tickets older than `retention_ms`,
-    /// code exchanges past their 5 minutes, and avatars no user shows once
-    /// their scene is done with them (within an hour), in batches; returns
-    /// rows deleted.
+    /// code exchanges past their 5 minutes, avatars no user shows once
+    /// their scene is done with them (within an hour), and logins older than
+    /// `housekeeping.login_history_days` (all of them at 0), in batches;
+    /// returns rows deleted.
     pub async fn purge(&self, retention_ms: i64, batch: u64) -> Result<u64, DbErr> {
         let now = now_ms();
         let cutoff = now - retention_ms;
+        let logins_cutoff = now.saturating_sub(self.settings.housekeeping.login_history_ms());
         let mut total = 0;
         for _ in 0..100 {
             let n = self.scenes.purge_before(cutoff, batch).await?
                 + self.code_images.purge_before(cutoff, batch).await?
                 + self.tickets.purge_before(cutoff, batch).await?
                 + self.exchanges.purge_before(now, batch).await?
-                + self.avatars.purge_unreferenced(now, batch).await?;
+                + self.avatars.purge_unreferenced(now, batch).await?
+                + crate::login_history::purge_before(self.db.write(), logins_cutoff, batch).await?;
             total += n;
             if n == 0 {
                 break;

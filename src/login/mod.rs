@@ -37,6 +37,7 @@ use crate::clock::now_ms;
 use crate::config::{AppSettings, ClientSettings, Settings};
 use crate::db::Db;
 use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
+use crate::geoip::GeoIp;
 use crate::keys::ServerKey;
 use crate::push::{Bus, Message, Source};
 use crate::scene::code_images::CodeImages;
@@ -75,6 +76,9 @@ pub struct Login {
     apps: AppChooser,
     /// Seals phone numbers and opens them for redemption (built once).
     sealer: Sealer,
+    /// The `[geoip]` city database, when configured: where a login's
+    /// browser was, for the login history.
+    geoip: Option<Arc<GeoIp>>,
 }
 
 /// A scene's changes are what the push room carries: the topic is the
@@ -144,7 +148,14 @@ impl Login {
             bus,
             code_flight,
             observer,
+            geoip: None,
         }
+    }
+
+    /// Locates the browsers of logins with the `[geoip]` database.
+    pub fn with_geoip(mut self, geoip: Option<Arc<GeoIp>>) -> Self {
+        self.geoip = geoip;
+        self
     }
 
     /// The one-time ticket a browser is shown for a confirmed view (derived

@@ -16,6 +16,7 @@ use crate::clock::{now_ms, rfc3339};
 use crate::config::Settings;
 use crate::db::Tx;
 use crate::keys::{token_hash, token_matches};
+use crate::login_history::LoginRecord;
 use crate::scene::machine::{already_done, may_finish, refusal};
 use crate::scene::store::Confirmation;
 use crate::scene::{ConfirmedView, Scanner, SceneId, SceneStore, SceneView, State, Step};
@@ -323,6 +324,12 @@ impl Login {
         }
         let (nickname, avatar_url) = (profile.nickname.clone(), profile.avatar_url.clone());
         let now = now_ms();
+        // Kept unless the history keeps no days.
+        let history = self
+            .settings
+            .housekeeping
+            .keeps_login_history()
+            .then(|| LoginRecord::of(row, now, self.geoip.as_deref()));
         let write = ConfirmWrite {
             scenes: self.scenes.clone(),
             tickets: self.tickets.clone(),
@@ -333,6 +340,7 @@ impl Login {
             b: b.clone(),
             single_step,
             profile,
+            history,
             note: call.note.take(),
             now,
         };
@@ -457,6 +465,8 @@ struct ConfirmWrite {
     b: Scanner,
     single_step: bool,
     profile: Profile,
+    /// The login to record, unless the history keeps none.
+    history: Option<LoginRecord>,
     note: Option<CodeNote>,
     now: i64,
 }
@@ -518,6 +528,9 @@ impl ConfirmWrite {
             now,
         )
         .await?;
+        if let Some(login) = &self.history {
+            crate::login_history::record(tx, &user_id, login).await?;
+        }
         if let Some(note) = self.note {
             note.write(tx, Some(CodeUse::Confirm)).await?;
         }

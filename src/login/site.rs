@@ -1,14 +1,12 @@
 //! What a site's backend asks of the flow: to be recognised by its client
 //! credentials, and to redeem a ticket for the person who logged in.
 
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use tracing::info;
 
 use super::{Login, LoginError};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::ClientSettings;
-use crate::keys::secrets_equal;
 use crate::users::UserProfile;
 
 /// The answer to a redemption.
@@ -23,15 +21,15 @@ pub struct RedeemAnswer {
 }
 
 impl Login {
-    /// The client whose id and secret these are (compared in constant time).
+    /// The client whose id and secret these are (compared in constant time);
+    /// its `previous_client_secret` is accepted too during a rotation.
     pub fn authenticate_client(
         &self,
         client_id: &str,
         client_secret: &str,
     ) -> Result<&ClientSettings, LoginError> {
         let client = self.settings.client(client_id);
-        let known =
-            client.is_some_and(|c| secrets_equal(client_secret, c.client_secret.expose_secret()));
+        let known = client.is_some_and(|c| c.secret_matches(client_secret));
         client
             .filter(|_| known)
             .ok_or(LoginError::Unauthorized("client credentials are wrong"))

@@ -67,7 +67,15 @@ impl Application {
         let (bus, bus_health, listener_task) =
             bus(&settings, addr, &db, &source, &registry, &shutdown);
         let webhook_wake = crate::webhooks::Wake::default();
-        let login = login_flow(&settings, &db, wechat, key, bus, webhook_wake.clone());
+        let login = login_flow(
+            &settings,
+            &db,
+            wechat,
+            key,
+            bus,
+            webhook_wake.clone(),
+            geoip.clone(),
+        );
         let oidc = oidc_provider(&settings, &db, sealer, &login).await?;
         let state = AppState {
             oidc,

@@ -161,6 +161,7 @@ pub(super) fn login_flow(
     key: ServerKey,
     bus: SceneBus,
     wake: crate::webhooks::Wake,
+    geoip: Option<Arc<crate::geoip::GeoIp>>,
 ) -> Arc<Login> {
     // Confirms and cancels queue webhook events in their transaction, only
     // for clients with a webhook: without any, there is nothing to wake for.
@@ -175,14 +176,17 @@ pub(super) fn login_flow(
             FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
         }
     });
-    Arc::new(Login::new(
-        settings.clone(),
-        db.clone(),
-        wechat,
-        key,
-        bus,
-        Some(flow_observer),
-    ))
+    Arc::new(
+        Login::new(
+            settings.clone(),
+            db.clone(),
+            wechat,
+            key,
+            bus,
+            Some(flow_observer),
+        )
+        .with_geoip(geoip),
+    )
 }
 
 /// The OpenID Connect provider, with its signing key made or read.

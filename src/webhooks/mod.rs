@@ -143,6 +143,23 @@ pub struct Target {
     pub url: url::Url,
     /// What signs them.
     pub key: SigningKey,
+    /// The secret before a rotation, when the client still has one: each
+    /// delivery is signed with it too.
+    pub previous_key: Option<SigningKey>,
+}
+
+impl Target {
+    /// The `webhook-signature` value: `v1,<new>`, then ` v1,<old>` during a
+    /// rotation (Standard Webhooks: signatures separated by spaces; a
+    /// verifier accepts the delivery when any one of them matches).
+    pub fn signature(&self, id: &str, timestamp: i64, body: &str) -> String {
+        let mut value = self.key.sign(id, timestamp, body);
+        if let Some(previous) = &self.previous_key {
+            value.push(' ');
+            value.push_str(&previous.sign(id, timestamp, body));
+        }
+        value
+    }
 }
 
 /// The webhook of `client`, when it has a usable one.
@@ -150,7 +167,15 @@ pub fn target(client: &ClientSettings) -> Option<Target> {
     use secrecy::ExposeSecret;
     let url = client.webhook_url.clone()?;
     let key = SigningKey::parse(client.webhook_secret.as_ref()?.expose_secret()).ok()?;
-    Some(Target { url, key })
+    let previous_key = client
+        .previous_webhook_secret
+        .as_ref()
+        .and_then(|p| SigningKey::parse(p.expose_secret()).ok());
+    Some(Target {
+        url,
+        key,
+        previous_key,
+    })
 }
 
 #[cfg(test)]
@@ -176,6 +201,39 @@ mod tests {
             "#
         );
         let s = Settings::from_sources(&text, Vec::new()).expect("valid");
-        assert!(target(&s.clients[0]).is_some());
+        let t = target(&s.clients[0]).expect("a target");
+        assert!(
+            !t.signature("msg_1", 1, "{}").contains(' '),
+            "one secret, one signature"
+        );
+    }
+
+    #[test]
+    fn a_previous_secret_adds_a_second_signature_after_the_new_one() {
+        let (new, old) = (
+            format!("whsec_{}", STANDARD.encode([5u8; 32])),
+            format!("whsec_{}", STANDARD.encode([6u8; 32])),
+        );
+        let text = format!(
+            r#"
+            [[apps]]
+            app_id = "wxtest"
+            secret = "s"
+            [[clients]]
+            client_id = "shop"
+            name = "Shop"
+            client_secret = "0123456789abcdef"
+            webhook_url = "https://a.example/h"
+            webhook_secret = "{new}"
+            previous_webhook_secret = "{old}"
+            "#
+        );
+        let s = Settings::from_sources(&text, Vec::new()).expect("valid");
+        let t = target(&s.clients[0]).expect("a target");
+        let both = t.signature("msg_1", 1, "{}");
+        let expected =
+            [&new, &old].map(|k| SigningKey::parse(k).expect("key").sign("msg_1", 1, "{}"));
+        assert_eq!(both, expected.join(" "));
+        assert!(!format!("{s:?}").contains(&old[6..]), "redacted in Debug");
     }
 }

@@ -177,7 +177,7 @@ impl Worker {
             return;
         };
         let timestamp = now_ms() / 1000;
-        let signature = target.key.sign(&e.id, timestamp, &e.payload);
+        let signature = target.signature(&e.id, timestamp, &e.payload);
         let sent = self
             .http
             .post(target.url.clone())

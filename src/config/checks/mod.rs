@@ -46,6 +46,9 @@ impl Settings {
         if self.housekeeping.retention_secs < 3600 {
             out.push("housekeeping.retention_secs: at least 3600 (an hour)".into());
         }
+        if self.housekeeping.login_history_days > 36_500 {
+            out.push("housekeeping.login_history_days: at most 36500 (0 keeps none)".into());
+        }
         if self.housekeeping.batch == 0 || self.housekeeping.interval_secs == 0 {
             out.push("housekeeping: batch and interval_secs must be at least 1".into());
         }
@@ -128,6 +131,13 @@ impl Settings {
             }
             if client.client_secret.expose_secret().is_empty() {
                 out.push(format!("clients[{i}].client_secret: must not be empty"));
+            }
+            if let Some(previous) = &client.previous_client_secret
+                && previous.expose_secret().is_empty()
+            {
+                out.push(format!(
+                    "clients[{i}].previous_client_secret: must not be empty (leave it out)"
+                ));
             }
             for origin in &client.allowed_origins {
                 if let Err(why) = check_origin(origin) {
@@ -224,10 +234,19 @@ impl Settings {
             );
         }
         for (i, client) in self.clients.iter().enumerate() {
-            if (1..16).contains(&client.client_secret.expose_secret().len()) {
-                out.push(format!(
-                    "clients[{i}].client_secret: shorter than 16 characters; use a long random secret"
-                ));
+            let secrets = [
+                ("client_secret", Some(&client.client_secret)),
+                (
+                    "previous_client_secret",
+                    client.previous_client_secret.as_ref(),
+                ),
+            ];
+            for (key, secret) in secrets {
+                if secret.is_some_and(|s| (1..16).contains(&s.expose_secret().len())) {
+                    out.push(format!(
+                        "clients[{i}].{key}: shorter than 16 characters; use a long random secret"
+                    ));
+                }
             }
             for uri in &client.redirect_uris {
                 if oidc::is_plain_http_off_loopback(uri) {

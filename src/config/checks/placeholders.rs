@@ -51,8 +51,15 @@ pub fn problems(s: &Settings) -> Vec<String> {
         if let Some(url) = &client.webhook_url {
             values.push((key("webhook_url"), url.to_string()));
         }
-        if let Some(secret) = &client.webhook_secret {
-            values.push((key("webhook_secret"), secret.expose_secret().to_owned()));
+        let previous = [
+            ("previous_client_secret", &client.previous_client_secret),
+            ("webhook_secret", &client.webhook_secret),
+            ("previous_webhook_secret", &client.previous_webhook_secret),
+        ];
+        for (name, secret) in previous {
+            if let Some(secret) = secret {
+                values.push((key(name), secret.expose_secret().to_owned()));
+            }
         }
         if let Some(app) = &client.app_id {
             values.push((key("app_id"), app.clone()));

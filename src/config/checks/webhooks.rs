@@ -39,6 +39,16 @@ pub fn settings_problems(s: &Settings) -> Vec<String> {
         {
             out.push(format!("clients[{i}].webhook_secret: {why}"));
         }
+        if let Some(previous) = &client.previous_webhook_secret {
+            if let Err(why) = webhook_secret_bytes(previous.expose_secret()) {
+                out.push(format!("clients[{i}].previous_webhook_secret: {why}"));
+            }
+            if client.webhook_secret.is_none() {
+                out.push(format!(
+                    "clients[{i}].previous_webhook_secret: requires webhook_secret (the new one)"
+                ));
+            }
+        }
         if let Some(url) = &client.webhook_url {
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
                 out.push(format!("clients[{i}].webhook_url: must be an http(s) URL"));
@@ -139,6 +149,52 @@ mod tests {
             assert!(err.contains("clients[0].webhook_secret"), "{err}");
             assert!(!err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn a_previous_secret_is_checked_like_the_secret_and_needs_one() {
+        let good = format!("whsec_{}", STANDARD.encode([5u8; 32]));
+        let with_previous = |previous: &str| {
+            let text = format!(
+                r#"
+                [[apps]]
+                app_id = "wxtest"
+                secret = "s"
+                [[clients]]
+                client_id = "shop"
+                name = "Shop"
+                client_secret = "0123456789abcdef"
+                webhook_url = "https://a.example/h"
+                webhook_secret = "{good}"
+                previous_webhook_secret = "{previous}"
+                "#
+            );
+            Settings::from_sources(&text, Vec::new())
+        };
+        let old = format!("whsec_{}", STANDARD.encode([6u8; 24]));
+        let s = with_previous(&old).expect("valid");
+        assert!(!format!("{s:?}").contains(&old[6..]), "redacted in Debug");
+        let short = format!("whsec_{}", STANDARD.encode([6u8; 23]));
+        for bad in [
+            short.as_str(),
+            "whsec_***",
+            "plain-0123456789abcdef0123456789",
+        ] {
+            let err = with_previous(bad).expect_err(bad).to_string();
+            assert!(err.contains("clients[0].previous_webhook_secret"), "{err}");
+            assert!(!err.contains(bad), "{err}");
+        }
+        let alone = format!(
+            "[[apps]]\napp_id = \"wxtest\"\nsecret = \"s\"\n[[clients]]\nclient_id = \"shop\"\n\
+             name = \"Shop\"\nclient_secret = \"0123456789abcdef\"\nprevious_webhook_secret = \"{old}\"\n"
+        );
+        let err = Settings::from_sources(&alone, Vec::new())
+            .expect_err("a previous secret without a secret")
+            .to_string();
+        assert!(
+            err.contains("clients[0].previous_webhook_secret: requires webhook_secret"),
+            "{err}"
+        );
     }
 
     #[test]

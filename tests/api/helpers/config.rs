@@ -246,10 +246,12 @@ pub fn client(client_id: &str, name: &str, secret: &str) -> ClientSettings {
         client_id: client_id.into(),
         name: name.into(),
         client_secret: SecretString::from(secret),
+        previous_client_secret: None,
         allowed_origins: Vec::new(),
         webhook_url: None,
         redirect_uris: Vec::new(),
         webhook_secret: None,
+        previous_webhook_secret: None,
         app_id: None,
         phone: false,
     }

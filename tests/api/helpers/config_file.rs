@@ -76,6 +76,7 @@ pub fn config_file(settings: &Settings) -> String {
             "retention_secs": s.housekeeping.retention_secs,
             "batch": s.housekeeping.batch,
             "interval_secs": s.housekeeping.interval_secs,
+            "login_history_days": s.housekeeping.login_history_days,
         },
         "webhooks": {
             "timeout_ms": s.webhooks.timeout_ms,
@@ -120,11 +121,14 @@ fn client_entry(c: &ClientSettings) -> Value {
         "webhook_url",
         c.webhook_url.as_ref().map(|u| json!(u)),
     );
-    set(
-        &mut entry,
-        "webhook_secret",
-        c.webhook_secret.as_ref().map(expose),
-    );
+    let secrets = [
+        ("previous_client_secret", &c.previous_client_secret),
+        ("webhook_secret", &c.webhook_secret),
+        ("previous_webhook_secret", &c.previous_webhook_secret),
+    ];
+    for (key, secret) in secrets {
+        set(&mut entry, key, secret.as_ref().map(expose));
+    }
     set(&mut entry, "app_id", c.app_id.as_ref().map(|a| json!(a)));
     entry
 }
@@ -160,6 +164,7 @@ fn the_config_file_holds_the_same_settings() {
         s.log.format = LogFormat::Json;
         s.log.level = "debug".into();
         s.housekeeping.batch = 9;
+        s.housekeeping.login_history_days = 11;
         s.webhooks.timeout_ms = 1100;
         s.webhooks.retry_first_ms = 120;
         s.webhooks.retry_max_ms = 1300;
@@ -177,6 +182,8 @@ fn the_config_file_holds_the_same_settings() {
         s.clients.push(ClientSettings {
             webhook_url: Some(Url::parse("http://127.0.0.1:9/hook").expect("URL")),
             webhook_secret: Some(SecretString::from(format!("whsec_{}", "A".repeat(32)))),
+            previous_webhook_secret: Some(SecretString::from(format!("whsec_{}", "B".repeat(32)))),
+            previous_client_secret: Some(SecretString::from("hooked-old-secret-0123456789")),
             phone: true,
             ..client("hooked", "Hooked", "hooked-secret-0123456789")
         });
@@ -198,11 +205,13 @@ fn the_config_file_holds_the_same_settings() {
         all.extend(s.apps.iter().map(|a| a.secret.expose_secret().to_owned()));
         for c in &s.clients {
             all.push(c.client_secret.expose_secret().to_owned());
-            all.extend(
-                c.webhook_secret
-                    .as_ref()
-                    .map(|w| w.expose_secret().to_owned()),
-            );
+            for secret in [
+                &c.previous_client_secret,
+                &c.webhook_secret,
+                &c.previous_webhook_secret,
+            ] {
+                all.extend(secret.as_ref().map(|w| w.expose_secret().to_owned()));
+            }
         }
         all
     };

@@ -9,6 +9,7 @@ mod delivery;
 mod operations;
 mod postgres;
 mod receiver;
+mod rotation;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ struct HubConfig {
     db_url: String,
     /// `site`'s webhook URL and secret; `other` never has one.
     webhook: Option<(String, String)>,
+    /// `site`'s `previous_webhook_secret`, during a rotation.
+    previous_secret: Option<String>,
     timeout_ms: u64,
     retry_first_ms: u64,
     retry_max_ms: u64,
@@ -59,6 +62,7 @@ impl HubConfig {
         Self {
             db_url: db_url.to_owned(),
             webhook: Some((webhook_url.to_owned(), secret.to_owned())),
+            previous_secret: None,
             timeout_ms: 2000,
             retry_first_ms: 200,
             retry_max_ms: 800,
@@ -88,6 +92,7 @@ impl HubConfig {
             site.webhook_url = Some(Url::parse(url).expect("a webhook URL"));
             site.webhook_secret = Some(SecretString::from(secret.as_str()));
         }
+        site.previous_webhook_secret = self.previous_secret.as_deref().map(SecretString::from);
         settings.clients = vec![site, client(OTHER, "Other", OTHER_SECRET)];
         settings
     }

@@ -189,7 +189,7 @@ impl Down {
 
 /// Runs each delivery (and the extra `(headers, body)` pairs) through the
 /// npm `standardwebhooks` verifier; `None` when it cannot run here.
-async fn stock_verify(secret: &str, items: &[(Value, String)]) -> Option<Vec<Value>> {
+pub(super) async fn stock_verify(secret: &str, items: &[(Value, String)]) -> Option<Vec<Value>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let node = tokio::process::Command::new("node")
         .arg("--version")
@@ -239,7 +239,7 @@ async fn stock_verify(secret: &str, items: &[(Value, String)]) -> Option<Vec<Val
     Some(serde_json::from_slice(&out.stdout).expect("verifier output is JSON"))
 }
 
-fn headers_of(d: &Delivery) -> Value {
+pub(super) fn headers_of(d: &Delivery) -> Value {
     json!({"webhook-id": d.id, "webhook-timestamp": d.timestamp, "webhook-signature": d.signature})
 }
 
