@@ -165,7 +165,7 @@ pub(super) fn login_flow(
 ) -> Arc<Login> {
     // Confirms and cancels queue webhook events in their transaction, only
     // for clients with a webhook: without any, there is nothing to wake for.
-    let webhooks = settings.clients.iter().any(|c| c.webhook_url.is_some());
+    let webhooks = any_webhook(settings);
     let flow_observer: FlowObserver = Arc::new(move |event| {
         if webhooks && matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
             wake.notify();
@@ -210,14 +210,15 @@ pub(super) async fn oidc_provider(
 }
 
 /// The tasks beside the server: the sweeper, the catch-up of what the bus
-/// missed, and the webhook worker.
+/// missed, and, when a client has a webhook, the webhook worker (without
+/// one no event is queued, and the worker would only poll an empty outbox).
 pub(super) fn background_tasks(
     state: &AppState,
     db: &Db,
     webhook_wake: crate::webhooks::Wake,
     source: Arc<dyn Source<SceneView>>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    Ok(vec![
+    let mut tasks = vec![
         tokio::spawn(sweeper(state.clone())),
         crate::push::catch_up::spawn(
             state.registry.clone(),
@@ -225,13 +226,21 @@ pub(super) fn background_tasks(
             Duration::from_millis(state.settings.scene.catch_up_ms),
             state.shutdown.clone(),
         ),
-        crate::webhooks::worker::spawn(
+    ];
+    if any_webhook(&state.settings) {
+        tasks.push(crate::webhooks::worker::spawn(
             state.settings.clone(),
             db.clone(),
             webhook_wake,
             state.shutdown.clone(),
-        )?,
-    ])
+        )?);
+    }
+    Ok(tasks)
+}
+
+/// Whether any client has a webhook.
+fn any_webhook(settings: &Settings) -> bool {
+    settings.clients.iter().any(|c| c.webhook_url.is_some())
 }
 
 /// Marks overdue scenes expired (pushing `expired`) and, every

@@ -24,12 +24,13 @@ fn reading(app: &TestApp) -> Cost {
     }
 }
 
-/// Waits (at most 5 s) until the hub's background work stops touching the
-/// database, and returns the reading then.
+/// Waits (at most 10 s) until the hub has touched its database for 500 ms
+/// no more (a request's writes may still be committing), and returns the
+/// reading then.
 async fn settled(app: &TestApp) -> Cost {
     let mut last = reading(app);
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let now = reading(app);
         if now == last {
             return now;
