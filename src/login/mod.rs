@@ -16,6 +16,7 @@ mod inside;
 mod phone;
 mod profile;
 mod site;
+mod writes;
 
 pub use answers::{BrowserKind, BrowserView, ClientView, ScanAnswer};
 pub use browser::{BrowserInfo, CreatedScene, SocketScene};
