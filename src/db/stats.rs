@@ -13,7 +13,6 @@ pub struct Stats(Arc<Counters>);
 struct Counters {
     statements: AtomicU64,
     commits: AtomicU64,
-    batches: AtomicU64,
 }
 
 impl Stats {
@@ -21,10 +20,9 @@ impl Stats {
         self.0.statements.fetch_add(1, Relaxed);
     }
 
-    /// One write transaction committed, holding `jobs` requests' writes.
+    /// A commit holding `jobs` requests' write transactions.
     pub fn commit(&self, jobs: usize) {
         self.0.commits.fetch_add(jobs as u64, Relaxed);
-        self.0.batches.fetch_add(1, Relaxed);
     }
 
     /// Statements run so far (reads and writes, BEGIN and COMMIT excluded).
@@ -35,11 +33,5 @@ impl Stats {
     /// Write transactions committed so far, one per request that wrote.
     pub fn commits(&self) -> u64 {
         self.0.commits.load(Relaxed)
-    }
-
-    /// Commits to the file so far: on SQLite one holds every write
-    /// transaction that was queued together (group commit).
-    pub fn batches(&self) -> u64 {
-        self.0.batches.load(Relaxed)
     }
 }
