@@ -80,7 +80,6 @@ async fn failed_answers_are_retried_with_the_same_id_and_never_after_a_2xx() {
     let db_url = sqlite_url(dir.path());
     let hub = Hub::start(&HubConfig::new(&db_url, &receiver.url(), &secret)).await;
     let db = open_db(&db_url).await;
-    let metrics_before = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
 
     hub.confirmed_login(SITE, "carol").await;
     let seen = receiver.wait_for(4).await;
@@ -107,23 +106,7 @@ async fn failed_answers_are_retried_with_the_same_id_and_never_after_a_2xx() {
     assert_eq!(receiver.seen().len(), 4, "{:?}", receiver.seen());
     assert_verified(&secret, &seen).await;
 
-    let metrics = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
-    // What this test's four attempts added (see `moved`).
-    for (name, least) in [
-        ("scanlogin_webhook_attempts_total{result=\"non_2xx\"}", 3.0),
-        ("scanlogin_webhook_attempts_total{result=\"2xx\"}", 1.0),
-        (
-            "scanlogin_webhook_deliveries_total{outcome=\"delivered\"}",
-            1.0,
-        ),
-    ] {
-        let by = super::moved(&metrics_before, &metrics, name);
-        assert!(by >= least, "{name} moved by {by}, not {least}:\n{metrics}");
-    }
-    assert!(
-        metrics.contains("scanlogin_webhook_oldest_pending_seconds"),
-        "{metrics}"
-    );
+    // The metrics these attempts move: `metrics.rs`, on a hub of its own.
     hub.stop().await;
 }
 
@@ -220,7 +203,6 @@ async fn an_answer_slower_than_the_timeout_is_retried_and_logins_do_not_wait_for
     cfg.timeout_ms = 500;
     let hub = Hub::start(&cfg).await;
     let db = open_db(&db_url).await;
-    let metrics_before = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
 
     hub.confirmed_login(SITE, "ivan").await;
     let hanging = receiver.wait_for(1).await.remove(0);
@@ -245,9 +227,6 @@ async fn an_answer_slower_than_the_timeout_is_retried_and_logins_do_not_wait_for
     let row = rows.iter().find(|r| r.id == hanging.id).expect("row");
     assert_eq!(row.attempts, 2);
     assert_eq!(seen.len(), 4, "one attempt each for the others: {seen:?}");
-    let metrics = crate::helpers::get_text(&hub.http, hub.url("/metrics")).await;
-    let name = "scanlogin_webhook_attempts_total{result=\"timeout\"}";
-    let by = super::moved(&metrics_before, &metrics, name);
-    assert!(by >= 1.0, "{name} moved by {by}:\n{metrics}");
+    // The timeout's metric: `metrics.rs`, on a hub of its own.
     hub.stop().await;
 }

@@ -6,12 +6,14 @@
 //! missing, unless `SCANLOGIN_REQUIRE_BROWSER` is set, as in CI.
 
 mod delivery;
+mod metrics;
 mod operations;
 mod postgres;
 mod receiver;
 mod rotation;
 
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -103,12 +105,32 @@ impl HubConfig {
     }
 }
 
-/// A hub running in this process.
+/// A hub under test: in this process, or the `scanlogin` binary.
 struct Hub {
     port: u16,
-    stop: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    running: Running,
     http: reqwest::Client,
+}
+
+enum Running {
+    /// Shares the process-wide metrics registry with every other in-process
+    /// hub.
+    InProcess {
+        stop: tokio_util::sync::CancellationToken,
+        task: tokio::task::JoinHandle<std::io::Result<()>>,
+    },
+    /// A `scanlogin serve` process: its `/metrics` counts only its own work.
+    Binary {
+        child: tokio::process::Child,
+        log: PathBuf,
+    },
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(WAIT)
+        .build()
+        .expect("client")
 }
 
 impl Hub {
@@ -123,30 +145,107 @@ impl Hub {
         let app = Application::build(settings).await.expect("hub builds");
         let (port, stop) = (app.port(), app.shutdown_token());
         let task = tokio::spawn(app.run_until_stopped());
-        let http = reqwest::Client::builder()
-            .timeout(WAIT)
-            .build()
-            .expect("client");
         Hub {
             port,
-            stop,
-            task,
-            http,
+            running: Running::InProcess { stop, task },
+            http: http_client(),
         }
+    }
+
+    /// Runs `scanlogin serve` with `cfg`'s settings as changed by `change`,
+    /// its configuration file and log (stdout) in `dir`, on a port it binds
+    /// itself (0) and names in its log; returns once it is ready. The child
+    /// keeps only [`crate::process::kept_env`] and is killed if the test
+    /// panics.
+    async fn start_binary(cfg: &HubConfig, dir: &Path, change: impl FnOnce(&mut Settings)) -> Hub {
+        let mut settings = cfg.settings();
+        settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+        // The "scanlogin listening" line is at info.
+        settings.log.level = "info".into();
+        change(&mut settings);
+        let config = dir.join("hub.toml");
+        std::fs::write(&config, config_file(&settings)).expect("write config");
+        let log = dir.join("hub.out");
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scanlogin"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env_clear()
+            .envs(crate::process::kept_env())
+            .stdout(std::fs::File::create(&log).expect("log file"))
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start scanlogin");
+        let deadline = Instant::now() + WAIT;
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(port) = crate::process::listening_port(&text) {
+                break port;
+            }
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "the hub exited:\n{text}"
+            );
+            assert!(Instant::now() < deadline, "the hub never listened:\n{text}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let hub = Hub {
+            port,
+            running: Running::Binary { child, log },
+            http: http_client(),
+        };
+        while !hub
+            .http
+            .get(hub.url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "the hub did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        hub
     }
 
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Stops the hub as SIGTERM would and waits until it has stopped.
-    async fn stop(self) {
-        self.stop.cancel();
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .expect("the hub stops in time")
-            .expect("hub task")
-            .expect("hub ran");
+    /// Stops the hub (the binary by SIGTERM) and waits until it has stopped
+    /// cleanly; returns the binary's log (empty for an in-process hub).
+    async fn stop(self) -> String {
+        match self.running {
+            Running::InProcess { stop, task } => {
+                stop.cancel();
+                tokio::time::timeout(WAIT, task)
+                    .await
+                    .expect("the hub stops in time")
+                    .expect("hub task")
+                    .expect("hub ran");
+                String::new()
+            }
+            Running::Binary { mut child, log } => {
+                let pid = child.id().expect("pid").to_string();
+                let killed = std::process::Command::new("kill")
+                    .args(["-TERM", &pid])
+                    .status()
+                    .expect("kill");
+                assert!(killed.success());
+                let status = tokio::time::timeout(WAIT, child.wait())
+                    .await
+                    .expect("the hub exits in time")
+                    .expect("exit status");
+                let text = std::fs::read_to_string(&log).expect("log");
+                assert!(status.success(), "{status}:\n{text}");
+                text
+            }
+        }
+    }
+
+    /// The hub's `/metrics` text.
+    async fn scrape(&self) -> String {
+        crate::helpers::get_text(&self.http, self.url("/metrics")).await
     }
 
     async fn post(&self, path: &str, body: Value) -> Value {
@@ -285,23 +384,4 @@ async fn wait_states(
 /// Waits until `client`'s only event is in `state`.
 async fn wait_state(db: &DatabaseConnection, client: &str, state: &str) -> webhook_events::Model {
     wait_states(db, client, state, 1).await.remove(0)
-}
-
-/// The value of one metric series (`name{labels}`) in a Prometheus text
-/// scrape; 0 when absent.
-fn series(scrape: &str, name: &str) -> f64 {
-    scrape
-        .lines()
-        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .filter_map(|v| v.trim().parse::<f64>().ok())
-        .sum()
-}
-
-/// The webhook metrics this hub's own deliveries moved, from scrapes of its
-/// `/metrics` before and after. Every in-process hub shares one registry,
-/// so another test's deliveries can only add: each change is at least what
-/// this test caused, and a series this hub never touched stays 0 only if no
-/// other test touched it either.
-fn moved(before: &str, after: &str, name: &str) -> f64 {
-    series(after, name) - series(before, name)
 }

@@ -1,18 +1,14 @@
 //! What an operator meets: failed events and the CLI that requeues them,
 //! retention, `check-config`, and logs free of the secret.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use entity::webhook_events;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use serde_json::{Value, json};
 
 use scanlogin::config::LogFormat;
-
-use crate::helpers::config_file;
 
 use super::receiver::Receiver;
 use super::{Hub, HubConfig, SITE, WAIT, events_of, new_secret, open_db, sqlite_url, wait_state};
@@ -173,81 +169,16 @@ async fn the_webhook_secret_is_never_in_the_logs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = Receiver::start(0, &[500], 204);
     let secret = new_secret();
-    let mut settings = HubConfig::new(&sqlite_url(dir.path()), &receiver.url(), &secret).settings();
-    // Port 0: the hub binds a port of its own and logs which.
-    settings.server.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    settings.log.level = "debug".into();
-    settings.log.format = LogFormat::Json;
-    let text = config_file(&settings);
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, text).expect("write config");
-    let log_path = dir.path().join("out.log");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_scanlogin"))
-        .arg("--config")
-        .arg(&config)
-        .env_clear()
-        .envs(crate::process::kept_env())
-        .stdout(std::fs::File::create(&log_path).expect("log file"))
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start scanlogin");
-    let http = reqwest::Client::builder()
-        .timeout(WAIT)
-        .build()
-        .expect("client");
-    let deadline = Instant::now() + WAIT;
-    let port = loop {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if let Some(port) = crate::process::listening_port(&log) {
-            break port;
-        }
-        assert!(
-            child.try_wait().expect("wait").is_none(),
-            "the hub exited:\n{log}"
-        );
-        assert!(Instant::now() < deadline, "the hub never listened:\n{log}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(Instant::now() < deadline, "the hub did not become ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let post = |path: &str, body: Value| {
-        let req = http.post(format!("{base}{path}")).json(&body);
-        async move {
-            let res = req.send().await.expect("post");
-            assert!(res.status().is_success(), "{}", res.status());
-            res.json::<Value>().await.expect("JSON")
-        }
-    };
-    let scene = post("/api/v1/scenes", json!({"client_id": SITE})).await;
-    let code = post("/sim/api/login", json!({"user": "lena"})).await;
-    post(
-        "/api/v1/mp/confirm",
-        json!({"scene_id": scene["scene_id"], "code": code["code"]}),
-    )
+    let cfg = HubConfig::new(&sqlite_url(dir.path()), &receiver.url(), &secret);
+    let hub = Hub::start_binary(&cfg, dir.path(), |settings| {
+        settings.log.level = "debug".into();
+        settings.log.format = LogFormat::Json;
+    })
     .await;
+    hub.confirmed_login(SITE, "lena").await;
     let seen = receiver.wait_for(2).await;
     assert_eq!(seen[1].status, 204);
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::time::timeout(WAIT, child.wait())
-        .await
-        .expect("the hub exits in time")
-        .expect("exit status");
-    assert!(status.success(), "{status}");
-    let log = std::fs::read_to_string(&log_path).expect("log");
+    let log = hub.stop().await;
     assert!(log.contains("webhook delivered"), "{log}");
     assert!(
         !log.contains(&secret[6..]),
