@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 /// loopback bind) with these overrides; (exit code, stdout + stderr).
 fn run(command: &str, dir: &Path, extra: &[(&str, &str)]) -> (i32, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
+    // Only the kept variables: a caller's SCANLOGIN__* must not reach it.
+    cmd.env_clear().envs(crate::process::kept_env());
     cmd.arg(command)
         .arg("--config")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
@@ -19,7 +21,6 @@ fn run(command: &str, dir: &Path, extra: &[(&str, &str)]) -> (i32, String) {
         )
         .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
         .env("SCANLOGIN__SERVER__BIND", "127.0.0.1:0")
-        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
