@@ -1,5 +1,5 @@
 //! Parts of the machine some tests need (a PostgreSQL server, `openssl`,
-//! Chromium with Node): required where `.ci/run` says so, and never skipped
+//! Chromium with Node, Python's `openapi-spec-validator`): required where `.ci/run` says so, and never skipped
 //! in silence elsewhere.
 //!
 //! - With `SCANLOGIN_REQUIRE_<PART>` set (CI), a missing part fails the test.
@@ -20,6 +20,7 @@ pub enum Part {
     Postgres,
     Openssl,
     Browser,
+    OpenapiValidator,
 }
 
 impl Part {
@@ -29,6 +30,7 @@ impl Part {
             Part::Postgres => "SCANLOGIN_REQUIRE_POSTGRES",
             Part::Openssl => "SCANLOGIN_REQUIRE_OPENSSL",
             Part::Browser => "SCANLOGIN_REQUIRE_BROWSER",
+            Part::OpenapiValidator => "SCANLOGIN_REQUIRE_OPENAPI_VALIDATOR",
         }
     }
 
