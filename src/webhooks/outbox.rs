@@ -5,7 +5,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so each event is sent by one node at a time.
 
 use entity::webhook_events::{self, Column as C, Model};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LockBehavior, LockType, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LockBehavior, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
     QueryFilter, UpdateMany,
@@ -199,23 +199,25 @@ pub async fn purge_delivered(
 }
 
 /// Creation time of the oldest pending event, and how many events failed.
+/// Each value is read by its column name (`oldest`, `failed`): SQLite's
+/// rows are maps by name.
 pub async fn backlog(conn: &impl ConnectionTrait) -> Result<(Option<i64>, i64), DbErr> {
     let oldest = Query::select()
-        .expr(Func::min(Expr::col(C::CreatedAt)))
+        .expr_as(Func::min(Expr::col(C::CreatedAt)), Alias::new("oldest"))
         .from(webhook_events::Entity)
         .and_where(C::State.eq(PENDING))
         .to_owned();
     let failed = Query::select()
-        .expr(Func::count(Expr::col(C::Id)))
+        .expr_as(Func::count(Expr::col(C::Id)), Alias::new("failed"))
         .from(webhook_events::Entity)
         .and_where(C::State.eq(FAILED))
         .to_owned();
     let oldest: Option<i64> = match conn.query_one(&oldest).await? {
-        Some(row) => row.try_get_by_index(0)?,
+        Some(row) => row.try_get("", "oldest")?,
         None => None,
     };
     let failed: i64 = match conn.query_one(&failed).await? {
-        Some(row) => row.try_get_by_index(0)?,
+        Some(row) => row.try_get("", "failed")?,
         None => 0,
     };
     Ok((oldest, failed))
