@@ -36,8 +36,11 @@ pub(super) struct Listeners {
 
 impl Listeners {
     pub fn bind(settings: &Settings) -> anyhow::Result<Self> {
-        let main = TcpListener::bind(settings.server.bind)
-            .with_context(|| format!("cannot bind {}", settings.server.bind))?;
+        let main = match inherited_listener()? {
+            Some(listener) => listener,
+            None => TcpListener::bind(settings.server.bind)
+                .with_context(|| format!("cannot bind {}", settings.server.bind))?,
+        };
         let addr = main.local_addr()?;
         let metrics = match settings.server.metrics_bind {
             Some(bind) => Some(
@@ -56,6 +59,28 @@ impl Listeners {
             metrics,
             metrics_addr,
         })
+    }
+}
+
+/// The listening socket handed over by systemd socket activation (or a
+/// parent doing the same, as the tests do), used instead of binding
+/// `server.bind`: fd 3 when `LISTEN_PID` is this process and `LISTEN_FDS`
+/// is 1 (sd_listen_fds(3)). `None` when nothing was handed over.
+fn inherited_listener() -> anyhow::Result<Option<TcpListener>> {
+    let passed = sd_notify::listen_fds()
+        .context("LISTEN_FDS/LISTEN_PID (socket activation)")?
+        .len();
+    match passed {
+        0 => Ok(None),
+        1 => {
+            let listener = listenfd::ListenFd::from_env()
+                .take_tcp_listener(0)
+                .context("the socket passed as fd 3 (LISTEN_FDS) is not a TCP socket")?
+                .context("no socket at fd 3 (LISTEN_FDS)")?;
+            info!("using the listening socket passed by socket activation, not server.bind");
+            Ok(Some(listener))
+        }
+        n => anyhow::bail!("{n} sockets passed (LISTEN_FDS): scanlogin takes exactly one"),
     }
 }
 

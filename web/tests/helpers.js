@@ -70,30 +70,57 @@ function cleanEnv() {
  * of client demo; ownOrigin adds the hub's own), env (more SCANLOGIN__
  * variables). Returns { url, port, dir, env, proc, stop(), log() }.
  *
- * The hub's URL must be known before it starts (it is its public_url), so the
- * port is picked first; the hub is ready only once its own log says it
- * listens there (never another process's /healthz), and when it could not
- * bind a picked port (taken meanwhile), another is picked (not a port the
- * caller asked for).
+ * The hub's URL must be known before it starts (it is its public_url), so
+ * this process binds the port first (127.0.0.1:0, or opts.port), keeps the
+ * listener and hands it to the hub by systemd socket activation (fd 3,
+ * LISTEN_FDS, LISTEN_PID; docs/deploy.md): no other process can take the
+ * port in between, so there is nothing to retry. The hub is ready once its
+ * own log says it listens there and /healthz answers.
  */
 async function startHub(opts = {}) {
   if (!fs.existsSync(HUB_BIN)) throw new Error(`hub binary not found at ${HUB_BIN}: run cargo build or set SCANLOGIN_BIN`);
-  for (let attempt = 1; ; attempt++) {
-    const port = opts.port || (await freePort());
-    try {
-      return await startHubOn(port, opts);
-    } catch (e) {
-      if (opts.port || !e.portTaken || attempt >= 5) throw e;
-    }
+  const listener = await listen(opts.port || 0);
+  try {
+    return await startHubOn(listener, opts);
+  } finally {
+    if (listener.listening) listener.close();
   }
 }
 
-async function startHubOn(port, opts) {
+/** A TCP server listening on 127.0.0.1:`port` (0: any free port). */
+function listen(port) {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen({ port, host: "127.0.0.1", exclusive: true }, () => resolve(srv));
+  });
+}
+
+/**
+ * Runs the hub binary with `listener` at fd 3 as systemd socket activation
+ * does: spawn's stdio passes it (by its fd: node has no public way to pass a
+ * listening server) as the child's stdin, and a `sh` moves it to fd 3, sets
+ * LISTEN_PID to its own pid ($$) and execs the hub, which keeps that pid.
+ */
+function spawnActivated(listener, args, options) {
+  const fd = listener._handle && listener._handle.fd;
+  if (!(fd >= 0)) throw new Error("the listener has no file descriptor to hand over");
+  const script = 'exec 3<&0 </dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@"';
+  return spawn("/bin/sh", ["-c", script, HUB_BIN, ...args], {
+    ...options,
+    stdio: [fd, ...options.stdio.slice(1)],
+  });
+}
+
+async function startHubOn(listener, opts) {
+  const { port } = listener.address();
   const dir = opts.dir || fs.mkdtempSync(path.join(os.tmpdir(), "scanlogin-web-"));
   const url = `http://127.0.0.1:${port}`;
   const origins = [...(opts.origins || []), ...(opts.ownOrigin ? [url] : [])];
   const env = {
     ...cleanEnv(),
+    // Ignored while the hub takes the socket it is handed; a hub that bound
+    // it itself would fail ("address in use").
     SCANLOGIN__SERVER__BIND: `127.0.0.1:${port}`,
     SCANLOGIN__SERVER__PUBLIC_URL: url,
     SCANLOGIN__SERVER__SECRET_KEY: SECRET_KEY,
@@ -110,11 +137,14 @@ async function startHubOn(port, opts) {
   const logFile = path.join(dir, "hub.log");
   const out = fs.openSync(logFile, "a");
   const from = fs.fstatSync(out).size; // this start's part of the log
-  const proc = spawn(HUB_BIN, ["serve", "--config", path.join(REPO, "config.toml")], {
+  const proc = spawnActivated(listener, ["serve", "--config", path.join(REPO, "config.toml")], {
     cwd: dir,
     env,
     stdio: ["ignore", out, out],
   });
+  // The hub holds its own copy now; closed in the same tick, so this process
+  // never accepts one of the hub's connections.
+  listener.close();
   fs.closeSync(out);
   running.add(proc);
   let exited = null;
@@ -129,7 +159,6 @@ async function startHubOn(port, opts) {
     async () => {
       if (exited) {
         const err = new Error(`hub exited (${JSON.stringify(exited)}):\n${log()}`);
-        err.portTaken = /address (already )?in use/i.test(log());
         err.fatal = true;
         throw err;
       }

@@ -39,6 +39,25 @@ pub(crate) fn kept_env() -> Vec<(&'static str, std::ffi::OsString)> {
         .collect()
 }
 
+/// A command that runs `binary` with `listener` handed over as systemd
+/// socket activation does (sd_listen_fds(3)): the socket at fd 3,
+/// `LISTEN_FDS=1`, and `LISTEN_PID` the child's own pid. `Command` passes
+/// only fds 0-2 and `pre_exec` needs `unsafe` (forbidden here), so the
+/// listener goes in as stdin and a `sh` moves it to fd 3, sets `LISTEN_PID`
+/// to its pid (`$$`) and `exec`s the binary, which keeps that pid. The
+/// caller adds the arguments and environment; once spawned, dropping the
+/// command closes this process's copy of the listener.
+pub(crate) fn activated(binary: &Path, listener: std::net::TcpListener) -> Command {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(r#"exec 3<&0 </dev/null; LISTEN_FDS=1 LISTEN_PID=$$ exec "$0" "$@""#)
+        .arg(binary)
+        .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+            listener,
+        )));
+    cmd
+}
+
 /// The port in the hub's "scanlogin listening" log line (human or JSON).
 pub(crate) fn listening_port(log: &str) -> Option<u16> {
     let line = log.lines().find(|l| l.contains("scanlogin listening"))?;
@@ -61,40 +80,35 @@ impl Hub {
     }
 
     /// Starts the hub where its URLs must name its own port (`public_url`,
-    /// its own origin allowed): the binary takes `public_url` before it binds,
-    /// so the port is picked first; the hub counts as started only once its
-    /// own log says it listens on that port, and a port taken meanwhile is
-    /// replaced by another (at most 5 tries).
+    /// its own origin allowed): the binary takes `public_url` before it
+    /// starts, so the test binds `127.0.0.1:0` first, keeps the listener and
+    /// hands it to the hub by socket activation ([`activated`]); no other
+    /// process can take that port in between. `server.bind` names the same
+    /// address, so a hub that bound it instead of taking the socket would
+    /// fail with "address in use".
     fn start_public(dir: &Path) -> Hub {
-        let mut failures = Vec::new();
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("a free port")
-                .port();
-            let base = format!("http://127.0.0.1:{port}");
-            let extra = [
-                ("SCANLOGIN__SERVER__PUBLIC_URL", base.clone()),
-                (
-                    "SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS",
-                    format!("[\"{base}\"]"),
-                ),
-            ];
-            match Self::spawn(dir, &extra, None, Some(port)) {
-                Ok(hub) => return hub,
-                Err(text) => failures.push(text),
-            }
-        }
-        panic!("no hub started on a port of its URL: {failures:#?}");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let addr = listener.local_addr().expect("its address");
+        let base = format!("http://{addr}");
+        let extra = [
+            ("SCANLOGIN__SERVER__BIND", addr.to_string()),
+            ("SCANLOGIN__SERVER__PUBLIC_URL", base.clone()),
+            (
+                "SCANLOGIN__CLIENTS__0__ALLOWED_ORIGINS",
+                format!("[\"{base}\"]"),
+            ),
+        ];
+        Self::spawn(dir, &extra, None, Some(listener)).unwrap_or_else(|text| panic!("{text}"))
     }
 
-    /// The hub on `port` (0 when `None`); the log's text when it did not
-    /// listen there.
+    /// The hub on `listener` (handed over by socket activation), or on
+    /// `127.0.0.1:0` bound by itself when `None`; the log's text when it did
+    /// not listen where it should.
     fn spawn(
         dir: &Path,
         extra: &[(&str, String)],
         log: Option<&Path>,
-        port: Option<u16>,
+        listener: Option<std::net::TcpListener>,
     ) -> Result<Hub, String> {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let log = log.map(Path::to_owned).unwrap_or_else(|| {
@@ -102,15 +116,19 @@ impl Hub {
             dir.join(format!("hub-{n}.out"))
         });
         let out = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
+        let binary = Path::new(env!("CARGO_BIN_EXE_scanlogin"));
+        let port = listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("listener address").port());
+        let mut cmd = match listener {
+            Some(listener) => activated(binary, listener),
+            None => Command::new(binary),
+        };
         cmd.env_clear().envs(kept_env());
         cmd.arg("serve")
             .arg("--config")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
-            .env(
-                "SCANLOGIN__SERVER__BIND",
-                format!("127.0.0.1:{}", port.unwrap_or(0)),
-            )
+            .env("SCANLOGIN__SERVER__BIND", "127.0.0.1:0")
             .env(
                 "SCANLOGIN__DATABASE__URL",
                 format!("sqlite://{}", dir.join("hub.db").display()),
@@ -122,6 +140,8 @@ impl Hub {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("start scanlogin");
+        // The hub holds the listener now; this process's copy goes with `cmd`.
+        drop(cmd);
         let deadline = Instant::now() + Duration::from_secs(20);
         let port = loop {
             let text = std::fs::read_to_string(&log).unwrap_or_default();
