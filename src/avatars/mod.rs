@@ -152,6 +152,13 @@ impl AvatarStore {
         }
     }
 
+    /// The decoding slots (at most [`DECODE_SLOTS`] at once). For tests: a
+    /// real decode takes milliseconds, so holding slots is the one
+    /// deterministic way to see an upload refused as busy end to end.
+    pub fn decode_slots(&self) -> std::sync::Arc<tokio::sync::Semaphore> {
+        self.decode_slots.clone()
+    }
+
     /// [`reencode`] on a blocking thread, at most [`DECODE_SLOTS`] at once.
     pub async fn reencode(
         &self,

@@ -170,6 +170,12 @@ impl Login {
         ))
     }
 
+    /// The avatar store's decoding slots (for tests: see
+    /// [`AvatarStore::decode_slots`]).
+    pub fn avatar_decode_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.avatars.decode_slots()
+    }
+
     /// Hands a flow event to the observer (metrics, webhook wake-ups).
     fn report(&self, e: FlowEvent) {
         if let Some(o) = &self.observer {

@@ -120,7 +120,6 @@ impl Application {
         self.metrics_addr
     }
 
-    /// The token that stops the hub when cancelled.
     /// The hub's rate limits (to see what housekeeping keeps of them).
     pub fn rate_limits(&self) -> Arc<RateLimits> {
         self.state.limits.clone()
@@ -131,6 +130,19 @@ impl Application {
         self.db.stats().clone()
     }
 
+    /// Who listens to which scene on this node (WebSockets and waiting
+    /// long-polls): tests wait on it for a request to have arrived.
+    pub fn push_registry(&self) -> Arc<crate::push::Registry<crate::scene::SceneView>> {
+        self.state.registry.clone()
+    }
+
+    /// The avatar decoding slots (tests hold them to see an upload refused
+    /// as busy).
+    pub fn avatar_decode_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.state.login.avatar_decode_slots()
+    }
+
+    /// The token that stops the hub when cancelled.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.state.shutdown.clone()
     }

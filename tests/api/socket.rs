@@ -289,9 +289,19 @@ async fn shutdown_closes_sockets_with_1012() {
     let scene = app.create_scene().await;
     let mut ws = app.ws_connect(&scene).await;
     assert_eq!(ws.next_event().await["state"], "waiting");
+    // The socket is the scene's one listener; the long-poll subscribes as
+    // soon as its request is in the handler, and from then on the stop
+    // below answers it (the handler waits on the shutdown token too).
+    assert_eq!(app.registry.listeners(), 1);
     let poll = app.spawn_long_poll(&scene, "waiting", 30);
-    // No event says a long-poll is parked; give its request time to arrive.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while app.registry.listeners() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the long-poll did not reach the hub within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     app.stop();
     let (events, ending) = ws.closing(Duration::from_secs(10)).await;
     assert!(events.is_empty(), "{events:?}");

@@ -428,3 +428,79 @@ async fn avatar_uploads_share_the_mini_program_rate_limit() {
     let db = app.db().await;
     assert_eq!(avatars::Entity::find().count(&db).await.expect("count"), 1);
 }
+
+/// At most two avatars decode at once per node; an upload that finds both
+/// decoding slots taken waits for one (10 s), is refused with a 503 problem
+/// and stores nothing, and goes through once a slot is free. The test holds
+/// the slots itself (`TestApp::avatar_decode_slots`): a real decode of any
+/// image the limits let in takes milliseconds to seconds depending on the
+/// machine, and a slot is taken only once the whole body has arrived, so no
+/// upload can be made to keep one for the 10 s the third one waits.
+#[tokio::test]
+async fn an_upload_finding_both_decoding_slots_taken_is_refused_as_busy() {
+    let app = spawn_app().await;
+    let (scene, token) = mp_token(&app).await;
+    let slots = app.avatar_decode_slots.clone();
+    let png = image_bytes(8, 8, ImageFormat::Png);
+    let db = app.db().await;
+    let stored = || async {
+        avatars::Entity::find()
+            .filter(avatars::Column::SceneId.eq(scene.id.as_str()))
+            .count(&db)
+            .await
+            .expect("count")
+    };
+
+    // One slot taken: the other still decodes.
+    let first = slots.clone().try_acquire_owned().expect("a free slot");
+    let res = upload(&app, Some(&token), "image/png", png.clone()).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(stored().await, 1);
+
+    // Both taken (and no third): the upload waits, then is refused as busy.
+    let second = slots
+        .clone()
+        .try_acquire_owned()
+        .expect("a second free slot");
+    assert_eq!(slots.available_permits(), 0, "two decoding slots, not more");
+    let started = Instant::now();
+    let res = upload(&app, Some(&token), "image/png", png.clone()).await;
+    let waited = started.elapsed();
+    let retry_after = res.headers().get("retry-after").cloned();
+    let body = assert_problem(res, 503, "unavailable").await;
+    assert!(
+        waited >= Duration::from_secs(10),
+        "refused after {waited:?}"
+    );
+    assert_eq!(retry_after.as_ref().map(|v| v.as_bytes()), Some(&b"5"[..]));
+    assert!(
+        body["detail"].as_str().is_some_and(|d| d.contains("retry")),
+        "{body}"
+    );
+    // The first upload is still the scene's avatar.
+    assert_eq!(stored().await, 1);
+    let before = avatars::Entity::find()
+        .filter(avatars::Column::SceneId.eq(scene.id.as_str()))
+        .one(&db)
+        .await
+        .expect("query")
+        .expect("the first avatar");
+
+    // A slot freed: the same upload goes through and replaces it.
+    drop(first);
+    let res = upload(&app, Some(&token), "image/png", png).await;
+    assert_eq!(res.status(), 201);
+    let url = res.json::<serde_json::Value>().await.expect("JSON")["avatar_url"]
+        .as_str()
+        .expect("avatar_url")
+        .to_owned();
+    let after = avatars::Entity::find()
+        .filter(avatars::Column::SceneId.eq(scene.id.as_str()))
+        .one(&db)
+        .await
+        .expect("query")
+        .expect("the new avatar");
+    assert_ne!(after.id, before.id);
+    assert_eq!(url.rsplit('/').next(), Some(after.id.as_str()));
+    drop(second);
+}

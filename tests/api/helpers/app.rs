@@ -43,6 +43,11 @@ pub struct TestApp {
     /// Where `/metrics` is served when `metrics_bind` is set (the port the
     /// hub holds, also for port 0).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Who listens to which scene (WebSockets, waiting long-polls).
+    pub registry: std::sync::Arc<scanlogin::push::Registry<scanlogin::scene::SceneView>>,
+    /// The avatar decoding slots (hold them all to see an upload refused as
+    /// busy).
+    pub avatar_decode_slots: std::sync::Arc<tokio::sync::Semaphore>,
     _stop: StopGuard,
     _tmp: tempfile::TempDir,
 }
@@ -118,6 +123,8 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
     let token = app.shutdown_token();
     let db_stats = app.db_stats();
     let limits = app.rate_limits();
+    let registry = app.push_registry();
+    let avatar_decode_slots = app.avatar_decode_slots();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(40))
@@ -133,6 +140,8 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         db_stats,
         limits,
         metrics_addr,
+        registry,
+        avatar_decode_slots,
         _stop: StopGuard { token, pg_cleanup },
         _tmp: tmp,
     }
