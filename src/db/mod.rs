@@ -134,6 +134,7 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
         sqlite::SqliteConn::new(sqlite::open(&path, writer_opts)?, stats.clone()),
         sqlite::open(&path, opts)?,
         stats.clone(),
+        writer::WAL_LIMIT_BYTES,
     )?;
     let write = Handle::writer(writer, stats.clone());
     let read = Handle::readers(

@@ -66,19 +66,23 @@ impl Writer {
         conn: SqliteConn,
         checkpointer: rusqlite::Connection,
         stats: Stats,
+        wal_limit_bytes: i64,
     ) -> Result<Self, DbErr> {
         let (queue, jobs) = sync_channel::<Job>(QUEUE);
         let (wrote, written) = sync_channel::<()>(1);
+        let (finish_asked, finish) = sync_channel::<()>(1);
         conn.lock()
-            .execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {wal_limit_bytes};"
+            ))
             .map_err(exec_err)?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(&conn, &jobs, &wrote, &stats))
+            .spawn(move || write_loop(&conn, &jobs, &wrote, &finish, &stats))
             .map_err(|e| unavailable(&format!("cannot start the SQLite writer: {e}")))?;
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer, &written))
+            .spawn(move || checkpoint_loop(&checkpointer, &written, &finish_asked, wal_limit_bytes))
             .map_err(|e| unavailable(&format!("cannot start the SQLite checkpointer: {e}")))?;
         Ok(Self { queue })
     }
@@ -143,7 +147,13 @@ fn poll_once<F: Future>(f: F) -> Option<F::Output> {
     }
 }
 
-fn write_loop(conn: &SqliteConn, jobs: &Receiver<Job>, wrote: &SyncSender<()>, stats: &Stats) {
+fn write_loop(
+    conn: &SqliteConn,
+    jobs: &Receiver<Job>,
+    wrote: &SyncSender<()>,
+    finish: &Receiver<()>,
+    stats: &Stats,
+) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -153,6 +163,9 @@ fn write_loop(conn: &SqliteConn, jobs: &Receiver<Job>, wrote: &SyncSender<()>, s
             }
         }
         commit_batch(conn, batch, stats);
+        if finish.try_recv().is_ok() {
+            finish_checkpoint(conn);
+        }
         // The checkpointer has work; one wake-up waiting is enough.
         let _ = wrote.try_send(());
     }
@@ -161,16 +174,67 @@ fn write_loop(conn: &SqliteConn, jobs: &Receiver<Job>, wrote: &SyncSender<()>, s
 /// How long the checkpointer lets commits gather before copying them back.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
+/// The WAL's size past which the writer finishes a checkpoint itself (see
+/// [`checkpoint_loop`]), and the size the WAL file is cut back to when it
+/// starts over: 64 MiB, about 3 s of 1,000 confirms a second.
+pub const WAL_LIMIT_BYTES: i64 = 64 << 20;
+
+/// What `PRAGMA wal_checkpoint` reports: frames in the WAL, frames copied
+/// back into the database.
+fn checkpoint(conn: &rusqlite::Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
+    })
+}
+
 /// Copies committed pages from the WAL back into the database (PASSIVE: it
 /// never waits for, nor blocks, the writer or a reader), at most every
 /// [`CHECKPOINT_EVERY`] while there are commits, never when idle.
-fn checkpoint_loop(conn: &rusqlite::Connection, written: &Receiver<()>) {
+///
+/// The WAL starts over from its beginning only when a write transaction
+/// begins with every frame copied back; while commits never stop, one
+/// always lands during the copy, and the WAL would grow without bound. So
+/// once it holds more than `limit` bytes ([`WAL_LIMIT_BYTES`]), the checkpointer asks the
+/// writer to copy the few frames left itself, between two batches: the
+/// writer's next transaction then starts the WAL over.
+fn checkpoint_loop(
+    conn: &rusqlite::Connection,
+    written: &Receiver<()>,
+    finish: &SyncSender<()>,
+    limit: i64,
+) {
     while written.recv().is_ok() {
         std::thread::sleep(CHECKPOINT_EVERY);
         let _ = written.try_recv();
-        if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)") {
-            tracing::warn!(error = %e, "WAL checkpoint failed; the next one catches up");
+        match checkpoint(conn) {
+            Ok((frames, _)) if frames.saturating_mul(page_size(conn)) > limit => {
+                let _ = finish.try_send(());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one catches up"),
         }
+    }
+}
+
+/// The database's page size (a WAL frame holds one page).
+fn page_size(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap_or(4096)
+}
+
+/// The writer's part of a checkpoint: between batches, with no write
+/// pending, it copies back what the checkpointer could not.
+fn finish_checkpoint(conn: &SqliteConn) {
+    match checkpoint(&conn.lock()) {
+        Ok((frames, copied)) if frames > copied => {
+            tracing::debug!(
+                frames,
+                copied,
+                "a reader kept WAL frames from being copied back"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one catches up"),
     }
 }
 
@@ -245,6 +309,58 @@ mod tests {
             .await
             .expect("table");
         db
+    }
+
+    /// While commits never stop, the WAL still starts over: it stays near
+    /// its limit instead of growing with every commit (without the
+    /// writer's part of the checkpoint it grew past 10 MiB here).
+    #[tokio::test]
+    async fn the_wal_stays_bounded_while_commits_never_stop() {
+        use crate::db::handle::Handle;
+        use crate::db::sqlite::{OpenOptions, SqliteConn, open};
+        use crate::db::stats::Stats;
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let path = dir.path().join("hub.db");
+        let path = path.to_str().expect("utf-8 path");
+        let opts = OpenOptions {
+            busy_timeout: std::time::Duration::from_secs(5),
+            cache_kib: 2048,
+        };
+        let stats = Stats::default();
+        let limit = 128 << 10;
+        let conn = SqliteConn::new(open(path, opts).expect("open"), stats.clone());
+        let writer =
+            super::Writer::start(conn, open(path, opts).expect("open"), stats.clone(), limit)
+                .expect("writer");
+        let db = Handle::writer(writer, stats);
+        db.execute_unprepared("CREATE TABLE t (n integer NOT NULL, pad text NOT NULL)")
+            .await
+            .expect("table");
+        let wal = dir.path().join("hub.db-wal");
+        let started = std::time::Instant::now();
+        let (mut largest, mut commits) = (0, 0u64);
+        // About a thousand commits a second, one after the other, for 2 s
+        // (ten checkpoints), each adding at least one 4 KiB frame.
+        for n in 0..4_000 {
+            db.execute_unprepared(&format!(
+                "INSERT INTO t (n, pad) VALUES ({n}, printf('%.300c', 'x'))"
+            ))
+            .await
+            .expect("insert");
+            commits += 1;
+            if n % 20 == 0 {
+                largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+            }
+            if started.elapsed() > std::time::Duration::from_secs(2) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        // Growing, the WAL would hold every commit's frames.
+        assert!(
+            largest * 3 < commits * 4096,
+            "the WAL grew to {largest} bytes over {commits} commits (limit {limit})"
+        );
     }
 
     /// While another process holds the write lock, writes queue up to the
