@@ -2,6 +2,7 @@
 //! through a mini-program code, pushing the result to the browser over a
 //! WebSocket. `main.rs` is thin; everything tests drive lives here.
 
+pub mod account;
 pub mod avatars;
 pub mod clock;
 pub mod config;

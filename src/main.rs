@@ -1,5 +1,5 @@
 //! The `scanlogin` binary: `serve` (default), `migrate`, `check-config`,
-//! `webhooks retry`, `logins`.
+//! `webhooks retry`, `logins`, `users show|delete`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +33,11 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// A person's account: what the hub holds, or deleting it.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Print the login history, oldest first, one JSON object a line.
     Logins {
         /// Only this user's logins.
@@ -52,6 +57,22 @@ fn parse_rfc3339(text: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-12-01T00:00:00Z"))
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Print what the hub holds about a user as one JSON document (as the
+    /// person's `POST /api/v1/mp/account` answers it).
+    Show {
+        /// The user's id.
+        id: String,
+    },
+    /// Delete everything the hub holds about a user, as the person's own
+    /// deletion does (webhooks `user.deleted` included).
+    Delete {
+        /// The user's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -103,6 +124,12 @@ async fn main() -> ExitCode {
         Command::Webhooks {
             command: WebhooksCommand::Retry { id, .. },
         } => webhooks_retry(&settings, id.as_deref()).await,
+        Command::Users {
+            command: UsersCommand::Show { id },
+        } => users_show(&settings, &id).await,
+        Command::Users {
+            command: UsersCommand::Delete { id },
+        } => users_delete(&settings, &id).await,
         Command::Logins {
             user,
             client,
@@ -157,6 +184,80 @@ async fn logins(settings: &Settings, filter: &scanlogin::login_history::LoginFil
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scanlogin users show <id>`: one JSON document; exit 1 when unknown.
+async fn users_show(settings: &Settings, id: &str) -> ExitCode {
+    let db = match scanlogin::db::connect(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("database.url: cannot connect: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let found = scanlogin::account::view(&db, settings, id).await;
+    let _ = db.close().await;
+    let account = match found {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            eprintln!("no user {id:?}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("reading the user failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serde_json::to_string_pretty(&account) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("writing failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scanlogin users delete <id>`: in one transaction, as the person's own
+/// deletion; a running hub's webhook worker sends the `user.deleted` events.
+async fn users_delete(settings: &Settings, id: &str) -> ExitCode {
+    use sea_orm::TransactionTrait;
+    let db = match scanlogin::db::connect(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("database.url: cannot connect: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (job_settings, user_id) = (settings.clone(), id.to_owned());
+    let done = db
+        .transaction::<_, _, sea_orm::DbErr>(move |tx| {
+            Box::pin(async move {
+                let now = scanlogin::clock::now_ms();
+                scanlogin::account::delete(tx, &job_settings, &user_id, now).await
+            })
+        })
+        .await;
+    let _ = db.close().await;
+    match done {
+        Ok(Some(deleted)) => {
+            println!(
+                "user {} deleted; {} user.deleted webhook event(s) queued",
+                deleted.user_id, deleted.webhooks
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("no user {id:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("deleting the user failed: {e}");
             ExitCode::FAILURE
         }
     }

@@ -45,6 +45,8 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::miniprogram::confirm,
         super::miniprogram::cancel,
         super::miniprogram::login,
+        super::account::show,
+        super::account::delete,
         super::avatars::upload,
         super::avatars::serve,
         super::site::redeem,

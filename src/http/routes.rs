@@ -14,7 +14,8 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::{
-    avatars, browser, demo, demo_oidc, miniprogram, oidc, openapi, ops, site, socket, web_assets,
+    account, avatars, browser, demo, demo_oidc, miniprogram, oidc, openapi, ops, site, socket,
+    web_assets,
 };
 use crate::simulator::{self, Simulator};
 use crate::state::AppState;
@@ -60,6 +61,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(web::resource("/login").post(miniprogram::login))
                     .service(web::resource("/confirm").post(miniprogram::confirm))
                     .service(web::resource("/cancel").post(miniprogram::cancel))
+                    .service(web::resource("/account").post(account::show))
+                    .service(web::resource("/account/delete").post(account::delete))
                     .service(web::resource("/avatar").post(avatars::upload)),
             )
             .service(web::resource("/api/v1/avatars/{id}").get(avatars::serve))

@@ -28,6 +28,7 @@ pub const SCOPES: &[(&str, Scope)] = &[
     ("/api/v1/scenes/*/events", Scope::Polls),
     ("/api/v1/scenes/*/ws", Scope::Sockets),
     ("/api/v1/mp/*", Scope::MiniProgram),
+    ("/api/v1/mp/account/delete", Scope::MiniProgram),
     ("/api/v1/tickets/redeem", Scope::Site),
 ];
 
@@ -92,6 +93,12 @@ mod tests {
             (&get, format!("/api/v1/scenes/{id}/ws"), Scope::Sockets),
             (&post, "/api/v1/mp/scan".to_owned(), Scope::MiniProgram),
             (&post, "/api/v1/mp/avatar".to_owned(), Scope::MiniProgram),
+            (&post, "/api/v1/mp/account".to_owned(), Scope::MiniProgram),
+            (
+                &post,
+                "/api/v1/mp/account/delete".to_owned(),
+                Scope::MiniProgram,
+            ),
             (&post, "/api/v1/tickets/redeem".to_owned(), Scope::Site),
             (&get, format!("/api/v1/avatars/{id}"), Scope::Other),
             (&get, "/api/v1/nothing/here".to_owned(), Scope::Other),

@@ -7,6 +7,7 @@
 //! the stores, WeChat and the bus, and fail with [`LoginError`], which knows
 //! nothing of HTTP.
 
+mod account;
 mod answers;
 mod browser;
 mod error;
@@ -51,13 +52,15 @@ use crate::wechat::apps::AppChooser;
 /// Hook that sees flow events (metrics, webhooks).
 pub type FlowObserver = Arc<dyn Fn(FlowEvent) + Send + Sync>;
 
-/// Something that happened to a scene, for metrics.
+/// Something that happened to a scene or a person, for metrics and webhooks.
 #[derive(Debug, Clone, Copy)]
 pub enum FlowEvent {
     Created,
     Ended(State),
     /// Seconds from a confirm's arrival to the hand-off of `confirmed` to the bus.
     ConfirmPushed(f64),
+    /// A person deleted their account; `user.deleted` events were queued.
+    UserDeleted,
 }
 
 /// The login flow.

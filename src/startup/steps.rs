@@ -163,17 +163,23 @@ pub(super) fn login_flow(
     wake: crate::webhooks::Wake,
     geoip: Option<Arc<crate::geoip::GeoIp>>,
 ) -> Arc<Login> {
-    // Confirms and cancels queue webhook events in their transaction, only
-    // for clients with a webhook: without any, there is nothing to wake for.
+    // Confirms, cancels and account deletions queue webhook events in their
+    // transaction, only for clients with a webhook: without any, there is
+    // nothing to wake for.
     let webhooks = any_webhook(settings);
     let flow_observer: FlowObserver = Arc::new(move |event| {
-        if webhooks && matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
+        let queued = matches!(
+            event,
+            FlowEvent::Ended(State::Confirmed | State::Cancelled) | FlowEvent::UserDeleted
+        );
+        if webhooks && queued {
             wake.notify();
         }
         match event {
             FlowEvent::Created => metrics::scene_created(),
             FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),
             FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
+            FlowEvent::UserDeleted => {}
         }
     });
     Arc::new(
