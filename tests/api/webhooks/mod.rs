@@ -10,6 +10,7 @@ mod operations;
 mod postgres;
 mod receiver;
 mod rotation;
+mod user_deleted;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
