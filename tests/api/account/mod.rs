@@ -6,6 +6,7 @@
 //! (`webhooks/user_deleted.rs`).
 
 mod cli;
+mod race;
 
 use std::io::Cursor;
 
