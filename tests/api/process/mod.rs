@@ -1,6 +1,7 @@
 //! The `scanlogin` binary as systemd runs it: notify protocol, SIGTERM,
 //! restart on the same database mid-login, metrics, and logs free of secrets.
 
+mod account;
 mod crash;
 mod observability;
 mod simulator;
