@@ -106,6 +106,7 @@ impl Application {
             limits,
             geoip,
             login,
+            simulator: state.simulator.clone(),
             webhooks: reload::WebhookWorker {
                 settings: settings.clone(),
                 db: db.clone(),

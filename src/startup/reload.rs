@@ -19,6 +19,7 @@ use crate::geoip::GeoIp;
 use crate::live::{Live, LiveSettings};
 use crate::login::Login;
 use crate::ratelimit::RateLimits;
+use crate::simulator::Simulator;
 use crate::telemetry::metrics;
 use crate::webhooks::Wake;
 
@@ -37,6 +38,8 @@ pub struct Reloader {
     pub(super) limits: Live<RateLimits>,
     pub(super) geoip: Live<Option<GeoIp>>,
     pub(super) login: Arc<Login>,
+    /// In simulator mode, the stand-in for WeChat, which knows the apps.
+    pub(super) simulator: Option<Arc<Simulator>>,
     pub(super) webhooks: WebhookWorker,
 }
 
@@ -104,6 +107,9 @@ impl Reloader {
         let stored = Arc::new(stored);
         self.settings.set(stored.clone());
         self.login.reloaded(&stored);
+        if let Some(simulator) = &self.simulator {
+            simulator.set_apps(&stored.apps);
+        }
         if let Some(limits) = limits {
             // Counts start afresh under the new limits.
             self.limits.set(Arc::new(limits));

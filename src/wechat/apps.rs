@@ -122,6 +122,26 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_changes_the_order_and_keeps_the_skips_of_apps_still_there() {
+        let c = AppChooser::new(vec!["a".into(), "b".into()]);
+        let now = 1_764_460_830_000;
+        c.exhausted("a", now);
+        c.exhausted("b", now);
+        c.reorder(vec!["c".into(), "b".into(), "a".into()]);
+        assert_eq!(c.candidates(None, now), ["c"]);
+        assert_eq!(c.candidates(Some("a"), now), ["c"]);
+        c.reorder(vec!["a".into()]);
+        assert_eq!(
+            c.candidates(None, now),
+            ["a"],
+            "every app skipped: the first"
+        );
+        c.reorder(vec!["b".into(), "a".into()]);
+        // "b" was dropped with the last order, and its skip with it.
+        assert_eq!(c.candidates(None, now), ["b"]);
+    }
+
+    #[test]
     fn the_skip_ends_with_the_minute_it_began_in() {
         assert_eq!(skip_until(120_000, 0), 180_000);
         assert_eq!(skip_until(179_999, 0), 180_000);

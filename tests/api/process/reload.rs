@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Hub, Ws, next, post, recv_notify, sim_code, ws_auth};
+use super::{Hub, Ws, next, post, recv_notify, ws_auth};
 
 /// The hub's own file: `bind` given here (no variable overrides it), the
 /// simulator, one app, the `demo` client, then `extra`.
@@ -44,14 +44,23 @@ allowed_origins = ["http://127.0.0.1:8080"]
     )
 }
 
-/// The client a good reload adds.
+/// The mini-program and the client a good reload adds.
 const SHOP: &str = r#"
+[[apps]]
+app_id = "wxshop0000000000"
+secret = "shop-app-secret"
+page = "pages/scanlogin/index"
+
 [[clients]]
 client_id = "shop"
 name = "Shop"
 client_secret = "shop-client-secret-0123456789"
 allowed_origins = ["https://shop.example"]
+app_id = "wxshop0000000000"
 "#;
+
+/// The app of the shop's scenes.
+const SHOP_APP: &str = "wxshop0000000000";
 
 /// Two mistakes the checks report together.
 const TWO_MISTAKES: &str = r#"
@@ -118,6 +127,12 @@ async fn new_scene(hub: &Hub, client: &str) -> (u16, Value) {
 async fn waiting(hub: &Hub, client: &str) -> (String, Ws) {
     let (status, body) = new_scene(hub, client).await;
     assert_eq!(status, 201, "{body}");
+    let app = if client == "shop" {
+        SHOP_APP
+    } else {
+        "wxdemo0000000000"
+    };
+    assert_eq!(body["app_id"], app, "{body}");
     let scene = body["scene_id"].as_str().expect("id").to_owned();
     let token = body["browser_token"].as_str().expect("token");
     let mut ws = ws_auth(hub, &scene, token).await;
@@ -129,7 +144,19 @@ async fn waiting(hub: &Hub, client: &str) -> (String, Ws) {
 /// the ticket, which the client redeems with `secret` for `user`.
 async fn confirm_and_redeem(hub: &Hub, scene: &str, ws: &mut Ws, client: &str, secret: &str) {
     let user = format!("user-of-{scene}");
-    let code = sim_code(hub, &user).await;
+    // `wx.login` in the client's mini-program, on the simulated phone.
+    let app = if client == "shop" {
+        SHOP_APP
+    } else {
+        "wxdemo0000000000"
+    };
+    let (status, body) = post(
+        hub.url("/sim/api/login"),
+        json!({"user": user, "app_id": app}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let code = body["code"].as_str().expect("code");
     let (status, scan) = post(
         hub.url("/api/v1/mp/scan"),
         json!({"scene_id": scene, "code": code}),
@@ -196,7 +223,8 @@ async fn a_good_file_adds_a_client_while_sockets_wait_and_a_later_one_removes_it
     assert_eq!(reloads(&hub, "refused").await, 0.0);
     assert!(log(&hub).contains("configuration reloaded"));
 
-    // The new client logs a person in from start to redemption.
+    // The new client logs a person in, in the new mini-program, from start
+    // to redemption.
     let (shop_scene, mut shop_ws) = waiting(&hub, "shop").await;
     confirm_and_redeem(
         &hub,
