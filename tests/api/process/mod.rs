@@ -1,4 +1,4 @@
-//! The `scanlogin` binary as systemd runs it: notify protocol, SIGTERM,
+//! The `scanlogin` binary as systemd runs it: notify protocol, SIGTERM, SIGHUP,
 //! restart on the same database mid-login, metrics, and logs free of secrets.
 
 mod crash;
