@@ -12,6 +12,7 @@ pub mod flight;
 pub mod geoip;
 pub mod http;
 pub mod keys;
+pub mod live;
 pub mod locks;
 pub mod login;
 pub mod login_history;

@@ -177,7 +177,8 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::open
 )]
 pub async fn document(state: web::Data<AppState>) -> HttpResponse {
     let mut doc = DOCUMENT.clone();
-    let base = state.settings.server.public_url.as_str();
+    let settings = state.settings.load();
+    let base = settings.server.public_url.as_str();
     doc.servers = Some(vec![Server::new(base.trim_end_matches('/'))]);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))

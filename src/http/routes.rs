@@ -31,10 +31,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let cors = browser_cors(&state);
         let simulator = state.simulator.clone();
-        let public_metrics = state.settings.server.metrics_bind.is_none();
+        let public_metrics = state.settings.load().server.metrics_bind.is_none();
         // The demo redeems without a secret: like the simulator, it exists
         // only in simulator mode.
-        let has_demo = simulator.is_some() && state.settings.client(demo::DEMO_CLIENT).is_some();
+        let has_demo =
+            simulator.is_some() && state.settings.load().client(demo::DEMO_CLIENT).is_some();
         cfg.app_data(web::Data::new(state))
             .app_data(json_config())
             .app_data(
@@ -137,7 +138,9 @@ fn browser_cors(state: &AppState) -> Cors {
     let settings = state.settings.clone();
     Cors::default()
         .allowed_origin_fn(move |origin, _| {
-            origin.to_str().is_ok_and(|o| settings.any_client_allows(o))
+            origin
+                .to_str()
+                .is_ok_and(|o| settings.load().any_client_allows(o))
         })
         .allowed_methods([Method::GET, Method::POST])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION])

@@ -69,7 +69,7 @@ pub async fn throttle(
         let addr = ClientAddr::of(req.request());
         req.extensions_mut().insert(addr);
         let scope = scope_of(req.method(), req.match_info().as_str());
-        if let Err(t) = state.limits.check_scope(scope, addr.0) {
+        if let Err(t) = state.limits.load().check_scope(scope, addr.0) {
             let res = ApiError::from(t).error_response();
             return Ok(req.into_response(res).map_into_right_body());
         }

@@ -44,7 +44,8 @@ impl Login {
         if user_id == unknown {
             return Err(LoginError::UserNotFound);
         }
-        crate::account::view(db, &self.settings, &user_id)
+        let settings = self.settings.get();
+        crate::account::view(db, &settings, &user_id)
             .await?
             .ok_or(LoginError::UserNotFound)
     }
@@ -61,7 +62,10 @@ impl Login {
         check_code("code", code)?;
         let held = self.exchanges.hold(&app.app_id, code).await;
         let (ex, note) = self.exchanges.exchange(&held, DELETE).await?;
-        let settings = self.settings.clone();
+        // The settings are read inside the transaction: which clients have a
+        // webhook is decided by the settings in force when the events are
+        // queued, after any reload while the code was exchanged.
+        let live = self.settings.clone();
         let (app_id, openid, unionid) = (ex.app_id, ex.openid, ex.unionid);
         let deleted = self
             .db
@@ -79,6 +83,7 @@ impl Login {
                     let deleted = if user_id == unknown {
                         None
                     } else {
+                        let settings = live.get();
                         crate::account::delete(tx, &settings, &user_id, now_ms()).await?
                     };
                     note.write(tx, None).await?;

@@ -9,6 +9,7 @@ mod delivery;
 mod operations;
 mod postgres;
 mod receiver;
+mod reload;
 mod rotation;
 mod user_deleted;
 
@@ -121,7 +122,11 @@ impl Hub {
             "settings refused: {}\n{settings:?}",
             problems.join("\n")
         );
-        let app = Application::build(settings).await.expect("hub builds");
+        Self::run(Application::build(settings).await.expect("hub builds"))
+    }
+
+    /// Runs a built hub.
+    fn run(app: Application) -> Hub {
         let (port, stop) = (app.port(), app.shutdown_token());
         let task = tokio::spawn(app.run_until_stopped());
         let http = reqwest::Client::builder()
