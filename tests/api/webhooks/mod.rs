@@ -57,6 +57,8 @@ struct HubConfig {
     retry_first_ms: u64,
     retry_max_ms: u64,
     retry_for_secs: u64,
+    /// How often the worker looks for due events besides being woken.
+    poll_interval_ms: u64,
 }
 
 impl HubConfig {
@@ -69,6 +71,7 @@ impl HubConfig {
             retry_first_ms: 200,
             retry_max_ms: 800,
             retry_for_secs: 3600,
+            poll_interval_ms: 200,
         }
     }
 
@@ -86,7 +89,7 @@ impl HubConfig {
             retry_first_ms: self.retry_first_ms,
             retry_max_ms: self.retry_max_ms,
             retry_for_secs: self.retry_for_secs,
-            poll_interval_ms: 200,
+            poll_interval_ms: self.poll_interval_ms,
             ..WebhookSettings::default()
         };
         let mut site = client(SITE, "Site", SITE_SECRET);

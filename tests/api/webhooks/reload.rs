@@ -73,9 +73,13 @@ async fn a_deletion_after_a_reload_that_adds_a_webhook_is_delivered() {
     let receiver = Receiver::start(0, &[], 204);
     let secret = new_secret();
     let db_url = sqlite_url(dir.path());
-    let with_hook = HubConfig::new(&db_url, &receiver.url(), &secret);
+    let mut with_hook = HubConfig::new(&db_url, &receiver.url(), &secret);
     let mut without = HubConfig::new(&db_url, &receiver.url(), &secret);
     without.webhook = None;
+    // The worker polls once a minute: only the deletion's wake-up can bring
+    // the event within the receiver's wait.
+    with_hook.poll_interval_ms = 60_000;
+    without.poll_interval_ms = 60_000;
     let app = Application::build(without.settings())
         .await
         .expect("hub builds");
@@ -93,8 +97,8 @@ async fn a_deletion_after_a_reload_that_adds_a_webhook_is_delivered() {
 
     reload_with(&reloader, &dir.path().join("hub.toml"), &with_hook).await;
 
-    // Her deletion reads the reloaded settings, and the worker the reload
-    // started delivers the event.
+    // Her deletion reads the reloaded settings and wakes the worker the
+    // reload started, which delivers the event.
     let code = hub.code("ada").await;
     let answer = hub
         .post("/api/v1/mp/account/delete", json!({"code": code}))
