@@ -45,3 +45,24 @@ pub async fn shared(
         .await?
         .is_some())
 }
+
+/// The clients `user_id` shared their number with.
+pub async fn clients_of(conn: &impl ConnectionTrait, user_id: &str) -> Result<Vec<String>, DbErr> {
+    Ok(consents::Entity::find()
+        .filter(C::UserId.eq(user_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| m.client_id)
+        .collect())
+}
+
+/// Deletes every consent of `user_id` (their account's deletion, in its
+/// transaction).
+pub async fn delete_user(conn: &impl ConnectionTrait, user_id: &str) -> Result<u64, DbErr> {
+    Ok(consents::Entity::delete_many()
+        .filter(C::UserId.eq(user_id))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

@@ -2,6 +2,7 @@
 //! through a mini-program code, pushing the result to the browser over a
 //! WebSocket. `main.rs` is thin; everything tests drive lives here.
 
+pub mod account;
 pub mod avatars;
 pub mod clock;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod flight;
 pub mod geoip;
 pub mod http;
 pub mod keys;
+pub mod live;
 pub mod locks;
 pub mod login;
 pub mod login_history;

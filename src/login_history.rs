@@ -164,3 +164,28 @@ impl From<history::Model> for LoginLine {
         }
     }
 }
+
+/// The newest `limit` logins of `user_id`, newest first.
+pub async fn recent(
+    conn: &impl ConnectionTrait,
+    user_id: &str,
+    limit: u64,
+) -> Result<Vec<history::Model>, DbErr> {
+    history::Entity::find()
+        .filter(C::UserId.eq(user_id))
+        .order_by_desc(C::At)
+        .order_by_desc(C::SceneId)
+        .limit(limit)
+        .all(conn)
+        .await
+}
+
+/// Deletes every login of `user_id` (their account's deletion, in its
+/// transaction); returns how many.
+pub async fn delete_user(conn: &impl ConnectionTrait, user_id: &str) -> Result<u64, DbErr> {
+    Ok(history::Entity::delete_many()
+        .filter(C::UserId.eq(user_id))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

@@ -1,5 +1,6 @@
-//! The `scanlogin` binary: `serve` (default), `migrate`, `check-config`,
-//! `webhooks retry`, `logins`.
+//! The `scanlogin` binary: `serve` (default; SIGHUP reloads the
+//! configuration), `migrate`, `check-config`, `webhooks retry`, `logins`,
+//! `users show|delete`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: WebhooksCommand,
     },
+    /// A person's account: what the hub holds, or deleting it.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
     /// Print the login history, oldest first, one JSON object a line.
     Logins {
         /// Only this user's logins.
@@ -52,6 +58,22 @@ fn parse_rfc3339(text: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
         .map_err(|e| format!("not an RFC 3339 time ({e}), e.g. 2026-12-01T00:00:00Z"))
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Print what the hub holds about a user as one JSON document (as the
+    /// person's `POST /api/v1/mp/account` answers it).
+    Show {
+        /// The user's id.
+        id: String,
+    },
+    /// Delete everything the hub holds about a user, as the person's own
+    /// deletion does (webhooks `user.deleted` included).
+    Delete {
+        /// The user's id.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -98,11 +120,17 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve => serve(settings).await,
+        Command::Serve => serve(settings, cli.config).await,
         Command::RotateKeys => rotate_keys(&settings).await,
         Command::Webhooks {
             command: WebhooksCommand::Retry { id, .. },
         } => webhooks_retry(&settings, id.as_deref()).await,
+        Command::Users {
+            command: UsersCommand::Show { id },
+        } => users_show(&settings, &id).await,
+        Command::Users {
+            command: UsersCommand::Delete { id },
+        } => users_delete(&settings, &id).await,
         Command::Logins {
             user,
             client,
@@ -157,6 +185,80 @@ async fn logins(settings: &Settings, filter: &scanlogin::login_history::LoginFil
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scanlogin users show <id>`: one JSON document; exit 1 when unknown.
+async fn users_show(settings: &Settings, id: &str) -> ExitCode {
+    let db = match scanlogin::db::connect(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("database.url: cannot connect: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let found = scanlogin::account::view(&db, settings, id).await;
+    let _ = db.close().await;
+    let account = match found {
+        Ok(Some(account)) => account,
+        Ok(None) => {
+            eprintln!("no user {id:?}");
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("reading the user failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serde_json::to_string_pretty(&account) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("writing failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `scanlogin users delete <id>`: in one transaction, as the person's own
+/// deletion; a running hub's webhook worker sends the `user.deleted` events.
+async fn users_delete(settings: &Settings, id: &str) -> ExitCode {
+    use sea_orm::TransactionTrait;
+    let db = match scanlogin::db::connect(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("database.url: cannot connect: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (job_settings, user_id) = (settings.clone(), id.to_owned());
+    let done = db
+        .transaction::<_, _, sea_orm::DbErr>(move |tx| {
+            Box::pin(async move {
+                let now = scanlogin::clock::now_ms();
+                scanlogin::account::delete(tx, &job_settings, &user_id, now).await
+            })
+        })
+        .await;
+    let _ = db.close().await;
+    match done {
+        Ok(Some(deleted)) => {
+            println!(
+                "user {} deleted; {} user.deleted webhook event(s) queued",
+                deleted.user_id, deleted.webhooks
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            eprintln!("no user {id:?}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("deleting the user failed: {e}");
             ExitCode::FAILURE
         }
     }
@@ -223,11 +325,14 @@ async fn rotate_keys(settings: &Settings) -> ExitCode {
     }
 }
 
-async fn serve(settings: Settings) -> ExitCode {
+async fn serve(settings: Settings, config: PathBuf) -> ExitCode {
     telemetry::init(&settings.log);
     for w in settings.warnings() {
         tracing::warn!("{w}");
     }
+    // Taken before anything else, so a SIGHUP from now on reloads (and
+    // never ends the process, SIGHUP's default).
+    let hangups = hangups();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {
@@ -241,6 +346,12 @@ async fn serve(settings: Settings) -> ExitCode {
         tracing::warn!(error = %e, "sd_notify READY failed");
     }
     let token = app.shutdown_token();
+    tokio::spawn(reload_on_hangup(
+        hangups,
+        app.reloader(),
+        config,
+        token.clone(),
+    ));
     if let Some(every) = sd_notify::watchdog_enabled() {
         tokio::spawn(watchdog(every / 2, token.clone()));
     }
@@ -260,6 +371,68 @@ async fn serve(settings: Settings) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGHUP's stream (`None` where there is none).
+#[cfg(unix)]
+fn hangups() -> Option<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{SignalKind, signal};
+    signal(SignalKind::hangup())
+        .inspect_err(|e| tracing::warn!(error = %e, "no SIGHUP handler; reloads are off"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangups() -> Option<()> {
+    None
+}
+
+/// On each SIGHUP until shutdown, reloads the configuration `config` (and
+/// the environment), telling systemd (`Type=notify-reload`) `RELOADING=1`
+/// with `MONOTONIC_USEC` first and `READY=1` after, applied or refused.
+#[cfg(unix)]
+async fn reload_on_hangup(
+    hangups: Option<tokio::signal::unix::Signal>,
+    reloader: std::sync::Arc<scanlogin::startup::Reloader>,
+    config: PathBuf,
+    token: tokio_util::sync::CancellationToken,
+) {
+    use sd_notify::NotifyState;
+    let Some(mut hangups) = hangups else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            got = hangups.recv() => if got.is_none() { break },
+        }
+        tracing::info!(config = %config.display(), "reload requested (SIGHUP)");
+        let mut states = vec![NotifyState::Reloading];
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => states.push(now),
+            Err(e) => tracing::warn!(error = %e, "no monotonic clock for MONOTONIC_USEC"),
+        }
+        if let Err(e) = sd_notify::notify(&states) {
+            tracing::warn!(error = %e, "sd_notify RELOADING failed");
+        }
+        // Reading the file (and a GeoIP database) blocks: off the workers.
+        let (reloader, path) = (reloader.clone(), config.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || reloader.reload(&path)).await {
+            tracing::error!(error = %e, "the reload failed");
+        }
+        if let Err(e) = sd_notify::notify(&[NotifyState::Ready]) {
+            tracing::warn!(error = %e, "sd_notify READY failed");
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(
+    _hangups: Option<()>,
+    _reloader: std::sync::Arc<scanlogin::startup::Reloader>,
+    _config: PathBuf,
+    _token: tokio_util::sync::CancellationToken,
+) {
 }
 
 /// Pings systemd's watchdog while the runtime is alive and not stopping.

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Settings;
 use crate::geoip::GeoIp;
+use crate::live::{Live, LiveSettings};
 use crate::login::Login;
 use crate::oidc::Oidc;
 use crate::push::{BusHealth, Registry};
@@ -18,10 +18,12 @@ use crate::simulator::Simulator;
 /// Cheap handles to everything a handler needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub settings: Arc<Settings>,
+    /// The settings in force (a reload swaps them).
+    pub settings: LiveSettings,
     pub login: Arc<Login>,
     pub registry: Arc<Registry<SceneView>>,
-    pub limits: Arc<RateLimits>,
+    /// The rate limits (a reload that changes `[rate_limit]` swaps them).
+    pub limits: Live<RateLimits>,
     pub shutdown: CancellationToken,
     pub simulator: Option<Arc<Simulator>>,
     pub open_sockets: Arc<AtomicI64>,
@@ -33,8 +35,8 @@ pub struct AppState {
     pub bus_health: Arc<BusHealth>,
     /// The OpenID Connect provider.
     pub oidc: Arc<Oidc>,
-    /// The `[geoip]` city database, when configured.
-    pub geoip: Option<Arc<GeoIp>>,
+    /// The `[geoip]` city database, when configured (swapped by a reload).
+    pub geoip: Live<Option<GeoIp>>,
 }
 
 /// Counts an open socket while alive.

@@ -2,6 +2,7 @@
 //! Timestamps are milliseconds since the Unix epoch.
 
 pub mod avatars;
+pub mod client_logins;
 pub mod code_exchanges;
 pub mod identities;
 pub mod login_history;

@@ -13,6 +13,7 @@ mod m20261207_000010_webhook_counts_bigint;
 mod m20261207_000050_avatar_slots;
 mod m20261207_000060_consent_and_binding;
 mod m20261207_000070_login_history;
+mod m20261207_000080_client_logins;
 
 /// Every migration of scanlogin, oldest first.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000050_avatar_slots::Migration),
             Box::new(m20261207_000060_consent_and_binding::Migration),
             Box::new(m20261207_000070_login_history::Migration),
+            Box::new(m20261207_000080_client_logins::Migration),
         ]
     }
 }

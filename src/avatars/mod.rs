@@ -15,7 +15,9 @@ use entity::avatars::{self, Column as C};
 use entity::users;
 use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+};
 
 use crate::db::Db;
 
@@ -247,6 +249,15 @@ impl AvatarStore {
             .await?
             .rows_affected)
     }
+}
+
+/// Deletes the avatar `id` (a deleted user's, in the deletion's transaction).
+pub async fn delete(conn: &impl ConnectionTrait, id: &str) -> Result<u64, DbErr> {
+    Ok(avatars::Entity::delete_many()
+        .filter(C::Id.eq(id))
+        .exec(conn)
+        .await?
+        .rows_affected)
 }
 
 /// The ids of the avatars users show.

@@ -51,7 +51,7 @@ impl Settings {
     /// The demo page is served by the hub itself, so the `demo` client always
     /// allows the hub's own origin (wherever `public_url` points) and, in
     /// simulator mode, the callback of the demo's OpenID Connect relying party.
-    fn fit_demo_to_the_hub(&mut self) {
+    pub(super) fn fit_demo_to_the_hub(&mut self) {
         let own = self.server.public_url.origin().ascii_serialization();
         let callback = format!(
             "{}{DEMO_OIDC_CALLBACK}",

@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod clients;
 mod load;
+mod reload;
 pub mod sections;
 
 #[cfg(test)]

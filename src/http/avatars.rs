@@ -105,12 +105,14 @@ pub async fn upload(
     let received = bytes.len();
     state
         .limits
+        .load()
         .avatar_bytes
         .check_n(addr.0, byte_units(received))?;
     let png = state.login.reencode_avatar(&content_type, bytes).await?;
     if png.len() > received {
         state
             .limits
+            .load()
             .avatar_bytes
             .check_n(addr.0, byte_units(png.len() - received))?;
     }

@@ -122,12 +122,8 @@ pub async fn create_scene(
             .show_scene(h, &body.client_id, scene.scene_id.as_str())
             .await?;
     }
-    let base = state
-        .settings
-        .server
-        .public_url
-        .as_str()
-        .trim_end_matches('/');
+    let settings = state.settings.load();
+    let base = settings.server.public_url.as_str().trim_end_matches('/');
     let ws_base = base.replacen("http", "ws", 1);
     let id = &scene.scene_id;
     let expires_in = ((scene.expires_at - crate::clock::now_ms()) / 1000).max(0);
@@ -187,7 +183,7 @@ pub async fn qrcode(
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((
             header::CACHE_CONTROL,
-            format!("private, max-age={}", state.settings.scene.ttl_secs),
+            format!("private, max-age={}", state.settings.load().scene.ttl_secs),
         ))
         .body(img.bytes))
 }

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use crate::http::error::ApiError;
+use crate::live::ClientRef;
 use crate::state::AppState;
 
 pub use crate::config::DEMO_CLIENT;
@@ -20,10 +21,8 @@ pub async fn redeem(
     state: web::Data<AppState>,
     body: web::Json<DemoRedeem>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state
-        .settings
-        .client(DEMO_CLIENT)
-        .ok_or_else(ApiError::not_found)?;
-    let answer = state.login.redeem(client, &body.ticket).await?;
+    let client =
+        ClientRef::find(state.settings.get(), DEMO_CLIENT).ok_or_else(ApiError::not_found)?;
+    let answer = state.login.redeem(&client, &body.ticket).await?;
     Ok(HttpResponse::Ok().json(answer))
 }

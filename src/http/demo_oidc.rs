@@ -20,6 +20,7 @@ use super::oidc::escape;
 use crate::config::{DEMO_CLIENT, DEMO_OIDC_CALLBACK as CALLBACK_PATH};
 use crate::http::error::ApiError;
 use crate::keys::random_token;
+use crate::live::ClientRef;
 use crate::login::LoginError;
 use crate::oidc::TokenRequest;
 use crate::state::AppState;
@@ -40,6 +41,7 @@ fn callback_url(state: &AppState) -> String {
         "{}{CALLBACK_PATH}",
         state
             .settings
+            .load()
             .server
             .public_url
             .as_str()
@@ -115,14 +117,12 @@ async fn finish(state: &AppState, rp: &DemoRp, q: Callback) -> Result<String, St
         return Err(format!("the hub answered error={error}"));
     }
     let code = q.code.ok_or("no code in the redirect")?;
-    let client = state
-        .settings
-        .client(DEMO_CLIENT)
+    let client = ClientRef::find(state.settings.get(), DEMO_CLIENT)
         .ok_or("the demo client is not configured")?;
     let tokens = state
         .oidc
         .token(
-            client,
+            &client,
             TokenRequest {
                 grant_type: Some("authorization_code".into()),
                 code: Some(code),

@@ -14,7 +14,7 @@ use crate::login::LoginError;
 
 /// Every `code` a problem can carry (docs/api.md "Errors"); the `code` enum of
 /// the OpenAPI document. A unit test checks every [`ApiError`] against it.
-pub const ERROR_CODES: [&str; 18] = [
+pub const ERROR_CODES: [&str; 19] = [
     "invalid_request",
     "unknown_client",
     "origin_not_allowed",
@@ -31,6 +31,7 @@ pub const ERROR_CODES: [&str; 18] = [
     "signature_mismatch",
     "identity_mismatch",
     "invalid_ticket",
+    "user_not_found",
     "unavailable",
     "internal",
 ];
@@ -116,6 +117,7 @@ impl ApiError {
             LoginError::SignatureMismatch => "signature_mismatch",
             LoginError::IdentityMismatch(_) => "identity_mismatch",
             LoginError::InvalidTicket => "invalid_ticket",
+            LoginError::UserNotFound => "user_not_found",
             LoginError::Unavailable(_) => "unavailable",
             LoginError::Internal(_) => "internal",
         }
@@ -159,7 +161,9 @@ impl ResponseError for ApiError {
             | LoginError::IdentityMismatch(_)
             | LoginError::InvalidTicket => StatusCode::BAD_REQUEST,
             LoginError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            LoginError::NotFound(_) | LoginError::SceneNotFound => StatusCode::NOT_FOUND,
+            LoginError::NotFound(_) | LoginError::SceneNotFound | LoginError::UserNotFound => {
+                StatusCode::NOT_FOUND
+            }
             LoginError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
             LoginError::SceneExpired => StatusCode::GONE,
             LoginError::SceneFinal(_) | LoginError::SceneTaken => StatusCode::CONFLICT,
@@ -249,6 +253,7 @@ mod tests {
             LoginError::InvalidTicket,
             LoginError::UnsupportedMediaType("x".into()),
             LoginError::NotFound("x"),
+            LoginError::UserNotFound,
             LoginError::Unavailable("x".into()),
             LoginError::Internal("x".into()),
         ];
@@ -271,6 +276,7 @@ mod tests {
                 | LoginError::InvalidTicket
                 | LoginError::UnsupportedMediaType(_)
                 | LoginError::NotFound(_)
+                | LoginError::UserNotFound
                 | LoginError::Unavailable(_)
                 | LoginError::Internal(_) => {}
             }

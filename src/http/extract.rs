@@ -33,9 +33,12 @@ impl ClientAddr {
         if let Some(known) = req.extensions().get::<ClientAddr>() {
             return *known;
         }
-        let trusted = req
+        let settings = req
             .app_data::<web::Data<AppState>>()
-            .map(|s| s.settings.server.trusted_proxies.as_slice())
+            .map(|s| s.settings.load());
+        let trusted = settings
+            .as_ref()
+            .map(|s| s.server.trusted_proxies.as_slice())
             .unwrap_or_default();
         Self(client_ip(req, trusted))
     }
@@ -205,15 +208,15 @@ impl FromRequest for BasicCredentials {
             // for the challenge before sending credentials: not a failure,
             // but under the address's ceiling for everything else.
             if why == BasicError::Missing {
-                return match state.limits.other.check(ip) {
+                return match state.limits.load().other.check(ip) {
                     Ok(()) => missing,
                     Err(t) => t.into(),
                 };
             }
-            if let Err(t) = state.limits.auth_allowed("", false, ip) {
+            if let Err(t) = state.limits.load().auth_allowed("", false, ip) {
                 return t.into();
             }
-            state.limits.auth_failed("", false, ip);
+            state.limits.load().auth_failed("", false, ip);
             missing
         }))
     }

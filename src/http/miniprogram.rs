@@ -16,7 +16,7 @@ use crate::state::AppState;
 /// is refused later without any work).
 fn per_scene(state: &AppState, scene_id: &str) -> Result<(), ApiError> {
     if let Some(id) = SceneId::parse(scene_id) {
-        state.limits.mp_scene.check(&id.to_string())?;
+        state.limits.load().mp_scene.check(&id.to_string())?;
     }
     Ok(())
 }
@@ -71,7 +71,7 @@ pub async fn scan(
         .login
         .scan(&scene_id(&b.scene_id)?, &b.code, b.app_id.as_deref())
         .await?;
-    if let Some(geo) = &state.geoip {
+    if let Some(geo) = state.geoip.load().as_ref() {
         answer.browser.locate(geo, addr.0);
     }
     Ok(HttpResponse::Ok().json(answer))

@@ -2,6 +2,7 @@
 //! backends, operators, plus the static web pages; every path is listed in
 //! [`routes`], the route table.
 
+pub mod account;
 pub mod avatars;
 pub mod browser;
 pub mod client_ip;

@@ -45,6 +45,8 @@ const PROBLEM_JSON: &str = "application/problem+json";
         super::miniprogram::confirm,
         super::miniprogram::cancel,
         super::miniprogram::login,
+        super::account::show,
+        super::account::delete,
         super::avatars::upload,
         super::avatars::serve,
         super::site::redeem,
@@ -175,7 +177,8 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::open
 )]
 pub async fn document(state: web::Data<AppState>) -> HttpResponse {
     let mut doc = DOCUMENT.clone();
-    let base = state.settings.server.public_url.as_str();
+    let settings = state.settings.load();
+    let base = settings.server.public_url.as_str();
     doc.servers = Some(vec![Server::new(base.trim_end_matches('/'))]);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))

@@ -14,7 +14,8 @@ use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
 use super::{
-    avatars, browser, demo, demo_oidc, miniprogram, oidc, openapi, ops, site, socket, web_assets,
+    account, avatars, browser, demo, demo_oidc, miniprogram, oidc, openapi, ops, site, socket,
+    web_assets,
 };
 use crate::simulator::{self, Simulator};
 use crate::state::AppState;
@@ -30,10 +31,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         let cors = browser_cors(&state);
         let simulator = state.simulator.clone();
-        let public_metrics = state.settings.server.metrics_bind.is_none();
+        let public_metrics = state.settings.load().server.metrics_bind.is_none();
         // The demo redeems without a secret: like the simulator, it exists
         // only in simulator mode.
-        let has_demo = simulator.is_some() && state.settings.client(demo::DEMO_CLIENT).is_some();
+        let has_demo =
+            simulator.is_some() && state.settings.load().client(demo::DEMO_CLIENT).is_some();
         cfg.app_data(web::Data::new(state))
             .app_data(json_config())
             .app_data(
@@ -60,6 +62,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .service(web::resource("/login").post(miniprogram::login))
                     .service(web::resource("/confirm").post(miniprogram::confirm))
                     .service(web::resource("/cancel").post(miniprogram::cancel))
+                    .service(web::resource("/account").post(account::show))
+                    .service(web::resource("/account/delete").post(account::delete))
                     .service(web::resource("/avatar").post(avatars::upload)),
             )
             .service(web::resource("/api/v1/avatars/{id}").get(avatars::serve))
@@ -134,7 +138,9 @@ fn browser_cors(state: &AppState) -> Cors {
     let settings = state.settings.clone();
     Cors::default()
         .allowed_origin_fn(move |origin, _| {
-            origin.to_str().is_ok_and(|o| settings.any_client_allows(o))
+            origin
+                .to_str()
+                .is_ok_and(|o| settings.load().any_client_allows(o))
         })
         .allowed_methods([Method::GET, Method::POST])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION])

@@ -19,19 +19,19 @@ pub struct RedeemBody {
 /// Checks a client's credentials, throttling failures per client and
 /// source IP: a stranger guessing secrets is slowed down; the site's own
 /// backend, from another IP, is not.
-pub(crate) fn authenticate<'a>(
+pub(crate) fn authenticate(
     req: &HttpRequest,
-    state: &'a AppState,
+    state: &AppState,
     client_id: &str,
     secret: &str,
-) -> Result<&'a crate::config::ClientSettings, ApiError> {
+) -> Result<crate::live::ClientRef, ApiError> {
     let ip = ClientAddr::of(req).0;
-    let known = state.settings.client(client_id).is_some();
-    state.limits.auth_allowed(client_id, known, ip)?;
+    let known = state.settings.load().client(client_id).is_some();
+    state.limits.load().auth_allowed(client_id, known, ip)?;
     state
         .login
         .authenticate_client(client_id, secret)
-        .inspect_err(|_| state.limits.auth_failed(client_id, known, ip))
+        .inspect_err(|_| state.limits.load().auth_failed(client_id, known, ip))
         .map_err(ApiError::from)
 }
 
@@ -66,8 +66,8 @@ pub async fn redeem(
     // A malformed body is refused before the credentials are looked at.
     let BasicCredentials { client_id, secret } = credentials?;
     let client = authenticate(&req, &state, &client_id, &secret)?;
-    state.limits.redeems.check(&client.client_id)?;
-    let answer = state.login.redeem(client, &body.ticket).await;
+    state.limits.load().redeems.check(&client.client_id)?;
+    let answer = state.login.redeem(&client, &body.ticket).await;
     crate::telemetry::metrics::client_login(&client.client_id, "ticket", answer.is_ok());
     let answer = answer?;
     Ok(HttpResponse::Ok()

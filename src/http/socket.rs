@@ -120,10 +120,14 @@ pub async fn upgrade(
     let ip = super::client_ip::ip_of(
         req.peer_addr(),
         req.head().headers(),
-        &state.settings.server.trusted_proxies,
+        &state.settings.load().server.trusted_proxies,
     );
     let scope = super::throttle::scope_of(req.method(), req.path());
-    let allowed = state.limits.check_scope(scope, ip).map_err(ApiError::from);
+    let allowed = state
+        .limits
+        .load()
+        .check_scope(scope, ip)
+        .map_err(ApiError::from);
     let (route, checked) = match (allowed, scene_of(req.method(), req.path())) {
         (Ok(()), Ok(scene_id)) => (PATH, handshake(&state, scene_id, &req).await),
         (Err(e), Ok(_)) => (PATH, Err(e)),
@@ -221,11 +225,11 @@ async fn handshake(
     };
     match (&opened, origin) {
         (Some(o), origin) => {
-            if let Some(client) = state.settings.client(o.scene.client_id()) {
+            if let Some(client) = state.settings.load().client(o.scene.client_id()) {
                 state.login.check_origin(client, origin)?;
             }
         }
-        (None, Some(o)) if !state.settings.any_client_allows(o) => {
+        (None, Some(o)) if !state.settings.load().any_client_allows(o) => {
             return Err(ApiError::Flow(LoginError::OriginNotAllowed(o.to_owned())));
         }
         _ => {}

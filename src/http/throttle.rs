@@ -28,6 +28,7 @@ pub const SCOPES: &[(&str, Scope)] = &[
     ("/api/v1/scenes/*/events", Scope::Polls),
     ("/api/v1/scenes/*/ws", Scope::Sockets),
     ("/api/v1/mp/*", Scope::MiniProgram),
+    ("/api/v1/mp/account/delete", Scope::MiniProgram),
     ("/api/v1/tickets/redeem", Scope::Site),
 ];
 
@@ -68,7 +69,7 @@ pub async fn throttle(
         let addr = ClientAddr::of(req.request());
         req.extensions_mut().insert(addr);
         let scope = scope_of(req.method(), req.match_info().as_str());
-        if let Err(t) = state.limits.check_scope(scope, addr.0) {
+        if let Err(t) = state.limits.load().check_scope(scope, addr.0) {
             let res = ApiError::from(t).error_response();
             return Ok(req.into_response(res).map_into_right_body());
         }
@@ -92,6 +93,12 @@ mod tests {
             (&get, format!("/api/v1/scenes/{id}/ws"), Scope::Sockets),
             (&post, "/api/v1/mp/scan".to_owned(), Scope::MiniProgram),
             (&post, "/api/v1/mp/avatar".to_owned(), Scope::MiniProgram),
+            (&post, "/api/v1/mp/account".to_owned(), Scope::MiniProgram),
+            (
+                &post,
+                "/api/v1/mp/account/delete".to_owned(),
+                Scope::MiniProgram,
+            ),
             (&post, "/api/v1/tickets/redeem".to_owned(), Scope::Site),
             (&get, format!("/api/v1/avatars/{id}"), Scope::Other),
             (&get, "/api/v1/nothing/here".to_owned(), Scope::Other),

@@ -37,7 +37,7 @@ impl Login {
         origin: Option<&str>,
     ) -> Result<(), LoginError> {
         match origin {
-            Some(o) if !self.settings.client_allows_origin(client, o) => {
+            Some(o) if !self.settings.load().client_allows_origin(client, o) => {
                 Err(LoginError::OriginNotAllowed(o.to_owned()))
             }
             _ => Ok(()),
@@ -52,11 +52,11 @@ impl Login {
         browser: BrowserInfo,
     ) -> Result<CreatedScene, LoginError> {
         let client = self.client(client_id)?;
-        self.check_origin(client, origin)?;
+        self.check_origin(&client, origin)?;
         let id = SceneId::new_random();
         let browser_token = random_token();
         let now = now_ms();
-        let expires_at = now + self.settings.scene.ttl_secs as i64 * 1000;
+        let expires_at = now + client.settings().scene.ttl_secs as i64 * 1000;
         let app_id = self.apps.pick(client.app_id.as_deref(), now);
         self.scenes
             .insert(NewScene {
@@ -125,6 +125,7 @@ impl Login {
     fn code_app(&self, row: &entity::scenes::Model) -> Option<String> {
         row.code_app_id.clone().or_else(|| {
             self.settings
+                .load()
                 .client(&row.client_id)
                 .and_then(|c| c.app_id.clone())
         })
@@ -184,8 +185,8 @@ impl Login {
         origin: Option<&str>,
     ) -> Result<SceneView, LoginError> {
         let row = self.load(id).await?;
-        if let Some(client) = self.settings.client(&row.client_id) {
-            self.check_origin(client, origin)?;
+        if let Ok(client) = self.client(&row.client_id) {
+            self.check_origin(&client, origin)?;
         }
         if !token_matches(browser_token, &row.browser_token_hash) {
             return Err(LoginError::InvalidToken(

@@ -50,6 +50,9 @@ pub enum LoginError {
     /// A stored thing (an avatar) that is not there.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The hub holds nothing about this person.
+    #[error("the hub holds no account for this person")]
+    UserNotFound,
     /// A dependency (the database, a turn at WeChat) cannot answer now.
     #[error("{0}")]
     Unavailable(String),

@@ -37,7 +37,8 @@ impl Login {
     pub async fn purge(&self, retention_ms: i64, batch: u64) -> Result<u64, DbErr> {
         let now = now_ms();
         let cutoff = now - retention_ms;
-        let logins_cutoff = now.saturating_sub(self.settings.housekeeping.login_history_ms());
+        let logins_cutoff =
+            now.saturating_sub(self.settings.load().housekeeping.login_history_ms());
         let mut total = 0;
         for _ in 0..100 {
             let n = self.scenes.purge_before(cutoff, batch).await?

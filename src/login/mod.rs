@@ -7,6 +7,7 @@
 //! the stores, WeChat and the bus, and fail with [`LoginError`], which knows
 //! nothing of HTTP.
 
+mod account;
 mod answers;
 mod browser;
 mod error;
@@ -35,11 +36,12 @@ use tracing::warn;
 
 use crate::avatars::AvatarStore;
 use crate::clock::now_ms;
-use crate::config::{AppSettings, ClientSettings, Settings};
+use crate::config::Settings;
 use crate::db::Db;
 use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
 use crate::geoip::GeoIp;
 use crate::keys::ServerKey;
+use crate::live::{AppRef, ClientRef, Live, LiveSettings};
 use crate::push::{Bus, Message, Source};
 use crate::scene::code_images::CodeImages;
 use crate::scene::{SceneId, SceneStore, SceneView, State};
@@ -51,18 +53,22 @@ use crate::wechat::apps::AppChooser;
 /// Hook that sees flow events (metrics, webhooks).
 pub type FlowObserver = Arc<dyn Fn(FlowEvent) + Send + Sync>;
 
-/// Something that happened to a scene, for metrics.
+/// Something that happened to a scene or a person, for metrics and webhooks.
 #[derive(Debug, Clone, Copy)]
 pub enum FlowEvent {
     Created,
     Ended(State),
     /// Seconds from a confirm's arrival to the hand-off of `confirmed` to the bus.
     ConfirmPushed(f64),
+    /// A person deleted their account; `user.deleted` events were queued.
+    UserDeleted,
 }
 
 /// The login flow.
 pub struct Login {
-    settings: Arc<Settings>,
+    /// The settings in force; each step reads them once, so a reload
+    /// applies from the next step on.
+    settings: LiveSettings,
     db: Db,
     scenes: SceneStore,
     code_images: CodeImages,
@@ -79,7 +85,7 @@ pub struct Login {
     sealer: Sealer,
     /// The `[geoip]` city database, when configured: where a login's
     /// browser was, for the login history.
-    geoip: Option<Arc<GeoIp>>,
+    geoip: Live<Option<GeoIp>>,
 }
 
 /// A scene's changes are what the push room carries: the topic is the
@@ -122,21 +128,22 @@ impl Source<SceneView> for SceneSource {
 impl Login {
     /// Wires the flow to its stores.
     pub fn new(
-        settings: Arc<Settings>,
+        settings: LiveSettings,
         db: Db,
         wechat: Arc<WechatClient>,
         key: ServerKey,
         bus: Arc<dyn Bus<SceneView>>,
         observer: Option<FlowObserver>,
     ) -> Self {
+        let now = settings.get();
         let code_flight = SingleFlight::new(
             Purpose::CodeImage,
             db.clone(),
-            wait_for_wechat(Duration::from_millis(settings.wechat.timeout_ms)),
+            wait_for_wechat(Duration::from_millis(now.wechat.timeout_ms)),
         );
         Self {
             avatars: AvatarStore::new(db.clone()),
-            apps: AppChooser::new(settings.apps.iter().map(|a| a.app_id.clone()).collect()),
+            apps: AppChooser::new(app_order(&now)),
             scenes: SceneStore::new(db.clone(), Sealer::new(&key)),
             code_images: CodeImages::new(db.clone()),
             tickets: TicketStore::new(db.clone()),
@@ -149,14 +156,21 @@ impl Login {
             bus,
             code_flight,
             observer,
-            geoip: None,
+            geoip: Live::new(None),
         }
     }
 
     /// Locates the browsers of logins with the `[geoip]` database.
-    pub fn with_geoip(mut self, geoip: Option<Arc<GeoIp>>) -> Self {
+    pub fn with_geoip(mut self, geoip: Live<Option<GeoIp>>) -> Self {
         self.geoip = geoip;
         self
+    }
+
+    /// After a reload stored `settings`: the apps a code may come from, and
+    /// the apps the WeChat client knows, follow them.
+    pub fn reloaded(&self, settings: &Settings) {
+        self.apps.reorder(app_order(settings));
+        self.wechat.set_apps(&settings.apps);
     }
 
     /// The one-time ticket a browser is shown for a confirmed view (derived
@@ -183,14 +197,13 @@ impl Login {
         }
     }
 
-    fn client(&self, client_id: &str) -> Result<&ClientSettings, LoginError> {
-        self.settings
-            .client(client_id)
+    fn client(&self, client_id: &str) -> Result<ClientRef, LoginError> {
+        ClientRef::find(self.settings.get(), client_id)
             .ok_or_else(|| LoginError::UnknownClient(client_id.to_owned()))
     }
 
-    fn app(&self, app_id: Option<&str>) -> Result<&AppSettings, LoginError> {
-        self.settings.app(app_id).ok_or_else(|| {
+    fn app(&self, app_id: Option<&str>) -> Result<AppRef, LoginError> {
+        AppRef::find(self.settings.get(), app_id).ok_or_else(|| {
             LoginError::InvalidRequest(format!("unknown app_id {:?}", app_id.unwrap_or("")))
         })
     }
@@ -204,4 +217,9 @@ impl Login {
             warn!(error = %e, "push failed; listeners will read the state from the database");
         }
     }
+}
+
+/// The configured app ids, in order.
+fn app_order(settings: &Settings) -> Vec<String> {
+    settings.apps.iter().map(|a| a.app_id.clone()).collect()
 }

@@ -317,15 +317,15 @@ impl Login {
         let (nickname, avatar_url) = (profile.nickname.clone(), profile.avatar_url.clone());
         let now = now_ms();
         // Kept unless the history keeps no days.
-        let history = self
-            .settings
+        let settings = self.settings.get();
+        let history = settings
             .housekeeping
             .keeps_login_history()
-            .then(|| LoginRecord::of(row, now, self.geoip.as_deref()));
+            .then(|| LoginRecord::of(row, now, self.geoip.load().as_ref().as_ref()));
         let write = ConfirmWrite {
             scenes: self.scenes.clone(),
             tickets: self.tickets.clone(),
-            settings: self.settings.clone(),
+            settings,
             sealer: self.sealer.clone(),
             id: call.id.clone(),
             client_id: row.client_id.clone(),
@@ -381,7 +381,7 @@ impl Login {
         }
         let write = CancelWrite {
             scenes: self.scenes.clone(),
-            settings: self.settings.clone(),
+            settings: self.settings.get(),
             id: call.id.clone(),
             client_id: row.client_id.clone(),
             b: b.clone(),

@@ -188,7 +188,8 @@ impl Login {
             .await?
             .ok_or_else(not_scanned)?;
         info!(avatar_id = %id, scene_id = %slot.scene_id, "avatar stored");
-        let base = self.settings.server.public_url.as_str();
+        let settings = self.settings.load();
+        let base = settings.server.public_url.as_str();
         Ok(format!("{}{AVATAR_PATH}{id}", base.trim_end_matches('/')))
     }
 

@@ -7,6 +7,7 @@ use tracing::info;
 use super::{Login, LoginError};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::ClientSettings;
+use crate::live::ClientRef;
 use crate::users::UserProfile;
 
 /// The answer to a redemption.
@@ -27,9 +28,11 @@ impl Login {
         &self,
         client_id: &str,
         client_secret: &str,
-    ) -> Result<&ClientSettings, LoginError> {
-        let client = self.settings.client(client_id);
-        let known = client.is_some_and(|c| c.secret_matches(client_secret));
+    ) -> Result<ClientRef, LoginError> {
+        let client = self.client(client_id).ok();
+        let known = client
+            .as_ref()
+            .is_some_and(|c| c.secret_matches(client_secret));
         client
             .filter(|_| known)
             .ok_or(LoginError::Unauthorized("client credentials are wrong"))

@@ -1,7 +1,7 @@
 //! What each step of the phone writes, in one transaction: a scan (the
 //! scene and the code's note), a confirm (the scene, the person, their
-//! avatar and phone, the consent, the ticket, the login's record, the
-//! webhook event and the code's note) and a cancel. Each is a job that owns
+//! avatar and phone, the consent, the ticket, the client logged in to, the
+//! login's record, the webhook event and the code's note) and a cancel. Each is a job that owns
 //! what it writes, so that on SQLite it can run on the writer thread.
 
 use std::sync::Arc;
@@ -136,6 +136,8 @@ impl ConfirmWrite {
             now,
         )
         .await?;
+        // Which clients the person logged in to, kept whatever the history keeps.
+        crate::account::client_logins::record(tx, &user_id, &self.client_id, now).await?;
         if let Some(login) = &self.history {
             crate::login_history::record(tx, &user_id, login).await?;
         }

@@ -14,6 +14,7 @@ use super::store::{CodeIssue, NewGrant};
 use super::{CODE_TTL_SECS, Oidc, PENDING_TTL_SECS, SCOPES};
 use crate::clock::now_ms;
 use crate::keys::{random_token, token_hash};
+use crate::live::ClientRef;
 use crate::login::LoginError;
 
 /// The refusal for a handle that is not (or no longer) pending.
@@ -81,8 +82,8 @@ impl Oidc {
             return Err(page("client_id and redirect_uri may each be given once"));
         }
         let client_id = get("client_id").ok_or_else(|| page("client_id is missing"))?;
-        let client = self
-            .settings
+        let settings = self.settings.load();
+        let client = settings
             .client(client_id)
             .ok_or_else(|| page("this client is not known to the hub"))?;
         if client.redirect_uris.is_empty() {
@@ -291,11 +292,9 @@ impl Oidc {
             warn!(client_id = %grant.client_id, "authorize page completed with another scene's ticket");
             return Err(LoginError::InvalidTicket);
         }
-        let client = self
-            .settings
-            .client(&grant.client_id)
+        let client = ClientRef::find(self.settings.get(), &grant.client_id)
             .ok_or_else(|| LoginError::UnknownClient(grant.client_id.clone()))?;
-        let redeemed = self.login.redeem(client, &ticket).await?;
+        let redeemed = self.login.redeem(&client, &ticket).await?;
         let scope: Vec<&str> = grant.scope.split(' ').collect();
         let claims = user_claims(&redeemed.user, &scope);
         let claims_json =

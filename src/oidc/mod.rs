@@ -24,6 +24,7 @@ use std::sync::Arc;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::live::LiveSettings;
 use crate::login::{Login, LoginError};
 use crate::sealed::Sealer;
 
@@ -58,7 +59,7 @@ pub fn issuer(settings: &Settings) -> String {
 
 /// The provider.
 pub struct Oidc {
-    settings: Arc<Settings>,
+    settings: LiveSettings,
     login: Arc<Login>,
     keys: SigningKeys,
     grants: GrantStore,
@@ -81,7 +82,7 @@ impl From<KeyError> for OAuthError {
 
 impl Oidc {
     /// The provider on `db`, redeeming tickets through `login`.
-    pub fn new(settings: Arc<Settings>, db: Db, sealer: Sealer, login: Arc<Login>) -> Self {
+    pub fn new(settings: LiveSettings, db: Db, sealer: Sealer, login: Arc<Login>) -> Self {
         Self {
             keys: SigningKeys::new(db.clone(), sealer),
             grants: GrantStore::new(db),
@@ -97,7 +98,7 @@ impl Oidc {
 
     /// The issuer identifier.
     pub fn issuer(&self) -> String {
-        issuer(&self.settings)
+        issuer(&self.settings.load())
     }
 
     /// Deletes grants and tokens expired over an hour ago, in batches.

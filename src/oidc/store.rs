@@ -5,7 +5,9 @@
 use entity::oidc_access_tokens::{self as tokens, Column as T};
 use entity::oidc_grants::{self as grants, Column as G};
 use sea_orm::sea_query::Query;
-use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+};
 
 use crate::db::Db;
 
@@ -236,4 +238,25 @@ impl GrantStore {
             .await?
             .rows_affected)
     }
+}
+
+/// Deletes every grant of `user_id` (pending codes included) and every
+/// access token issued with them (their account's deletion, in its
+/// transaction): userinfo then refuses those tokens.
+pub async fn delete_user(conn: &impl ConnectionTrait, user_id: &str) -> Result<u64, DbErr> {
+    let theirs = Query::select()
+        .column(G::IdHash)
+        .from(grants::Entity)
+        .and_where(G::UserId.eq(user_id))
+        .to_owned();
+    let n = tokens::Entity::delete_many()
+        .filter(T::GrantId.in_subquery(theirs))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    Ok(n + grants::Entity::delete_many()
+        .filter(G::UserId.eq(user_id))
+        .exec(conn)
+        .await?
+        .rows_affected)
 }

@@ -251,6 +251,25 @@ impl SceneStore {
         Ok(())
     }
 
+    /// Forgets who confirmed the scenes of `user_id` (their account's
+    /// deletion, in its transaction): the user, their WeChat identity and
+    /// what they showed; the scenes keep their states until they are purged.
+    pub async fn forget_user(conn: &impl ConnectionTrait, user_id: &str) -> Result<u64, DbErr> {
+        let none = || Expr::value(Option::<String>::None);
+        Ok(scenes::Entity::update_many()
+            .col_expr(C::UserId, none())
+            .col_expr(C::Openid, none())
+            .col_expr(C::Unionid, none())
+            .col_expr(C::SessionKey, none())
+            .col_expr(C::MpTokenHash, none())
+            .col_expr(C::Nickname, none())
+            .col_expr(C::AvatarUrl, none())
+            .filter(C::UserId.eq(user_id))
+            .exec(conn)
+            .await?
+            .rows_affected)
+    }
+
     /// The scene's code now comes from `app_id` (a fallback after a quota error).
     pub async fn set_code_app(&self, id: &SceneId, app_id: &str) -> Result<(), DbErr> {
         scenes::Entity::update_many()

@@ -20,6 +20,7 @@ mod state;
 use std::collections::HashMap;
 use std::io::Cursor;
 
+use arc_swap::ArcSwap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -29,9 +30,10 @@ use state::Held;
 
 pub use state::MAX_HELD;
 
-/// The simulator: the apps it knows and what it handed out.
+/// The simulator: the apps it knows (the configured ones, which a reload
+/// may change) and what it handed out.
 pub struct Simulator {
-    apps: HashMap<String, AppSettings>,
+    apps: ArcSwap<HashMap<String, AppSettings>>,
     public_url: String,
     held: Held,
 }
@@ -89,16 +91,31 @@ pub fn qr_png(text: &str, width: u32) -> Result<Vec<u8>, String> {
 impl Simulator {
     pub fn new(apps: &[AppSettings], public_url: &str) -> Self {
         Self {
-            apps: apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect(),
+            apps: ArcSwap::from_pointee(by_id(apps)),
             public_url: public_url.trim_end_matches('/').to_owned(),
             held: Held::default(),
         }
     }
 
+    /// The configured apps are now `apps` (after a reload).
+    pub fn set_apps(&self, apps: &[AppSettings]) {
+        self.apps.store(std::sync::Arc::new(by_id(apps)));
+    }
+
+    /// The app `app_id`, when configured.
+    fn app(&self, app_id: &str) -> Option<AppSettings> {
+        self.apps.load().get(app_id).cloned()
+    }
+
+    /// Whether `app_id` is configured.
+    fn knows(&self, app_id: &str) -> bool {
+        self.apps.load().contains_key(app_id)
+    }
+
     /// Plays the `getPhoneNumber` button for `user` in `app_id`: a fresh
     /// one-time code for `getuserphonenumber`.
     pub fn phone_code(&self, app_id: &str, user: &str) -> Result<String, SimRefusal> {
-        if !self.apps.contains_key(app_id) {
+        if !self.knows(app_id) {
             return Err(SimRefusal::UnknownApp);
         }
         self.held.phone_code(app_id, user)
@@ -106,7 +123,7 @@ impl Simulator {
 
     /// Plays `wx.login` for `user` in `app_id`: a fresh one-time code.
     pub fn login(&self, app_id: &str, user: &str) -> Result<String, SimRefusal> {
-        if !self.apps.contains_key(app_id) {
+        if !self.knows(app_id) {
             return Err(SimRefusal::UnknownApp);
         }
         self.held.login(app_id, user)
@@ -116,7 +133,11 @@ impl Simulator {
     fn app_or_first(&self, app_id: Option<&String>) -> String {
         app_id
             .cloned()
-            .or_else(|| self.apps.keys().min().cloned())
+            .or_else(|| self.apps.load().keys().min().cloned())
             .unwrap_or_default()
     }
+}
+
+fn by_id(apps: &[AppSettings]) -> HashMap<String, AppSettings> {
+    apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect()
 }

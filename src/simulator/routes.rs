@@ -46,7 +46,7 @@ pub async fn stable_token(sim: web::Data<Arc<Simulator>>, body: web::Bytes) -> H
     if v["grant_type"] != "client_credential" {
         return wx_error(40002, "invalid grant_type");
     }
-    let Some(app) = v["appid"].as_str().and_then(|id| sim.apps.get(id)) else {
+    let Some(app) = v["appid"].as_str().and_then(|id| sim.app(id)) else {
         return wx_error(40013, "invalid appid");
     };
     if !secrets_equal(
@@ -136,7 +136,7 @@ pub async fn jscode2session(
     sim: web::Data<Arc<Simulator>>,
     q: web::Query<SessionQuery>,
 ) -> HttpResponse {
-    let Some(app) = q.appid.as_deref().and_then(|id| sim.apps.get(id)) else {
+    let Some(app) = q.appid.as_deref().and_then(|id| sim.app(id)) else {
         return wx_error(40013, "invalid appid");
     };
     if !secrets_equal(
@@ -272,7 +272,7 @@ pub async fn sim_quota(
     req: web::Json<QuotaReq>,
 ) -> Result<HttpResponse, ApiError> {
     let app_id = sim.app_or_first(req.app_id.as_ref());
-    if !sim.apps.contains_key(&app_id) {
+    if !sim.knows(&app_id) {
         return Err(unknown_app(&app_id));
     }
     if req.calls > 100 {
@@ -299,7 +299,7 @@ pub async fn sim_userinfo(
     req: web::Json<UserInfoReq>,
 ) -> Result<HttpResponse, ApiError> {
     let app_id = sim.app_or_first(req.app_id.as_ref());
-    if !sim.apps.contains_key(&app_id) {
+    if !sim.knows(&app_id) {
         return Err(unknown_app(&app_id));
     }
     let user = sim_user(&req.user)?;

@@ -2,12 +2,15 @@
 //! tests can build on port 0 and read the port. [`Application::build`] is
 //! the sequence; `steps` holds each step, `serve` the HTTP server.
 
+mod reload;
 mod serve;
 mod steps;
 
+pub use reload::{ReloadOutcome, Reloader};
+
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
+use std::sync::{Arc, Mutex};
 
 use actix_web::dev::Server;
 use tokio::task::JoinHandle;
@@ -18,6 +21,7 @@ use tracing::{info, warn};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::keys::ServerKey;
+use crate::live::{Live, LiveSettings};
 use crate::login::SceneSource;
 use crate::push::{Registry, Source};
 use crate::ratelimit::RateLimits;
@@ -38,6 +42,7 @@ pub struct Application {
     server: Server,
     state: AppState,
     background: Vec<JoinHandle<()>>,
+    reloader: Arc<Reloader>,
     db: Db,
 }
 
@@ -45,16 +50,16 @@ impl Application {
     /// Binds `server.bind` (port 0 picks a free port), opens the database,
     /// applies migrations when configured, and wires everything.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let settings = Arc::new(settings);
         let listeners = Listeners::bind(&settings)?;
         let (addr, metrics_addr) = (listeners.addr, listeners.metrics_addr);
-        let geoip = settings
-            .geoip
-            .database
-            .as_deref()
-            .map(crate::geoip::GeoIp::open)
-            .transpose()?
-            .map(Arc::new);
+        let geoip = Live::new(
+            settings
+                .geoip
+                .database
+                .as_deref()
+                .map(crate::geoip::GeoIp::open)
+                .transpose()?,
+        );
         let db = open_database(&settings).await?;
         let key = ServerKey::of(&settings.server)?;
         let sealer = Sealer::new(&key);
@@ -67,6 +72,8 @@ impl Application {
         let (bus, bus_health, listener_task) =
             bus(&settings, addr, &db, &source, &registry, &shutdown);
         let webhook_wake = crate::webhooks::Wake::default();
+        let limits = Live::new(RateLimits::new(&settings.rate_limit));
+        let settings = LiveSettings::new(settings);
         let login = login_flow(
             &settings,
             &db,
@@ -80,29 +87,51 @@ impl Application {
         let state = AppState {
             oidc,
             settings: settings.clone(),
-            login,
+            login: login.clone(),
             registry,
-            limits: Arc::new(RateLimits::new(&settings.rate_limit)),
+            limits: limits.clone(),
             shutdown,
             simulator,
             open_sockets: Arc::new(AtomicI64::new(0)),
             sockets: TaskTracker::new(),
             metrics: metrics_handle,
             bus_health,
-            geoip,
+            geoip: geoip.clone(),
         };
         let server = serve(listeners, &state)?;
         let mut background: Vec<_> = listener_task.into_iter().collect();
-        background.extend(background_tasks(&state, &db, webhook_wake, source)?);
-        info!(%addr, public_url = %settings.server.public_url, mode = ?settings.wechat.mode, "scanlogin listening");
+        background.extend(background_tasks(&state, source));
+        let reloader = Arc::new(Reloader {
+            settings: settings.clone(),
+            limits,
+            geoip,
+            login,
+            simulator: state.simulator.clone(),
+            webhooks: reload::WebhookWorker {
+                settings: settings.clone(),
+                db: db.clone(),
+                wake: webhook_wake,
+                shutdown: state.shutdown.clone(),
+                task: Mutex::new(None),
+            },
+        });
+        reloader.webhooks.start_if_needed(&settings.load())?;
+        let now = settings.load();
+        info!(%addr, public_url = %now.server.public_url, mode = ?now.wechat.mode, "scanlogin listening");
         Ok(Self {
             addr,
             metrics_addr,
             server,
             state,
             background,
+            reloader,
             db,
         })
+    }
+
+    /// What applies a new configuration to the running hub (SIGHUP).
+    pub fn reloader(&self) -> Arc<Reloader> {
+        self.reloader.clone()
     }
 
     /// The bound port.
@@ -122,7 +151,7 @@ impl Application {
 
     /// The hub's rate limits (to see what housekeeping keeps of them).
     pub fn rate_limits(&self) -> Arc<RateLimits> {
-        self.state.limits.clone()
+        self.state.limits.get()
     }
 
     /// What the hub has asked of its database so far (statements, commits).
@@ -154,7 +183,8 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.state.shutdown.cancel();
-        for task in self.background {
+        let worker = self.reloader.take_webhook_worker();
+        for task in self.background.into_iter().chain(worker) {
             let _ = task.await;
         }
         if let Err(e) = self.db.close().await {

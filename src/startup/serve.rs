@@ -26,7 +26,7 @@ pub(super) fn serve(listeners: Listeners, state: &AppState) -> std::io::Result<S
         metrics: metrics_listener,
         ..
     } = listeners;
-    let settings = &state.settings;
+    let settings = state.settings.get();
     let stop = state.shutdown.clone();
     let sockets = state.sockets.clone();
     let grace = Duration::from_secs(settings.server.shutdown_timeout_secs);

@@ -14,6 +14,7 @@ use url::Url;
 use crate::config::{Settings, WechatMode};
 use crate::db::Db;
 use crate::keys::ServerKey;
+use crate::live::{Live, LiveSettings};
 use crate::login::{FlowEvent, FlowObserver, Login};
 use crate::oidc::Oidc;
 use crate::push::{Bus, BusHealth, LocalBus, Registry, Source, pg_bus};
@@ -180,25 +181,31 @@ pub(super) fn bus(
 
 /// The login flow; its events wake the webhook worker and feed the metrics.
 pub(super) fn login_flow(
-    settings: &Arc<Settings>,
+    settings: &LiveSettings,
     db: &Db,
     wechat: Arc<WechatClient>,
     key: ServerKey,
     bus: SceneBus,
     wake: crate::webhooks::Wake,
-    geoip: Option<Arc<crate::geoip::GeoIp>>,
+    geoip: Live<Option<crate::geoip::GeoIp>>,
 ) -> Arc<Login> {
-    // Confirms and cancels queue webhook events in their transaction, only
-    // for clients with a webhook: without any, there is nothing to wake for.
-    let webhooks = any_webhook(settings);
+    // Confirms, cancels and account deletions queue webhook events in their
+    // transaction, only for clients with a webhook in the settings in force:
+    // without any, there is nothing to wake for.
+    let live = settings.clone();
     let flow_observer: FlowObserver = Arc::new(move |event| {
-        if webhooks && matches!(event, FlowEvent::Ended(State::Confirmed | State::Cancelled)) {
+        let queued = matches!(
+            event,
+            FlowEvent::Ended(State::Confirmed | State::Cancelled) | FlowEvent::UserDeleted
+        );
+        if queued && any_webhook(&live.load()) {
             wake.notify();
         }
         match event {
             FlowEvent::Created => metrics::scene_created(),
             FlowEvent::Ended(outcome) => metrics::scene_ended(outcome),
             FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
+            FlowEvent::UserDeleted => {}
         }
     });
     Arc::new(
@@ -216,7 +223,7 @@ pub(super) fn login_flow(
 
 /// The OpenID Connect provider, with its signing key made or read.
 pub(super) async fn oidc_provider(
-    settings: &Arc<Settings>,
+    settings: &LiveSettings,
     db: &Db,
     sealer: Sealer,
     login: &Arc<Login>,
@@ -234,49 +241,39 @@ pub(super) async fn oidc_provider(
     Ok(oidc)
 }
 
-/// The tasks beside the server: the sweeper, the catch-up of what the bus
-/// missed, and, when a client has a webhook, the webhook worker (without
-/// one no event is queued, and the worker would only poll an empty outbox).
+/// The tasks beside the server: the sweeper and the catch-up of what the
+/// bus missed. (The webhook worker starts apart, only when a client has a
+/// webhook: without one no event is queued, and the worker would only poll
+/// an empty outbox; see `reload::WebhookWorker`.)
 pub(super) fn background_tasks(
     state: &AppState,
-    db: &Db,
-    webhook_wake: crate::webhooks::Wake,
     source: Arc<dyn Source<SceneView>>,
-) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let mut tasks = vec![
+) -> Vec<JoinHandle<()>> {
+    vec![
         tokio::spawn(sweeper(state.clone())),
         crate::push::catch_up::spawn(
             state.registry.clone(),
             source,
-            Duration::from_millis(state.settings.scene.catch_up_ms),
+            Duration::from_millis(state.settings.load().scene.catch_up_ms),
             state.shutdown.clone(),
         ),
-    ];
-    if any_webhook(&state.settings) {
-        tasks.push(crate::webhooks::worker::spawn(
-            state.settings.clone(),
-            db.clone(),
-            webhook_wake,
-            state.shutdown.clone(),
-        )?);
-    }
-    Ok(tasks)
+    ]
 }
 
 /// Whether any client has a webhook.
-fn any_webhook(settings: &Settings) -> bool {
+pub(super) fn any_webhook(settings: &Settings) -> bool {
     settings.clients.iter().any(|c| c.webhook_url.is_some())
 }
 
 /// Marks overdue scenes expired (pushing `expired`) and, every
 /// `housekeeping.interval_secs`, deletes rows older than the retention, in
-/// batches; stops with the shutdown token.
+/// batches; stops with the shutdown token. (`[scene]` and `[housekeeping]`
+/// change only with a restart.)
 async fn sweeper(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_millis(
-        state.settings.scene.sweep_interval_ms,
-    ));
+    let settings = state.settings.get();
+    let mut tick = tokio::time::interval(Duration::from_millis(settings.scene.sweep_interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let housekeeping = &state.settings.housekeeping;
+    let housekeeping = &settings.housekeeping;
     let purge_every = Duration::from_secs(housekeeping.interval_secs);
     let retention_ms = housekeeping.retention_secs as i64 * 1000;
     let mut last_purge: Option<tokio::time::Instant> = None;
@@ -290,7 +287,7 @@ async fn sweeper(state: AppState) {
         }
         if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
             last_purge = Some(tokio::time::Instant::now());
-            state.limits.shrink();
+            state.limits.load().shrink();
             match state.login.purge(retention_ms, housekeeping.batch).await {
                 Ok(0) => {}
                 Ok(n) => info!(rows = n, "housekeeping deleted old rows"),

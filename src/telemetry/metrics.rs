@@ -2,7 +2,8 @@
 //! open sockets, scenes created and ended by outcome, confirm-to-push
 //! latency, WeChat calls by API and outcome with latency, HTTP requests by
 //! route template and status with latency, the bus listener's drops and
-//! resyncs, logins each site's backend completed or had refused.
+//! resyncs, logins each site's backend completed or had refused, and
+//! configuration reloads.
 
 use std::sync::OnceLock;
 
@@ -119,6 +120,15 @@ fn describe() {
         "scanlogin_logins_total",
         "Tickets redeemed and OpenID Connect codes exchanged, by client, via and outcome"
     );
+    ::metrics::describe_counter!(
+        "scanlogin_config_reloads_total",
+        "Configuration reloads (SIGHUP) by outcome: ok, or refused (the old settings stay)"
+    );
+    // Both outcomes exist from the start, so a rate or an alert sees the
+    // first refusal as a change from 0.
+    for outcome in ["ok", "refused"] {
+        ::metrics::counter!("scanlogin_config_reloads_total", "outcome" => outcome).absolute(0);
+    }
 }
 
 /// The text exposition, with the open-socket gauge set to `open_sockets`.
@@ -217,6 +227,11 @@ pub fn webhook_delivery(outcome: &'static str) {
 pub fn webhook_backlog(oldest_pending_seconds: f64, failed: i64) {
     ::metrics::gauge!("scanlogin_webhook_oldest_pending_seconds").set(oldest_pending_seconds);
     ::metrics::gauge!("scanlogin_webhook_failed_events").set(failed as f64);
+}
+
+/// A configuration reload: `ok` (applied) or `refused` (the old settings stay).
+pub fn config_reload(outcome: &'static str) {
+    ::metrics::counter!("scanlogin_config_reloads_total", "outcome" => outcome).increment(1);
 }
 
 /// A site's backend redeemed a ticket (`via` = `ticket`) or exchanged an

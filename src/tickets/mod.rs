@@ -123,6 +123,16 @@ impl TicketStore {
         }))
     }
 
+    /// Deletes every ticket of `user_id`, redeemed or not (their account's
+    /// deletion, in its transaction): a later redemption is refused.
+    pub async fn delete_user(conn: &impl ConnectionTrait, user_id: &str) -> Result<u64, DbErr> {
+        Ok(tickets::Entity::delete_many()
+            .filter(C::UserId.eq(user_id))
+            .exec(conn)
+            .await?
+            .rows_affected)
+    }
+
     /// Deletes up to `limit` tickets issued before `cutoff`.
     pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
         let ids = Query::select()

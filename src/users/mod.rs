@@ -5,7 +5,8 @@
 use entity::{identities, users};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, OnConflict, Order, Query, SelectStatement};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QueryResult,
 };
 use serde::Serialize;
 
@@ -154,13 +155,17 @@ impl UserStore {
         new_id: &str,
         now: i64,
     ) -> Result<String, DbErr> {
-        if found != new_id {
+        // The user is touched first: on PostgreSQL that UPDATE waits for a
+        // concurrent deletion of the user (`users::delete`, which deletes the
+        // user row first) and then finds no row; this login then makes a new
+        // user, as it would have after the deletion, and links nothing to
+        // the deleted one.
+        if found != new_id && self.touch(conn, p, found, now).await? {
             if p.unionid.is_some() {
                 // Joining by unionid links (or moves) the identity to the
                 // unionid's user; without a unionid, `found` is the identity's.
                 self.link(conn, p, found, now).await?;
             }
-            self.touch(conn, p, found, now).await?;
             return Ok(found.to_owned());
         }
         let row = users::ActiveModel {
@@ -269,14 +274,14 @@ impl UserStore {
     }
 
     /// Updates the profile of an existing user: what `p` says, and its
-    /// unionid when the user had none.
+    /// unionid when the user had none; `false` when the user is gone.
     async fn touch(
         &self,
         conn: &impl ConnectionTrait,
         p: &Person<'_>,
         user_id: &str,
         now: i64,
-    ) -> Result<(), DbErr> {
+    ) -> Result<bool, DbErr> {
         let mut update = users::Entity::update_many()
             .col_expr(users::Column::UpdatedAt, now.into())
             .filter(users::Column::Id.eq(user_id));
@@ -292,8 +297,7 @@ impl UserStore {
         if let Some(a) = p.avatar_url {
             update = update.col_expr(users::Column::AvatarUrl, a.into());
         }
-        update.exec(conn).await?;
-        Ok(())
+        Ok(update.exec(conn).await?.rows_affected > 0)
     }
 }
 
@@ -350,4 +354,75 @@ pub fn read_profile(rows: &[QueryResult]) -> Result<Option<UserProfile>, DbErr> 
         }
     }
     Ok(Some(profile))
+}
+
+/// A user as the person's account shows it.
+pub struct StoredUser {
+    /// Id, unionid, nickname, avatar and identities (the phone number stays sealed).
+    pub profile: UserProfile,
+    /// When the hub first saw the person (ms).
+    pub created_at: i64,
+}
+
+/// The user `user_id` with their identities, oldest first; `None` when unknown.
+pub async fn find(conn: &impl ConnectionTrait, user_id: &str) -> Result<Option<StoredUser>, DbErr> {
+    let Some(user) = users::Entity::find_by_id(user_id.to_owned())
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let identities = identities::Entity::find()
+        .filter(identities::Column::UserId.eq(user_id))
+        .order_by_asc(identities::Column::CreatedAt)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|i| IdentityView {
+            app_id: i.app_id,
+            openid: i.openid,
+        })
+        .collect();
+    Ok(Some(StoredUser {
+        profile: UserProfile {
+            id: user.id,
+            unionid: user.unionid,
+            nickname: user.nickname,
+            avatar_url: user.avatar_url,
+            identities,
+            phone_number: None,
+            phone_sealed: user.phone_number,
+        },
+        created_at: user.created_at,
+    }))
+}
+
+/// What deleting a user removed that other rooms need to know.
+pub struct DeletedUser {
+    /// The uploaded avatar the user showed, which the avatars room deletes.
+    pub avatar_id: Option<String>,
+}
+
+/// Deletes the user `user_id` (profile, phone number) and their identities,
+/// in the caller's transaction; `None` when there was no such user. The
+/// user row goes first: a concurrent login of the same person waits for it
+/// and then makes a new user (see [`UserStore::record`]).
+pub async fn delete(
+    conn: &impl ConnectionTrait,
+    user_id: &str,
+) -> Result<Option<DeletedUser>, DbErr> {
+    let gone = users::Entity::delete_many()
+        .filter(users::Column::Id.eq(user_id))
+        .exec_with_returning(conn)
+        .await?;
+    let Some(user) = gone.into_iter().next() else {
+        return Ok(None);
+    };
+    identities::Entity::delete_many()
+        .filter(identities::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(Some(DeletedUser {
+        avatar_id: user.avatar_id,
+    }))
 }

@@ -1,8 +1,9 @@
-//! Signed webhooks (`login.confirmed`, `login.cancelled`) sent the Standard
-//! Webhooks way to each client's `webhook_url`. An event is written to the
-//! outbox in the same transaction as the login's state change
-//! ([`record_confirmed`], [`record_cancelled`]); the delivery worker sends it
-//! at least once, retrying with growing delays, and survives restarts.
+//! Signed webhooks (`login.confirmed`, `login.cancelled`, `user.deleted`)
+//! sent the Standard Webhooks way to each client's `webhook_url`. An event
+//! is written to the outbox in the same transaction as the change it tells
+//! of ([`record_confirmed`], [`record_cancelled`], [`record_user_deleted`]);
+//! the delivery worker sends it at least once, retrying with growing
+//! delays, and survives restarts.
 
 pub mod outbox;
 pub mod signing;
@@ -24,6 +25,8 @@ use signing::SigningKey;
 pub const LOGIN_CONFIRMED: &str = "login.confirmed";
 /// Event type of a cancelled login.
 pub const LOGIN_CANCELLED: &str = "login.cancelled";
+/// Event type of a person's deleted account.
+pub const USER_DELETED: &str = "user.deleted";
 
 /// The JSON body of an event.
 #[derive(Debug, Serialize)]
@@ -114,6 +117,47 @@ pub async fn record_cancelled(
         },
     };
     outbox::insert(conn, client_id, LOGIN_CANCELLED, &body(&event)?, now).await
+}
+
+/// The body of `user.deleted`.
+#[derive(Debug, Serialize)]
+struct UserDeletedEvent<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    timestamp: String,
+    data: UserDeletedData<'a>,
+}
+
+/// Which person is gone, told to one client.
+#[derive(Debug, Serialize)]
+struct UserDeletedData<'a> {
+    user_id: &'a str,
+    client_id: &'a str,
+}
+
+/// Inside an account deletion's transaction: queues `user.deleted` for each
+/// of `client_ids` (the clients the person logged in to) that has a
+/// webhook; returns how many were queued.
+pub async fn record_user_deleted(
+    conn: &impl ConnectionTrait,
+    settings: &Settings,
+    user_id: &str,
+    client_ids: &[String],
+    now: i64,
+) -> Result<usize, DbErr> {
+    let mut queued = 0;
+    for client_id in client_ids.iter().filter(|c| has_webhook(settings, c)) {
+        let event = UserDeletedEvent {
+            kind: USER_DELETED,
+            timestamp: rfc3339(now),
+            data: UserDeletedData { user_id, client_id },
+        };
+        let body = serde_json::to_string(&event)
+            .map_err(|e| DbErr::Custom(format!("webhook body: {e}")))?;
+        outbox::insert(conn, client_id, USER_DELETED, &body, now).await?;
+        queued += 1;
+    }
+    Ok(queued)
 }
 
 fn body(event: &Event<'_>) -> Result<String, DbErr> {

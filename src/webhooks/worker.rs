@@ -6,8 +6,11 @@
 //! growing, jittered delays until the retry window ends, then failed. It
 //! also purges delivered events past the retention and keeps the backlog
 //! gauges current. A login never waits for it.
+//!
+//! It reads the settings in force at each step, so a reload's clients,
+//! webhook URLs and secrets and `[webhooks]` timings apply to the next
+//! attempt; only `webhooks.concurrency` stays as it started.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,10 +23,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::outbox::{self, DELIVERED, FAILED, Outcome, PENDING};
-use super::{Target, Wake, target};
+use super::{Wake, target};
 use crate::clock::now_ms;
-use crate::config::{Settings, WebhookSettings};
+use crate::config::WebhookSettings;
 use crate::db::Db;
+use crate::live::LiveSettings;
 use crate::telemetry::metrics;
 
 /// How long past its timeout a claimed attempt holds its event.
@@ -35,45 +39,38 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts the worker; it ends when `shutdown` is cancelled.
 pub fn spawn(
-    settings: Arc<Settings>,
+    settings: LiveSettings,
     db: Db,
     wake: Wake,
     shutdown: CancellationToken,
 ) -> anyhow::Result<JoinHandle<()>> {
-    let w = &settings.webhooks;
-    let timeout = Duration::from_millis(w.timeout_ms);
+    let now = settings.get();
+    // Each attempt sets its own timeout (`webhooks.timeout_ms` then).
     let http = reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .connect_timeout(Duration::from_secs(5))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("scanlogin-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let targets = settings
-        .clients
-        .iter()
-        .filter_map(|c| Some((c.client_id.clone(), target(c)?)))
-        .collect();
     let worker = Arc::new(Worker {
-        permits: Arc::new(Semaphore::new(w.concurrency)),
-        config: w.clone(),
-        retention_ms: settings.housekeeping.retention_secs as i64 * 1000,
-        purge_every: Duration::from_secs(settings.housekeeping.interval_secs),
-        batch: settings.housekeeping.batch,
+        permits: Arc::new(Semaphore::new(now.webhooks.concurrency)),
+        retention_ms: now.housekeeping.retention_secs as i64 * 1000,
+        purge_every: Duration::from_secs(now.housekeeping.interval_secs),
+        batch: now.housekeeping.batch,
+        settings,
         db,
         http,
-        targets,
     });
     Ok(tokio::spawn(worker.run(wake, shutdown)))
 }
 
 struct Worker {
-    config: WebhookSettings,
+    /// The settings in force: clients' webhooks and `[webhooks]` timings.
+    settings: LiveSettings,
     retention_ms: i64,
     purge_every: Duration,
     batch: u64,
     db: Db,
     http: reqwest::Client,
-    targets: HashMap<String, Target>,
     permits: Arc<Semaphore>,
 }
 
@@ -92,12 +89,11 @@ pub fn retry_delay(config: &WebhookSettings, attempts: i64) -> i64 {
 
 impl Worker {
     async fn run(self: Arc<Self>, wake: Wake, shutdown: CancellationToken) {
-        let poll = Duration::from_millis(self.config.poll_interval_ms);
         let mut attempts = JoinSet::new();
         let mut last_purge: Option<tokio::time::Instant> = None;
         let mut last_gauges: Option<tokio::time::Instant> = None;
         let now = now_ms();
-        let horizon = now + self.lease_ms();
+        let horizon = now + self.lease_ms(&self.settings.load().webhooks);
         match outbox::due_after_restart(self.db.write(), now, horizon).await {
             Ok(0) => {}
             Ok(n) => info!(events = n, "webhooks: events left pending are due now"),
@@ -114,6 +110,7 @@ impl Worker {
                 last_purge = Some(tokio::time::Instant::now());
                 self.purge().await;
             }
+            let poll = Duration::from_millis(self.settings.load().webhooks.poll_interval_ms);
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = wake.notified() => {}
@@ -130,8 +127,8 @@ impl Worker {
     }
 
     /// How long a claimed attempt holds its event.
-    fn lease_ms(&self) -> i64 {
-        self.config.timeout_ms as i64 + LEASE_MARGIN_MS
+    fn lease_ms(&self, config: &WebhookSettings) -> i64 {
+        config.timeout_ms as i64 + LEASE_MARGIN_MS
     }
 
     /// Claims as many due events as there are free slots and starts them.
@@ -149,7 +146,7 @@ impl Worker {
                 return;
             }
         }
-        let lease_until = now + self.lease_ms();
+        let lease_until = now + self.lease_ms(&self.settings.load().webhooks);
         let claimed = match outbox::claim(self.db.write(), now, lease_until, free as u64).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -171,7 +168,9 @@ impl Worker {
 
     /// One attempt at `e`, and its outcome recorded.
     async fn attempt(&self, e: Model) {
-        let Some(target) = self.targets.get(&e.client_id) else {
+        let settings = self.settings.get();
+        let config = &settings.webhooks;
+        let Some(target) = settings.client(&e.client_id).and_then(target) else {
             let why = "the client has no webhook_url and webhook_secret now";
             self.record(&e, FAILED, 0, None, Some(why)).await;
             return;
@@ -181,6 +180,7 @@ impl Worker {
         let sent = self
             .http
             .post(target.url.clone())
+            .timeout(Duration::from_millis(config.timeout_ms))
             .header(CONTENT_TYPE, "application/json")
             .header("webhook-id", &e.id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -202,10 +202,10 @@ impl Worker {
         let now = now_ms();
         if error.is_none() {
             self.record(&e, DELIVERED, now, status, None).await;
-        } else if now - e.queued_at >= self.config.retry_for_secs as i64 * 1000 {
+        } else if now - e.queued_at >= config.retry_for_secs as i64 * 1000 {
             self.record(&e, FAILED, now, status, error.as_deref()).await;
         } else {
-            let next = now + retry_delay(&self.config, e.attempts);
+            let next = now + retry_delay(config, e.attempts);
             self.record(&e, PENDING, next, status, error.as_deref())
                 .await;
         }

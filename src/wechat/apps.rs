@@ -5,6 +5,7 @@
 //! this node for the rest of that minute only, plus a little jitter so that
 //! nodes do not all come back at the same instant.
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use rand::Rng;
 
@@ -15,9 +16,10 @@ const MINUTE_MS: i64 = 60_000;
 /// Most jitter added after the minute ends.
 pub const MAX_JITTER_MS: i64 = 3_000;
 
-/// The configured apps, in order, and which are skipped until when.
+/// The configured apps, in order (a reload may change them), and which are
+/// skipped until when.
 pub struct AppChooser {
-    order: Vec<String>,
+    order: ArcSwap<Vec<String>>,
     exhausted: DashMap<String, i64>,
 }
 
@@ -25,9 +27,16 @@ impl AppChooser {
     /// A chooser over the app ids in configuration order.
     pub fn new(order: Vec<String>) -> Self {
         Self {
-            order,
+            order: ArcSwap::from_pointee(order),
             exhausted: DashMap::new(),
         }
+    }
+
+    /// The configured apps are now `order` (after a reload); the skips of
+    /// apps still configured stay.
+    pub fn reorder(&self, order: Vec<String>) {
+        self.exhausted.retain(|app_id, _| order.contains(app_id));
+        self.order.store(std::sync::Arc::new(order));
     }
 
     fn is_exhausted(&self, app_id: &str, now: i64) -> bool {
@@ -45,18 +54,19 @@ impl AppChooser {
     /// skipping apps out of quota; when every app is, `start` alone (so a
     /// reset quota is noticed).
     pub fn candidates(&self, start: Option<&str>, now: i64) -> Vec<String> {
+        let order = self.order.load();
         let first = start
-            .and_then(|s| self.order.iter().position(|a| a == s))
+            .and_then(|s| order.iter().position(|a| a == s))
             .unwrap_or(0);
-        let n = self.order.len();
-        let rotated = (0..n).map(|i| &self.order[(first + i) % n]);
+        let n = order.len();
+        let rotated = (0..n).map(|i| &order[(first + i) % n]);
         let fresh: Vec<String> = rotated
             .clone()
             .filter(|a| !self.is_exhausted(a, now))
             .cloned()
             .collect();
         if fresh.is_empty() {
-            return self.order.get(first).cloned().into_iter().collect();
+            return order.get(first).cloned().into_iter().collect();
         }
         fresh
     }
@@ -109,6 +119,26 @@ mod tests {
         assert_eq!(c.candidates(Some("b"), now), ["b"]);
         c.worked("b");
         assert_eq!(c.candidates(Some("a"), now), ["b"]);
+    }
+
+    #[test]
+    fn a_reload_changes_the_order_and_keeps_the_skips_of_apps_still_there() {
+        let c = AppChooser::new(vec!["a".into(), "b".into()]);
+        let now = 1_764_460_830_000;
+        c.exhausted("a", now);
+        c.exhausted("b", now);
+        c.reorder(vec!["c".into(), "b".into(), "a".into()]);
+        assert_eq!(c.candidates(None, now), ["c"]);
+        assert_eq!(c.candidates(Some("a"), now), ["c"]);
+        c.reorder(vec!["a".into()]);
+        assert_eq!(
+            c.candidates(None, now),
+            ["a"],
+            "every app skipped: the first"
+        );
+        c.reorder(vec!["b".into(), "a".into()]);
+        // "b" was dropped with the last order, and its skip with it.
+        assert_eq!(c.candidates(None, now), ["b"]);
     }
 
     #[test]

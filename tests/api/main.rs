@@ -1,6 +1,7 @@
 //! Integration tests: each test runs a real hub on 127.0.0.1 port 0 with its
 //! own database, secret key and fake WeChat (see `helpers/`).
 
+mod account;
 mod bad_input;
 mod browser;
 mod cluster;

@@ -392,6 +392,66 @@ describe("widget in Chromium", { skip: missing || false }, () => {
     }
   });
 
+  test("simulated phone: the account view, then deleting the account after the dialog", T, async () => {
+    const w = await h.world();
+    const { page, context } = await openSite(w, { lang: "en" });
+    const mobile = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: true, hasTouch: true });
+    const phone = await mobile.newPage();
+    phone.setDefaultTimeout(15000);
+    try {
+      const scene = await codeShown(page);
+      await phone.goto(`${w.hub.url}/sim/phone?scene=${scene}`);
+      await phone.locator("#user").fill("fiona");
+      await phone.getByRole("button", { name: "Scan the code" }).click();
+      await phone.locator("#nickname").fill("Fiona");
+      await phone.getByRole("button", { name: "Confirm login" }).click();
+      await phone.getByRole("heading", { name: "Login confirmed" }).waitFor();
+      await stateIs(page, "confirmed");
+      const ticket = (await page.evaluate(() => window.logins))[0].ticket;
+
+      await phone.getByRole("button", { name: "My account" }).click();
+      await phone.locator("#step-account").waitFor({ state: "visible" });
+      await h.shot(phone, "phone-account-1-view");
+      assert.match(await phone.locator("#account-user").textContent(), /Fiona/);
+      assert.equal(await phone.locator("#account-clients li").count(), 1);
+      assert.match(await phone.locator("#account-clients li").first().textContent(), /^Demo site/);
+      assert.equal(await phone.locator("#account-logins li").count(), 1);
+      assert.match(await phone.locator("#account-logins li").first().textContent(), /Demo site/);
+      await phone.locator("#account-lang").selectOption("zh-CN");
+      assert.equal(await phone.locator("#delete-account").textContent(), "删除我的账号");
+      assert.equal(await phone.locator("#account-title").textContent(), "我的账号");
+      await phone.locator("#account-lang").selectOption("en");
+      assert.equal(await phone.locator("#delete-account").textContent(), "Delete my account");
+
+      // Dismissed: nothing is deleted.
+      phone.once("dialog", (d) => d.dismiss());
+      await phone.getByRole("button", { name: "Delete my account" }).click();
+      await phone.locator("#step-account").waitFor({ state: "visible" });
+      // Accepted: the account is gone, and the site's ticket with it.
+      let asked = "";
+      phone.once("dialog", (d) => {
+        asked = d.message();
+        d.accept();
+      });
+      await phone.getByRole("button", { name: "Delete my account" }).click();
+      await phone.getByRole("heading", { name: /Your account is deleted/ }).waitFor();
+      await h.shot(phone, "phone-account-2-deleted");
+      assert.match(asked, /Delete your account\?/);
+      assert.equal((await h.redeem(w.hub.url, ticket)).status, 400);
+
+      // Without a code: pick the person, open the account: nothing kept.
+      await phone.goto(`${w.hub.url}/sim/phone`);
+      assert.equal(await phone.getByRole("button", { name: "Scan the code" }).count(), 0);
+      await phone.locator("#user").fill("fiona");
+      await phone.getByRole("button", { name: "My account" }).click();
+      await phone.getByRole("alert").filter({ hasText: "The hub holds nothing about you." }).waitFor();
+    } finally {
+      await mobile.close();
+      await context.close();
+      await w.close();
+    }
+  });
+
   test("simulated phone in its own tab: legacy encrypted profile, then cancel of another code", T, async () => {
     const w = await h.world();
     const { page, context } = await openSite(w, { lang: "en" });

@@ -14,8 +14,10 @@ const logic = require(path.join(PAGE_DIR, "logic.js"));
 const APP_ID = "wxdemo0000000000"; // config.toml's app
 
 /** A fake `wx` for pretend WeChat user `user`, talking to `hub`. */
-function fakeWx(hub, user, { appId = APP_ID, profile = {}, files = {}, forwardedFor = null } = {}) {
+function fakeWx(hub, user, { appId = APP_ID, profile = {}, files = {}, forwardedFor = null, language = null, modal = [] } = {}) {
   const calls = [];
+  // `modal`: what the person answers each wx.showModal, in turn (true: the confirm button).
+  const answers = [...modal];
   const post = async (p, body) => {
     const r = await h.postJson(`${hub}${p}`, body);
     if (r.status !== 200) throw new Error(JSON.stringify(r.data));
@@ -24,6 +26,12 @@ function fakeWx(hub, user, { appId = APP_ID, profile = {}, files = {}, forwarded
   return {
     calls,
     getAccountInfoSync: () => ({ miniProgram: { appId, envVersion: "release" } }),
+    ...(language ? { getAppBaseInfo: () => ({ language }) } : {}),
+    showModal(o) {
+      calls.push(`showModal ${o.title} / ${o.confirmText} / ${o.cancelText}`);
+      const confirm = answers.length ? answers.shift() : false;
+      setTimeout(() => o.success({ confirm, cancel: !confirm }), 0);
+    },
     login(o) {
       calls.push("login");
       post("/sim/api/login", { user }).then(
@@ -208,6 +216,46 @@ describe("pure helpers", () => {
     assert.equal(logic.message(undefined, "en"), "Login failed. Try again.");
   });
 
+  test("the account view's words and messages exist in zh-CN and en", () => {
+    const zh = logic.accountText("zh-CN");
+    const en = logic.accountText("en");
+    assert.deepEqual(Object.keys(en).sort(), Object.keys(zh).sort());
+    for (const [k, v] of Object.entries(en)) {
+      assert.ok(v && v !== zh[k], k);
+    }
+    assert.equal(zh.remove, "删除我的账号");
+    assert.equal(en.remove, "Delete my account");
+    assert.equal(logic.accountText(undefined), zh);
+    assert.match(logic.message({ code: "user_not_found" }), /没有保存/);
+    assert.equal(logic.message({ code: "user_not_found" }, "en"), "The hub holds nothing about you.");
+    assert.equal(logic.langOf({ getAppBaseInfo: () => ({ language: "en" }) }), "en");
+    assert.equal(logic.langOf({ getAppBaseInfo: () => ({ language: "zh_CN" }) }), "zh-CN");
+    assert.equal(logic.langOf({ getSystemInfoSync: () => ({ language: "en_US" }) }), "en");
+    assert.equal(logic.langOf({}), "zh-CN");
+  });
+
+  test("describeAccount: names, times, browsers and places of the account answer", () => {
+    const at = "2026-12-07T11:41:00.000Z";
+    const v = logic.describeAccount({
+      user: { id: "u1", unionid: null, nickname: "Ann", avatar_url: "http://tmp/x.png", identities: [{ app_id: "wxa", openid: "o1" }], phone_number_kept: true, created_at: at },
+      clients: [{ client_id: "shop", name: "Shop", first_login_at: at, last_login_at: at, phone_shared: true }],
+      logins: [
+        { client_id: "shop", at, ip: "1.2.3.4", user_agent: "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) Version/17.0 Safari/605.1", location: { country: "CN", region: "广东", city: "深圳" } },
+        { client_id: "gone", at: "not a time", ip: "5.6.7.8", user_agent: "" },
+      ],
+    });
+    assert.equal(v.userId, "u1");
+    assert.equal(v.avatarUrl, "", "a local file is not shown");
+    assert.deepEqual(v.identities, ["wxa · o1"]);
+    assert.equal(v.phoneKept, true);
+    assert.equal(v.created, logic.formatTime(at));
+    assert.match(v.created, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}$/);
+    assert.deepEqual(v.clients, [{ id: "shop", name: "Shop", first: v.created, last: v.created, phoneShared: true }]);
+    assert.deepEqual(v.logins[0], { site: "Shop", when: v.created, ip: "1.2.3.4", browser: "Safari · macOS", place: "CN 广东 深圳" });
+    assert.deepEqual(v.logins[1], { site: "gone", when: "", ip: "5.6.7.8", browser: "?", place: "" });
+    assert.deepEqual(logic.describeAccount(undefined).clients, []);
+  });
+
   test("phoneCodeFrom takes the getphonenumber code, not a refusal", () => {
     assert.equal(logic.phoneCodeFrom({ detail: { code: "abc", errMsg: "getPhoneNumber:ok" } }), "abc");
     assert.equal(logic.phoneCodeFrom({ detail: { errMsg: "getPhoneNumber:fail user deny" } }), null);
@@ -370,6 +418,58 @@ describe("logic.js against a real hub", { skip: h.hubMissing() }, () => {
     const err = await logic.uploadAvatar({ wx: wx2, hub: hub.url }, { path: tmp, mpToken: "x" }).catch((e) => e);
     assert.equal(err.code, "invalid_token");
     assert.equal(err.status, 401);
+  });
+
+  test("account: what the hub keeps, then deleting it after the person agrees", async () => {
+    const scene = await newScene(hub);
+    const ctx = { wx: fakeWx(hub.url, "kate"), hub: hub.url };
+    const scan = await logic.scan(ctx, scene.scene_id);
+    await logic.confirm(ctx, { sceneId: scene.scene_id, mpToken: scan.mpToken, nickname: "Kate" });
+    const ticket = (await browserSees(hub, scene, "scanned")).ticket;
+
+    const wx = fakeWx(hub.url, "kate", { modal: [false, true] });
+    const page = loadPage(wx, hub.url);
+    await page.onLoad({ view: "account" });
+    assert.equal(page.data.step, "account", page.data.error);
+    const a = page.data.account;
+    assert.equal(a.nickname, "Kate");
+    assert.equal(a.identities.length, 1);
+    assert.ok(a.identities[0].startsWith(`${APP_ID} · `), a.identities[0]);
+    assert.equal(a.phoneKept, false);
+    assert.deepEqual(a.clients.map((c) => [c.id, c.name, c.phoneShared]), [["demo", "Demo site", false]]);
+    assert.equal(a.logins.length, 1);
+    assert.deepEqual([a.logins[0].site, a.logins[0].browser, a.logins[0].ip], ["Demo site", "Chrome · Windows", "127.0.0.1"]);
+    assert.equal(page.data.t.remove, "删除我的账号");
+
+    // The person says no: nothing is deleted.
+    await page.onDeleteAccount();
+    assert.equal(page.data.step, "account");
+    assert.equal((await logic.account({ wx: fakeWx(hub.url, "kate"), hub: hub.url })).userId, a.userId);
+    // The person agrees: the account is gone, and so is the ticket.
+    await page.onDeleteAccount();
+    assert.equal(page.data.step, "deleted", page.data.error);
+    assert.deepEqual(wx.calls.filter((c) => c.startsWith("showModal")), [
+      "showModal 删除账号？ / 删除 / 取消",
+      "showModal 删除账号？ / 删除 / 取消",
+    ]);
+    assert.deepEqual(wx.calls.filter((c) => c.startsWith("request")), [
+      "request POST /api/v1/mp/account",
+      "request POST /api/v1/mp/account/delete",
+    ]);
+    assert.equal((await h.redeem(hub.url, ticket)).status, 400);
+
+    // Shown again, in English: the hub keeps nothing.
+    const again = loadPage(fakeWx(hub.url, "kate", { language: "en" }), hub.url);
+    await again.onLoad({ view: "account" });
+    assert.equal(again.data.step, "error");
+    assert.equal(again.data.error, "The hub holds nothing about you.");
+    assert.equal(again.data.retryable, false);
+    assert.equal(again.data.t.remove, "Delete my account");
+    // The same person logging in again is a new user.
+    const next = await newScene(hub);
+    const scan2 = await logic.scan(ctx, next.scene_id);
+    const done = await logic.confirm(ctx, { sceneId: next.scene_id, mpToken: scan2.mpToken, nickname: "Kate" });
+    assert.notEqual(done.user_id, a.userId);
   });
 
   test("index.js page: Cancel", async () => {

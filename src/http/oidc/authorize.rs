@@ -81,6 +81,7 @@ pub async fn complete(
 ) -> Result<HttpResponse, ApiError> {
     let own = state
         .settings
+        .load()
         .server
         .public_url
         .origin()

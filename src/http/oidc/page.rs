@@ -77,9 +77,10 @@ fn page_headers(res: &mut actix_web::HttpResponseBuilder, csp: &str) {
 
 /// The page that shows the code for the client.
 pub(super) fn page(state: &AppState, p: &PendingAuthorization, lang: Lang) -> HttpResponse {
-    let hub = crate::oidc::issuer(&state.settings);
+    let hub = crate::oidc::issuer(&state.settings.load());
     let hub_origin = state
         .settings
+        .load()
         .server
         .public_url
         .origin()

@@ -6,9 +6,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use url::form_urlencoded;
 
 use super::error::OAuthReply;
-use crate::config::ClientSettings;
 use crate::http::error::ApiError;
 use crate::http::extract::{BasicCredentials, BasicError, Bearer, ClientAddr};
+use crate::live::ClientRef;
 use crate::login::LoginError;
 use crate::oidc::{OAuthError, TokenRequest};
 use crate::state::AppState;
@@ -40,12 +40,12 @@ fn basic(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
 
 /// Checks the client's credentials as the ticket API does (failures
 /// throttled per client and source IP), answering OAuth's `invalid_client`.
-fn authenticate<'a>(
+fn authenticate(
     req: &HttpRequest,
-    state: &'a AppState,
+    state: &AppState,
     client_id: &str,
     secret: &str,
-) -> Result<&'a ClientSettings, OAuthReply> {
+) -> Result<ClientRef, OAuthReply> {
     crate::http::site::authenticate(req, state, client_id, secret).map_err(|e| match e {
         ApiError::Flow(LoginError::Unauthorized(_)) => {
             OAuthError::InvalidClient("client authentication failed").into()
@@ -131,9 +131,9 @@ pub async fn token(
         (None, id, _) => {
             let ip = ClientAddr::of(&req).0;
             let id = id.unwrap_or_default();
-            let known = state.settings.client(&id).is_some();
-            state.limits.auth_allowed(&id, known, ip)?;
-            state.limits.auth_failed(&id, known, ip);
+            let known = state.settings.load().client(&id).is_some();
+            state.limits.load().auth_allowed(&id, known, ip)?;
+            state.limits.load().auth_failed(&id, known, ip);
             return Err(OAuthError::InvalidClient(
                 "client authentication is required (client_secret_basic or client_secret_post)",
             )
@@ -141,14 +141,14 @@ pub async fn token(
         }
     };
     let client = authenticate(&req, &state, &id, &secret)?;
-    state.limits.redeems.check(&client.client_id)?;
+    state.limits.load().redeems.check(&client.client_id)?;
     let request = TokenRequest {
         grant_type: take("grant_type"),
         code: take("code"),
         redirect_uri: take("redirect_uri"),
         code_verifier: take("code_verifier"),
     };
-    let answer = state.oidc.token(client, request).await;
+    let answer = state.oidc.token(&client, request).await;
     crate::telemetry::metrics::client_login(&client.client_id, "oidc", answer.is_ok());
     let answer = answer?;
     Ok(HttpResponse::Ok()

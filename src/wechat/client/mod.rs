@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use reqwest::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
@@ -38,7 +39,8 @@ pub type CallObserver = Arc<dyn Fn(&'static str, &str, f64) + Send + Sync>;
 pub struct WechatClient {
     http: reqwest::Client,
     base: Url,
-    apps: HashMap<String, AppSettings>,
+    /// The configured apps by id (a reload replaces them).
+    apps: ArcSwap<HashMap<String, AppSettings>>,
     tokens: TokenStore,
     memory: DashMap<String, CachedToken>,
     token_flight: SingleFlight,
@@ -65,7 +67,7 @@ impl WechatClient {
         Self {
             http,
             base,
-            apps: apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect(),
+            apps: ArcSwap::from_pointee(by_id(apps)),
             tokens: TokenStore::new(db.clone(), sealer),
             memory: DashMap::new(),
             token_flight: SingleFlight::new(Purpose::AccessToken, db, flight_wait),
@@ -127,12 +129,22 @@ impl WechatClient {
         serde_json::from_slice(&bytes).map_err(|_| WechatError::garbage(api, "not JSON"))
     }
 
-    fn app(&self, app_id: &str) -> Result<&AppSettings, WechatError> {
-        self.apps.get(app_id).ok_or_else(|| WechatError {
-            api: "config",
-            errcode: 40013,
-            errmsg: "app not configured".into(),
-        })
+    /// The configured apps are now `apps` (after a reload). A cached access
+    /// token stays in use until it runs out or WeChat refuses it.
+    pub fn set_apps(&self, apps: &[AppSettings]) {
+        self.apps.store(Arc::new(by_id(apps)));
+    }
+
+    fn app(&self, app_id: &str) -> Result<AppSettings, WechatError> {
+        self.apps
+            .load()
+            .get(app_id)
+            .cloned()
+            .ok_or_else(|| WechatError {
+                api: "config",
+                errcode: 40013,
+                errmsg: "app not configured".into(),
+            })
     }
 
     fn observe(&self, api: &'static str, outcome: String, started: Instant) {
@@ -140,6 +152,10 @@ impl WechatClient {
             obs(api, &outcome, started.elapsed().as_secs_f64());
         }
     }
+}
+
+fn by_id(apps: &[AppSettings]) -> HashMap<String, AppSettings> {
+    apps.iter().map(|a| (a.app_id.clone(), a.clone())).collect()
 }
 
 fn outcome<T>(r: &Result<T, WechatError>) -> String {

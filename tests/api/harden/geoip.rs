@@ -7,6 +7,8 @@
 
 use std::path::Path;
 
+use scanlogin::startup::ReloadOutcome;
+
 use serde_json::{Value, json};
 
 use crate::helpers::{CLIENT_ID, ORIGIN, TestApp, ok_json, spawn_app_with, unique};
@@ -101,4 +103,53 @@ async fn without_a_database_neither_field_appears() {
     let b = scanned_from(&app, BEIJING, SHENZHEN).await;
     assert!(b.get("location").is_none(), "{b}");
     assert!(b.get("far_from_phone").is_none(), "{b}");
+}
+
+/// Reloads `app` with its own configuration and `[geoip] database = path`.
+async fn reload_with_geoip(app: &TestApp, path: &Path) -> ReloadOutcome {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("hub.toml");
+    let text = format!(
+        "{}\n[geoip]\ndatabase = {:?}\n",
+        app.config_toml,
+        path.display().to_string()
+    );
+    std::fs::write(&file, text).expect("config file");
+    let reloader = app.reloader.clone();
+    tokio::task::spawn_blocking(move || reloader.reload(&file))
+        .await
+        .expect("reload")
+}
+
+#[tokio::test]
+async fn a_reload_opens_the_database_and_refuses_a_file_that_is_none() {
+    let app = hub(false).await;
+    let b = scanned_from(&app, BEIJING, SHENZHEN).await;
+    assert!(b.get("location").is_none(), "{b}");
+
+    // A readable file that is no MaxMind database: refused, nothing changes.
+    let not_a_database = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    match reload_with_geoip(&app, &not_a_database).await {
+        ReloadOutcome::Refused(mistakes) => assert!(
+            mistakes.len() == 1 && mistakes[0].starts_with("geoip.database"),
+            "{mistakes:?}"
+        ),
+        applied => panic!("a file that is no database was applied: {applied:?}"),
+    }
+    let b = scanned_from(&app, BEIJING, SHENZHEN).await;
+    assert!(b.get("location").is_none(), "{b}");
+
+    let database = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/geoip-test.mmdb");
+    let outcome = reload_with_geoip(&app, &database).await;
+    assert!(
+        matches!(outcome, ReloadOutcome::Applied { .. }),
+        "{outcome:?}"
+    );
+    let b = scanned_from(&app, BEIJING, SHENZHEN).await;
+    assert_eq!(
+        b["location"],
+        json!({"country": "CN", "region": "北京", "city": "北京"}),
+        "{b}"
+    );
+    assert_eq!(b["far_from_phone"], true, "{b}");
 }

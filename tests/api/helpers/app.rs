@@ -38,8 +38,10 @@ pub struct TestApp {
     pub config_toml: String,
     /// What the hub has asked of its database so far.
     pub db_stats: scanlogin::db::Stats,
-    /// The hub's rate limits.
+    /// The hub's rate limits (as built; a reload may replace them).
     pub limits: std::sync::Arc<scanlogin::ratelimit::RateLimits>,
+    /// What a SIGHUP calls: reloads a configuration file into the hub.
+    pub reloader: std::sync::Arc<scanlogin::startup::Reloader>,
     /// Where `/metrics` is served when `metrics_bind` is set (the port the
     /// hub holds, also for port 0).
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -125,6 +127,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
     let limits = app.rate_limits();
     let registry = app.push_registry();
     let avatar_decode_slots = app.avatar_decode_slots();
+    let reloader = app.reloader();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(40))
@@ -139,6 +142,7 @@ pub async fn spawn_app_with(change: impl FnOnce(&mut TestConfig)) -> TestApp {
         config_toml,
         db_stats,
         limits,
+        reloader,
         metrics_addr,
         registry,
         avatar_decode_slots,

@@ -275,3 +275,42 @@ async fn a_locked_database_is_503_with_retry_after_and_readyz_says_so() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_reload_applies_new_rate_limits_to_the_next_request() {
+    let app = spawn_app().await;
+    let scene = || {
+        app.http
+            .post(app.url("/api/v1/scenes"))
+            .header("Origin", ORIGIN)
+            .json(&json!({"client_id": CLIENT_ID}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(scene().await.expect("scene").status(), 201);
+    }
+    // The same file with two scenes a minute (burst 2) per address.
+    let mut file: toml::Table = toml::from_str(&app.config_toml).expect("the hub's file");
+    let limits = file
+        .get_mut("rate_limit")
+        .and_then(|v| v.as_table_mut())
+        .expect("[rate_limit]");
+    limits.insert("scenes_per_minute".into(), 2.into());
+    limits.insert("burst".into(), 2.into());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("hub.toml");
+    std::fs::write(&path, toml::to_string(&file).expect("TOML")).expect("config file");
+    let reloader = app.reloader.clone();
+    let outcome = tokio::task::spawn_blocking(move || reloader.reload(&path))
+        .await
+        .expect("reload");
+    assert!(
+        matches!(outcome, scanlogin::startup::ReloadOutcome::Applied { .. }),
+        "{outcome:?}"
+    );
+    // The new limit counts afresh: two more, then refused.
+    for _ in 0..2 {
+        assert_eq!(scene().await.expect("scene").status(), 201);
+    }
+    assert_problem(scene().await.expect("scene"), 429, "rate_limited").await;
+}

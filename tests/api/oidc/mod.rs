@@ -134,6 +134,15 @@ pub(crate) async fn login(
     app: &TestApp,
     ps: &[(String, String)],
 ) -> (HashMap<String, String>, String) {
+    login_as(app, ps, &unique("openid")).await
+}
+
+/// [`login`] by the WeChat user `openid`.
+pub(crate) async fn login_as(
+    app: &TestApp,
+    ps: &[(String, String)],
+    openid: &str,
+) -> (HashMap<String, String>, String) {
     let (data, _, _) = page_data(authorize(app, ps).await).await;
     assert_eq!(data["client_id"], CLIENT_ID);
     // The widget on the hub's own page makes the scene from the hub's origin.
@@ -150,8 +159,7 @@ pub(crate) async fn login(
         browser_token: body["browser_token"].as_str().expect("token").to_owned(),
         body,
     };
-    let openid = unique("openid");
-    let mp_token = app.scanned(&scene.id, &app.login_code(&openid)).await;
+    let mp_token = app.scanned(&scene.id, &app.login_code(openid)).await;
     let confirmed = ok_json(
         app.confirm(&json!({"scene_id": scene.id, "mp_token": mp_token,
             "profile": {"nickname": "Alice", "avatar_url": "https://img.test/a.png"}}))

@@ -62,8 +62,9 @@ async fn real_answers_of_a_whole_login_match_the_document() {
 
     // Scan (200) with a login code of the fake WeChat.
     let code = unique("code");
+    let person = unique("o");
     app.fake
-        .add_code(&code, &unique("o"), Some(&unique("u")), &session_key());
+        .add_code(&code, &person, Some(&unique("u")), &session_key());
     let res = app.scan(&scene_id, &code).await;
     assert_eq!(res.status(), 200);
     let scan = doc.conforms(res, "post", "/api/v1/mp/scan").await;
@@ -152,6 +153,27 @@ async fn real_answers_of_a_whole_login_match_the_document() {
             .is_some_and(|t| t.split('.').count() == 3)
     );
 
+    // The person's account (200) and its deletion (200).
+    let res = app
+        .post_json(
+            "/api/v1/mp/account",
+            &json!({"code": app.login_code(&person)}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let account = doc.conforms(res, "post", "/api/v1/mp/account").await;
+    assert_eq!(account["user"]["id"], confirmed["user_id"]);
+    assert_eq!(account["logins"].as_array().map(Vec::len), Some(1));
+    let res = app
+        .post_json(
+            "/api/v1/mp/account/delete",
+            &json!({"code": app.login_code(&person)}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let deleted = doc.conforms(res, "post", "/api/v1/mp/account/delete").await;
+    assert_eq!(deleted["deleted"], true);
+
     // Refusals: each a documented status with the problem schema.
     let unknown_scene = "0123456789abcdef0123456789abcdef";
     let scan_path = "/api/v1/mp/scan";
@@ -176,6 +198,17 @@ async fn real_answers_of_a_whole_login_match_the_document() {
             scan_path,
             502,
             &["wechat_error"],
+        ),
+        (
+            app.post_json(
+                "/api/v1/mp/account",
+                &json!({"code": app.login_code(&person)}),
+            )
+            .await,
+            "post",
+            "/api/v1/mp/account",
+            404,
+            &["user_not_found"],
         ),
         (
             app.post_scene(&json!({"client_id": "nobody"}), None).await,

@@ -1,8 +1,10 @@
-//! The `scanlogin` binary as systemd runs it: notify protocol, SIGTERM,
+//! The `scanlogin` binary as systemd runs it: notify protocol, SIGTERM, SIGHUP,
 //! restart on the same database mid-login, metrics, and logs free of secrets.
 
+mod account;
 mod crash;
 mod observability;
+mod reload;
 mod simulator;
 mod systemd;
 
@@ -24,6 +26,8 @@ struct Hub {
     child: Child,
     port: u16,
     dir: PathBuf,
+    /// Where its stdout and stderr (the log) go.
+    log: PathBuf,
 }
 
 /// The caller's variables a hub process keeps; everything else (any
@@ -79,6 +83,13 @@ impl Hub {
         Self::spawn(dir, extra, log, None).unwrap_or_else(|text| panic!("{text}"))
     }
 
+    /// Starts the hub on the configuration file `config`, which names its
+    /// own `server.bind` (no variable overrides it, so a reload may change
+    /// it); the database and the key are in `dir` as with [`Hub::start`].
+    fn start_with_config(dir: &Path, config: &Path, extra: &[(&str, String)]) -> Hub {
+        Self::spawn_on(dir, Some(config), extra, None, None).unwrap_or_else(|text| panic!("{text}"))
+    }
+
     /// Starts the hub where its URLs must name its own port (`public_url`,
     /// its own origin allowed): the binary takes `public_url` before it
     /// starts, so the test binds `127.0.0.1:0` first, keeps the listener and
@@ -110,6 +121,18 @@ impl Hub {
         log: Option<&Path>,
         listener: Option<std::net::TcpListener>,
     ) -> Result<Hub, String> {
+        Self::spawn_on(dir, None, extra, log, listener)
+    }
+
+    /// [`Hub::spawn`] on `config` (default: the repository's `config.toml`,
+    /// with `server.bind` set by a variable).
+    fn spawn_on(
+        dir: &Path,
+        config: Option<&Path>,
+        extra: &[(&str, String)],
+        log: Option<&Path>,
+        listener: Option<std::net::TcpListener>,
+    ) -> Result<Hub, String> {
         static STARTS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let log = log.map(Path::to_owned).unwrap_or_else(|| {
             let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -125,17 +148,20 @@ impl Hub {
             None => Command::new(binary),
         };
         cmd.env_clear().envs(kept_env());
+        let default_config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
         cmd.arg("serve")
             .arg("--config")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
-            .env("SCANLOGIN__SERVER__BIND", "127.0.0.1:0")
-            .env(
-                "SCANLOGIN__DATABASE__URL",
-                format!("sqlite://{}", dir.join("hub.db").display()),
-            )
-            .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out);
+            .arg(config.unwrap_or(&default_config));
+        if config.is_none() {
+            cmd.env("SCANLOGIN__SERVER__BIND", "127.0.0.1:0");
+        }
+        cmd.env(
+            "SCANLOGIN__DATABASE__URL",
+            format!("sqlite://{}", dir.join("hub.db").display()),
+        )
+        .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
+        .stdout(out.try_clone().expect("log file"))
+        .stderr(out);
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -172,6 +198,7 @@ impl Hub {
             child,
             port,
             dir: dir.to_owned(),
+            log,
         })
     }
 

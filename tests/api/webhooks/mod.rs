@@ -10,7 +10,9 @@ mod metrics;
 mod operations;
 mod postgres;
 mod receiver;
+mod reload;
 mod rotation;
+mod user_deleted;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,8 @@ struct HubConfig {
     retry_first_ms: u64,
     retry_max_ms: u64,
     retry_for_secs: u64,
+    /// How often the worker looks for due events besides being woken.
+    poll_interval_ms: u64,
 }
 
 impl HubConfig {
@@ -69,6 +73,7 @@ impl HubConfig {
             retry_first_ms: 200,
             retry_max_ms: 800,
             retry_for_secs: 3600,
+            poll_interval_ms: 200,
         }
     }
 
@@ -86,7 +91,7 @@ impl HubConfig {
             retry_first_ms: self.retry_first_ms,
             retry_max_ms: self.retry_max_ms,
             retry_for_secs: self.retry_for_secs,
-            poll_interval_ms: 200,
+            poll_interval_ms: self.poll_interval_ms,
             ..WebhookSettings::default()
         };
         let mut site = client(SITE, "Site", SITE_SECRET);
@@ -142,7 +147,11 @@ impl Hub {
             "settings refused: {}\n{settings:?}",
             problems.join("\n")
         );
-        let app = Application::build(settings).await.expect("hub builds");
+        Self::run(Application::build(settings).await.expect("hub builds"))
+    }
+
+    /// Runs a built hub.
+    fn run(app: Application) -> Hub {
         let (port, stop) = (app.port(), app.shutdown_token());
         let task = tokio::spawn(app.run_until_stopped());
         Hub {

@@ -252,9 +252,10 @@ pub(super) async fn assert_verified(secret: &str, deliveries: &[Delivery]) {
         .iter()
         .map(|d| (headers_of(d), d.body.clone()))
         .collect();
+    // Every event type has a `data` object.
     let tampered = deliveries[0]
         .body
-        .replace("\"scene_id\":\"", "\"scene_id\":\"0");
+        .replacen("\"data\":{", "\"data\":{\"tampered\":true,", 1);
     assert_ne!(tampered, deliveries[0].body);
     items.push((headers_of(&deliveries[0]), tampered));
     let Some(results) = stock_verify(secret, &items).await else {

@@ -1,6 +1,8 @@
 // scanlogin confirm page: opened by scanning the code a website shows
 // (getwxacodeunlimit with page "pages/scanlogin/index"; the scene id arrives
-// as query.scene). The logic lives in logic.js, tested with `node --test`.
+// as query.scene). Opened with query.view = "account" (or from the button
+// after a login) it is the person's account: what the hub keeps about them,
+// and deleting it. The logic lives in logic.js, tested with `node --test`.
 const logic = require('./logic.js');
 
 // Your hub's public URL. Add it to the mini-program's "request" domain list
@@ -16,7 +18,7 @@ function context() {
 
 Page({
   data: {
-    step: 'loading', // loading | ask | sending | confirmed | cancelled | error
+    step: 'loading', // loading | ask | sending | confirmed | cancelled | account | deleting | deleted | error
     site: null, // { id, name, origin }
     browser: null, // { ip, userAgent, label, place, far }
     nickname: '',
@@ -24,12 +26,50 @@ Page({
     phoneShared: false, // the person tapped "share my phone number" and agreed
     error: '',
     retryable: false,
+    account: null, // logic.describeAccount of the hub's answer
+    t: logic.accountText('zh-CN'), // the account view's words
   },
 
   onLoad(query) {
     this.ctx = context();
+    this.lang = logic.langOf(wx);
+    this.setData({ t: logic.accountText(this.lang) });
+    if (query && query.view === 'account') return this.onShowAccount();
     this.sceneId = logic.sceneFromQuery(query);
     return this.scan();
+  },
+
+  // The person's account, proven by a fresh wx.login code (no stored token).
+  onShowAccount() {
+    this.setData({ step: 'loading', error: '' });
+    return logic.account(this.ctx).then(
+      (account) => this.setData({ step: 'account', account }),
+      (err) => this.fail(err),
+    );
+  },
+
+  // Asks first (wx.showModal); deletes only on the person's "Delete".
+  onDeleteAccount() {
+    if (this.data.step !== 'account') return Promise.resolve();
+    const t = this.data.t;
+    return new Promise((resolve) => {
+      wx.showModal({
+        title: t.confirmTitle,
+        content: t.confirmBody,
+        confirmText: t.confirmOk,
+        cancelText: t.cancel,
+        confirmColor: '#e64340',
+        success: (res) => resolve(Boolean(res && res.confirm)),
+        fail: () => resolve(false),
+      });
+    }).then((yes) => {
+      if (!yes) return undefined;
+      this.setData({ step: 'deleting' });
+      return logic.deleteAccount(this.ctx).then(
+        () => this.setData({ step: 'deleted', account: null }),
+        (err) => this.fail(err),
+      );
+    });
   },
 
   scan() {
@@ -97,6 +137,7 @@ Page({
   },
 
   onRetry() {
+    if (!this.sceneId) return this.onShowAccount();
     return this.mpToken && this.data.site ? this.setData({ step: 'ask', error: '' }) : this.scan();
   },
 
@@ -108,6 +149,6 @@ Page({
     // A network hiccup or a busy WeChat can be retried; a taken, expired or
     // answered code cannot.
     const retryable = ['network', 'wechat_error', 'login_failed', 'rate_limited', 'unavailable', 'failed', 'invalid_request'];
-    this.setData({ step: 'error', error: logic.message(err), retryable: retryable.includes(err && err.code) });
+    this.setData({ step: 'error', error: logic.message(err, this.lang), retryable: retryable.includes(err && err.code) });
   },
 });

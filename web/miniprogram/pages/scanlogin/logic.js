@@ -27,6 +27,7 @@
       rate_limited: "操作太频繁，请稍后再试。",
       unavailable: "服务暂时不可用，请稍后重试。",
       network: "网络连接失败，请检查网络后重试。",
+      user_not_found: "本服务没有保存你的任何资料。",
       failed: "登录失败，请重试。"
     },
     en: {
@@ -42,7 +43,60 @@
       rate_limited: "Too many tries. Wait a moment and try again.",
       unavailable: "The service is unavailable right now. Try again later.",
       network: "Could not reach the server. Check the network and try again.",
+      user_not_found: "The hub holds nothing about you.",
       failed: "Login failed. Try again."
+    }
+  };
+
+  /** The account view's words, in zh-CN and en (accountText). */
+  var ACCOUNT_TEXT = {
+    "zh-CN": {
+      title: "我的账号",
+      show: "查看我的账号",
+      userId: "用户编号",
+      nickname: "昵称",
+      identities: "微信身份",
+      phone: "手机号",
+      phoneKept: "已保存",
+      phoneNotKept: "未保存",
+      created: "首次使用",
+      clients: "登录过的网站",
+      first: "首次登录",
+      last: "最近登录",
+      phoneShared: "已分享手机号",
+      logins: "最近的登录",
+      none: "无",
+      remove: "删除我的账号",
+      confirmTitle: "删除账号？",
+      confirmBody: "将删除本服务保存的你的全部资料（昵称、头像、手机号、登录记录），并通知你登录过的网站。此操作不能撤销。",
+      confirmOk: "删除",
+      cancel: "取消",
+      deleted: "你的账号已删除。以后再次扫码登录时，会作为新用户登录。",
+      close: "关闭"
+    },
+    en: {
+      title: "My account",
+      show: "Show my account",
+      userId: "User id",
+      nickname: "Nickname",
+      identities: "WeChat identities",
+      phone: "Phone number",
+      phoneKept: "kept",
+      phoneNotKept: "not kept",
+      created: "First seen",
+      clients: "Sites you logged in to",
+      first: "first",
+      last: "last",
+      phoneShared: "phone number shared",
+      logins: "Recent logins",
+      none: "none",
+      remove: "Delete my account",
+      confirmTitle: "Delete your account?",
+      confirmBody: "Everything this service keeps about you (nickname, avatar, phone number, logins) will be deleted, and the sites you logged in to will be told. This cannot be undone.",
+      confirmOk: "Delete",
+      cancel: "Cancel",
+      deleted: "Your account is deleted. If you scan to log in again, you will be a new user.",
+      close: "Close"
     }
   };
 
@@ -316,6 +370,98 @@
     return post(ctx, "/api/v1/mp/cancel", body);
   }
 
+  /** "en" when WeChat's language is English, else "zh-CN". */
+  function langOf(wx) {
+    var language = "";
+    try {
+      language = (wx.getAppBaseInfo ? wx.getAppBaseInfo() : wx.getSystemInfoSync()).language || "";
+    } catch (e) {
+      language = "";
+    }
+    return /^en/i.test(language) ? "en" : "zh-CN";
+  }
+
+  /** The account view's words in "zh-CN" (default) or "en". */
+  function accountText(lang) {
+    return ACCOUNT_TEXT[lang === "en" ? "en" : "zh-CN"];
+  }
+
+  /** "2026-12-07 19:40" (the phone's local time) for an RFC 3339 time; "" when it is not one. */
+  function formatTime(rfc3339) {
+    var t = new Date(rfc3339);
+    if (!rfc3339 || isNaN(t.getTime())) return "";
+    var two = function (n) { return (n < 10 ? "0" : "") + n; };
+    return t.getFullYear() + "-" + two(t.getMonth() + 1) + "-" + two(t.getDate()) + " " +
+      two(t.getHours()) + ":" + two(t.getMinutes());
+  }
+
+  /**
+   * What the page shows of an account answer (POST /api/v1/mp/account):
+   * { userId, nickname, avatarUrl, identities: ["wx… · o…"], phoneKept,
+   * created, clients: [{ id, name, first, last, phoneShared }], logins:
+   * [{ site, when, ip, browser, place }] }, times as formatTime gives them.
+   */
+  function describeAccount(a) {
+    a = a || {};
+    var user = a.user || {};
+    var names = {};
+    var clients = (a.clients || []).map(function (c) {
+      names[c.client_id] = c.name || c.client_id;
+      return {
+        id: c.client_id,
+        name: c.name || c.client_id,
+        first: formatTime(c.first_login_at),
+        last: formatTime(c.last_login_at),
+        phoneShared: c.phone_shared === true
+      };
+    });
+    return {
+      userId: user.id || "",
+      nickname: user.nickname || "",
+      avatarUrl: isRemoteUrl(user.avatar_url) ? user.avatar_url : "",
+      identities: (user.identities || []).map(function (i) { return i.app_id + " · " + i.openid; }),
+      phoneKept: user.phone_number_kept === true,
+      created: formatTime(user.created_at),
+      clients: clients,
+      logins: (a.logins || []).map(function (l) {
+        return {
+          site: names[l.client_id] || l.client_id,
+          when: formatTime(l.at),
+          ip: l.ip || "",
+          browser: describeBrowser(l.user_agent),
+          place: describePlace(l.location)
+        };
+      })
+    };
+  }
+
+  /** Sends a fresh wx.login code to `path` of the hub. */
+  function withCode(ctx, path) {
+    return login(ctx.wx).then(function (code) {
+      var body = { code: code };
+      var app = appIdOf(ctx);
+      if (app) body.app_id = app;
+      return post(ctx, path, body);
+    });
+  }
+
+  /**
+   * What the hub keeps about this person: wx.login, then POST
+   * /api/v1/mp/account. Resolves describeAccount of the answer; rejects
+   * a ScanError ("user_not_found" when the hub keeps nothing).
+   */
+  function account(ctx) {
+    return withCode(ctx, "/api/v1/mp/account").then(describeAccount);
+  }
+
+  /**
+   * Deletes everything the hub keeps about this person (ask them first):
+   * wx.login, then POST /api/v1/mp/account/delete. Resolves {deleted, user_id}.
+   */
+  function deleteAccount(ctx) {
+    return withCode(ctx, "/api/v1/mp/account/delete");
+  }
+
   /** A sentence for the person about `err`, in "zh-CN" (default) or "en". */
   function message(err, lang) {
     var m = MESSAGES[lang === "en" ? "en" : "zh-CN"];
@@ -337,6 +483,12 @@
     imageType: imageType,
     uploadAvatar: uploadAvatar,
     cancel: cancel,
-    message: message
+    message: message,
+    langOf: langOf,
+    accountText: accountText,
+    formatTime: formatTime,
+    describeAccount: describeAccount,
+    account: account,
+    deleteAccount: deleteAccount
   };
 });
