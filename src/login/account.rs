@@ -5,7 +5,6 @@
 
 use tracing::info;
 
-use super::phone::check_code;
 use super::{FlowEvent, Login, LoginError};
 use crate::account::AccountView;
 use crate::clock::now_ms;
@@ -25,10 +24,7 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<AccountView, LoginError> {
-        let app = self.app(app_id)?;
-        check_code("code", code)?;
-        let held = self.exchanges.hold(&app.app_id, code).await;
-        let (ex, note) = self.exchanges.exchange(&held, VIEW).await?;
+        let (ex, note) = self.exchange_for(code, app_id, VIEW).await?;
         // The exchange is remembered whether or not the person is known.
         note.write(self.db.write(), None).await?;
         let person = Person {
@@ -58,10 +54,7 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<String, LoginError> {
-        let app = self.app(app_id)?;
-        check_code("code", code)?;
-        let held = self.exchanges.hold(&app.app_id, code).await;
-        let (ex, note) = self.exchanges.exchange(&held, DELETE).await?;
+        let (ex, note) = self.exchange_for(code, app_id, DELETE).await?;
         // The settings are read inside the transaction: which clients have a
         // webhook is decided by the settings in force when the events are
         // queued, after any reload while the code was exchanged.

@@ -4,7 +4,6 @@
 
 use tracing::info;
 
-use super::phone::check_code;
 use super::{Login, LoginError};
 use crate::clock::now_ms;
 use crate::users::{Person, UserStore};
@@ -29,10 +28,7 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<InsideLogin, LoginError> {
-        let app = self.app(app_id)?;
-        check_code("code", code)?;
-        let held = self.exchanges.hold(&app.app_id, code).await;
-        let (ex, note) = self.exchanges.exchange(&held, BOUND_TO).await?;
+        let (ex, note) = self.exchange_for(code, app_id, BOUND_TO).await?;
         let (app_id, openid, unionid) = (ex.app_id.clone(), ex.openid.clone(), ex.unionid.clone());
         let user_id = self
             .db

@@ -208,6 +208,21 @@ impl Login {
         })
     }
 
+    /// Exchanges a `wx.login` code of `app_id`'s app that serves no scene,
+    /// bound to `purpose` (a code exchanged for one use is refused for
+    /// another): the person and the note the caller writes about the code.
+    async fn exchange_for(
+        &self,
+        code: &str,
+        app_id: Option<&str>,
+        purpose: &str,
+    ) -> Result<(exchanges::Exchange, exchanges::CodeNote), LoginError> {
+        let app = self.app(app_id)?;
+        phone::check_code("code", code)?;
+        let held = self.exchanges.hold(&app.app_id, code).await;
+        Ok(self.exchanges.exchange(&held, purpose).await?)
+    }
+
     async fn load(&self, id: &SceneId) -> Result<entity::scenes::Model, LoginError> {
         self.scenes.get(id).await?.ok_or(LoginError::SceneNotFound)
     }
