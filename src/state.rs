@@ -1,4 +1,5 @@
-//! The one shared state, built once outside `HttpServer::new`.
+//! The one shared state, built once before the server starts and cloned
+//! into each worker's app (`startup::serve`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -1,4 +1,5 @@
-//! The mini-program API: scan, confirm, cancel.
+//! The mini-program API: scan, confirm, cancel, and the login inside the
+//! mini-program itself.
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -45,8 +46,7 @@ pub struct ScanBody {
     request_body = ScanBody,
     responses(
         (status = 200, description = "Scanned; who is asking", body = ScanAnswer),
-        (status = 400, description = "`invalid_request` or `identity_mismatch`"),
-        (status = 401, description = "`invalid_token`: `mp_token` does not match this scene"),
+        (status = 400, description = "`invalid_request`"),
         (status = 404, description = "`scene_not_found`"),
         (status = 409, description = "`scene_taken` (another WeChat user scanned) or `scene_final`"),
         (status = 410, description = "`scene_expired`"),
@@ -272,7 +272,7 @@ pub struct CancelAnswer {
     request_body = CancelBody,
     responses(
         (status = 200, description = "Cancelled", body = CancelAnswer),
-        (status = 400, description = "`invalid_request` or `identity_mismatch`"),
+        (status = 400, description = "`invalid_request`"),
         (status = 401, description = "`invalid_token`: `mp_token` does not match this scene"),
         (status = 404, description = "`scene_not_found`"),
         (status = 409, description = "`scene_taken` (another WeChat user scanned) or `scene_final`"),

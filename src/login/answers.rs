@@ -28,7 +28,8 @@ pub struct ScanAnswer {
 pub struct ClientView {
     pub id: String,
     pub name: String,
-    /// The client's first allowed origin, if it has one.
+    /// The `Origin` the browser sent when it made the scene (one of the
+    /// client's allowed origins); `null` when the scene was made without one.
     #[schema(required = true)]
     pub origin: Option<String>,
     /// Whether the site asks for the phone number (`phone = true`): the

@@ -2,10 +2,11 @@
 //! scans, confirms or cancels, and a site backend redeems a ticket. One file
 //! per audience, as in `src/http/`: `browser.rs`, `phone.rs` (with
 //! `answers.rs` for what a scan tells the phone, `profile.rs` for what a
-//! confirm carries and `inside.rs` for logins inside the mini-program),
-//! `site.rs` and `housekeeping.rs`. Handlers call these methods; these call
-//! the stores, WeChat and the bus, and fail with [`LoginError`], which knows
-//! nothing of HTTP.
+//! confirm carries, `inside.rs` for logins inside the mini-program and
+//! `account.rs` for the person's own account), `site.rs` and
+//! `housekeeping.rs`. Handlers call these methods; these call the stores,
+//! WeChat and the bus, and fail with [`LoginError`], which knows nothing of
+//! HTTP.
 
 mod account;
 mod answers;

@@ -1,7 +1,8 @@
 //! Telling browsers at once: the registry of this node's listeners (sockets
 //! and long-polls) and the bus that carries "topic X changed" between nodes.
-//! It carries any [`Message`] and knows nothing of scenes: the flow says what
-//! a message is, its topic and its rank.
+//! It carries any [`Message`]: the flow says what a message is, its topic
+//! and its rank. Only names still speak of scenes (a topic is a scene id:
+//! `Registry::scene_ids`, the PostgreSQL channel `scanlogin_scenes`).
 
 pub mod bus;
 pub mod catch_up;
