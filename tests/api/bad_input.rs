@@ -173,7 +173,11 @@ async fn missing_fields() {
         .await;
     assert_problem(res, 400, "invalid_request").await;
     // Nothing was asked of WeChat, nothing changed, and the code still works.
-    assert_eq!(app.fake.calls(crate::fake_wechat::Api::CodeToSession), 0);
+    assert_eq!(
+        app.fake
+            .calls(crate::helpers::fake_wechat::Api::CodeToSession),
+        0
+    );
     assert_eq!(app.state_of(&scene).await, "waiting");
     ok_json(app.scan(&scene.id, &code).await).await;
 }

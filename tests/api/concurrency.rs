@@ -7,7 +7,7 @@ use entity::tickets;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
-use crate::fake_wechat::{Api, Fault, fake_image};
+use crate::helpers::fake_wechat::{Api, Fault, fake_image};
 use crate::helpers::{TestApp, assert_problem, ok_json, spawn_app};
 
 /// How many ticket rows the scene has.

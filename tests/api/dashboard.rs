@@ -19,7 +19,7 @@ use sea_orm::ConnectionTrait;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::fake_wechat::{Api, Fault};
+use crate::helpers::fake_wechat::{Api, Fault};
 use crate::helpers::{
     POSTGRES_ENV, TestApp, TestDb, WAIT, assert_problem, ok_json, spawn_app_with,
 };

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::fake_wechat::{Api, Fault};
+use crate::helpers::fake_wechat::{Api, Fault};
 use crate::helpers::{
     APP_ID, TestApp, assert_problem, ok_json, session_key, spawn_app, spawn_app_with, unique,
 };

@@ -6,7 +6,7 @@ use std::time::Duration;
 use scanlogin::simulator::{sim_openid, sim_unionid};
 use serde_json::{Value, json};
 
-use crate::fake_wechat::Api;
+use crate::helpers::fake_wechat::Api;
 use crate::helpers::{APP_ID, Ending, TestApp, ok_json, spawn_app, spawn_app_with};
 
 async fn sim_code(app: &TestApp, user: &str) -> String {

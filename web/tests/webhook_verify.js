@@ -1,6 +1,6 @@
 // Verifies captured webhook deliveries with the reference Standard Webhooks
 // library (npm `standardwebhooks`), not with scanlogin's own code. Driven by
-// the Rust suite (tests/api/webhooks.rs): reads
+// the Rust suite (tests/api/webhooks/): reads
 // {"secret": "whsec_...", "deliveries": [{"headers": {...}, "body": "..."}]}
 // from the file named by its argument and prints, per delivery, either
 // {"ok": true, "payload": <the verified JSON>} or {"ok": false, "error": "..."}.

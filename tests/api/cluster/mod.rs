@@ -3,6 +3,7 @@
 //! be asked once. Runs when `SCANLOGIN_TEST_POSTGRES_URL` names a PostgreSQL
 //! server (`.ci/run` sets it and requires it); otherwise reports the skip.
 
+mod measure;
 mod push;
 mod wechat;
 
@@ -14,7 +15,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, St
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::fake_wechat::FakeWechat;
+use crate::helpers::fake_wechat::FakeWechat;
 use crate::helpers::{ORIGIN, WAIT, client, hub_settings, session_key, unique};
 use scanlogin::Application;
 use scanlogin::config::ClientSettings;

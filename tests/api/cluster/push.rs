@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::WAIT;
-use crate::tcp_proxy::TcpProxy;
+use crate::helpers::tcp_proxy::TcpProxy;
 
 use super::{
     ClusterDb, Node, NodeOptions, confirm, create_scene, fake_wechat, next_state,

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::fake_wechat::{Api, Fault, fake_image};
 use crate::helpers::WAIT;
+use crate::helpers::fake_wechat::{Api, Fault, fake_image};
 
 use super::{ClusterDb, Node, NodeOptions, create_scene, fake_wechat};
 

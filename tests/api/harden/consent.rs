@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use scanlogin::config::ClientSettings;
 use serde_json::{Value, json};
 
-use crate::fake_wechat::Api;
+use crate::helpers::fake_wechat::Api;
 use crate::helpers::{
     CLIENT_ID, ORIGIN, PUBLIC_URL, Scene, TestApp, assert_problem, client, ok_json, spawn_app_with,
     unique,

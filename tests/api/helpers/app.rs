@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::config::{TestConfig, TestDb};
 use super::config_file::config_file;
 use super::{POSTGRES_ENV, WAIT};
-use crate::fake_wechat::FakeWechat;
+use crate::helpers::fake_wechat::FakeWechat;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var_os("TEST_LOG").is_some() {

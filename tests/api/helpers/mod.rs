@@ -9,14 +9,18 @@
 //! - `calls`: the HTTP calls a browser, a phone or a site makes;
 //! - `ws`: a browser's WebSocket;
 //! - `required`: parts of the machine a test needs, and visible skips;
-//! - `problems`: reading answers (RFC 9457 problems, 200 JSON, text).
+//! - `problems`: reading answers (RFC 9457 problems, 200 JSON, text);
+//! - `fake_wechat`: an independent fake of WeChat's server API;
+//! - `tcp_proxy`: a TCP proxy a test can cut, to play a database outage.
 
 mod app;
 mod calls;
 mod config;
 mod config_file;
+pub mod fake_wechat;
 mod problems;
 pub mod required;
+pub mod tcp_proxy;
 mod ws;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 use entity::scene_codes;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
-use crate::fake_wechat::{Api, Fault};
+use crate::helpers::fake_wechat::{Api, Fault};
 use crate::helpers::{assert_problem, spawn_app};
 
 const SVG: &[u8] = br#"<svg xmlns="http://www.w3.org/2000/svg" onload="alert(document.cookie)"/>"#;

@@ -87,7 +87,9 @@ async fn junk_codes_cannot_burn_the_wechat_quota() {
     }
     assert_eq!(throttled, 19);
     assert!(
-        app.fake.calls(crate::fake_wechat::Api::CodeToSession) <= 1,
+        app.fake
+            .calls(crate::helpers::fake_wechat::Api::CodeToSession)
+            <= 1,
         "at most the allowance reached WeChat"
     );
 }

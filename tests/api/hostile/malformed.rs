@@ -257,7 +257,11 @@ async fn malformed_input_at_every_endpoint_is_a_problem_and_changes_nothing() {
     }
     // The junk codes above reached WeChat at most... not at all: every one
     // was refused before an exchange.
-    assert_eq!(app.fake.calls(crate::fake_wechat::Api::CodeToSession), 0);
+    assert_eq!(
+        app.fake
+            .calls(crate::helpers::fake_wechat::Api::CodeToSession),
+        0
+    );
     assert_eq!(row_counts(&db).await, before, "nothing was stored");
     assert_eq!(app.state_of(&scene).await, "waiting");
 }

@@ -2,7 +2,8 @@
 //! each test reproduces one attack and checks the defence. Malformed input
 //! at every endpoint gets a problem with the right code, never a 5xx, and
 //! changes nothing; limits answer 429 with `Retry-After`; a locked database
-//! is 503; metrics labels stay bounded; secrets are sealed at rest.
+//! is 503; metrics labels stay bounded; secrets are sealed at rest; the
+//! WebSocket is attacked byte by byte (`ws`).
 
 mod addresses;
 mod avatars_disk;
@@ -12,6 +13,7 @@ mod exposure;
 mod forgetting;
 mod limits;
 mod malformed;
+mod ws;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 

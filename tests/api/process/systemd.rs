@@ -93,7 +93,7 @@ async fn restart_mid_login_loses_nothing() {
 /// before the process exits.
 #[tokio::test]
 async fn a_request_in_flight_at_sigterm_is_answered_before_the_exit() {
-    use crate::fake_wechat::{Api, FakeWechat, Fault, fake_image};
+    use crate::helpers::fake_wechat::{Api, FakeWechat, Fault, fake_image};
     // Live mode against a fake WeChat that takes 2 s for the code image.
     let fake = FakeWechat::start(&[("wxdemo0000000000".into(), "demo-app-secret".into())]).await;
     fake.fail_next(Api::CodeImage, Fault::Delay(Duration::from_secs(2)));

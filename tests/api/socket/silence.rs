@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::upgrade_head;
 use crate::helpers::{ORIGIN, spawn_app};
-use crate::socket::upgrade_head;
 
 /// The frames a server sent, as (opcode, payload), from raw bytes; the
 /// rest of `buf` that is not a whole frame yet stays.

@@ -6,7 +6,7 @@ use scanlogin::config::ClientSettings;
 use sea_orm::{ConnectionTrait, EntityTrait, Statement};
 use serde_json::{Value, json};
 
-use crate::fake_wechat::{Api, Fault};
+use crate::helpers::fake_wechat::{Api, Fault};
 use crate::helpers::{
     CLIENT_ID, Scene, TestApp, assert_problem, client, ok_json, spawn_app_with, unique,
 };

@@ -1,4 +1,7 @@
-//! The WebSocket's close codes, expiry, and the `Origin` checks (with CORS).
+//! The WebSocket's close codes, expiry, and the `Origin` checks (with CORS);
+//! a socket that goes silent in `silence`.
+
+mod silence;
 
 use std::time::Duration;
 

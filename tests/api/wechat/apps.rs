@@ -8,7 +8,7 @@ use scanlogin::config::LineColor;
 use sea_orm::EntityTrait;
 use serde_json::json;
 
-use crate::fake_wechat::{Api, Fault, fake_image};
+use crate::helpers::fake_wechat::{Api, Fault, fake_image};
 use crate::helpers::{TestApp, assert_problem, ok_json, session_key, spawn_app_with, unique};
 
 /// A hub with two apps of fresh ids (metrics are per process, so the ids

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::fake_wechat::{Api, Fault, fake_image};
+use crate::helpers::fake_wechat::{Api, Fault, fake_image};
 use crate::helpers::{assert_problem, ok_json, session_key, spawn_app, unique};
 
 #[tokio::test]

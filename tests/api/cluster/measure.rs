@@ -23,7 +23,7 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection, Statement};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::fake_wechat::{Api, FakeWechat};
+use crate::helpers::fake_wechat::{Api, FakeWechat};
 use crate::helpers::{session_key, unique};
 use scanlogin::{Application, Settings};
 
