@@ -3,48 +3,15 @@
 //! `client_id` equal to an `app_id` is refused. Both as the binary runs.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Runs `scanlogin <command>` on the repo's config.toml (simulator mode,
 /// loopback bind) with these overrides; (exit code, stdout + stderr).
 fn run(command: &str, dir: &Path, extra: &[(&str, &str)]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
-    // Only the kept variables: a caller's SCANLOGIN__* must not reach it.
-    cmd.env_clear().envs(crate::process::kept_env());
-    cmd.arg(command)
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
-        .env(
-            "SCANLOGIN__DATABASE__URL",
-            format!("sqlite://{}", dir.join("hub.db").display()),
-        )
-        .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
-        .env("SCANLOGIN__SERVER__BIND", "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start scanlogin");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("scanlogin {command} still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let vars: Vec<(&str, &str)> = std::iter::once(("SCANLOGIN__SERVER__BIND", "127.0.0.1:0"))
+        .chain(extra.iter().copied())
+        .collect();
+    let (code, stdout, stderr) = crate::process::run_once(&[command], dir, &vars);
+    (code, format!("{stdout}{stderr}"))
 }
 
 #[test]

@@ -3,8 +3,6 @@
 //! and the operator's deletion takes effect for the serving hub at once.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -13,35 +11,10 @@ use super::{Hub, create_scene, next, post, sim_code, ws_auth};
 /// `scanlogin users ARGS` on the hub's config and database: (exit code,
 /// stdout, stderr).
 fn users(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
-    cmd.env_clear().envs(super::kept_env());
-    cmd.arg("users")
-        .args(args)
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
-        .env(
-            "SCANLOGIN__DATABASE__URL",
-            format!("sqlite://{}", dir.join("hub.db").display()),
-        )
-        .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("start scanlogin users");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("scanlogin users {args:?} still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let args: Vec<&str> = std::iter::once("users")
+        .chain(args.iter().copied())
+        .collect();
+    super::run_once(&args, dir, &[])
 }
 
 #[tokio::test]

@@ -43,6 +43,42 @@ pub(crate) fn kept_env() -> Vec<(&'static str, std::ffi::OsString)> {
         .collect()
 }
 
+/// Runs a one-shot `scanlogin ARGS` (a command that exits by itself) on the
+/// repo's config.toml with its database and secret key in `dir`, these
+/// variables laid over ([`kept_env`] only from the caller), for at most
+/// 20 s: (exit code, stdout, stderr).
+pub(crate) fn run_once(args: &[&str], dir: &Path, vars: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
+    cmd.env_clear().envs(kept_env());
+    cmd.args(args)
+        .arg("--config")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
+        .env(
+            "SCANLOGIN__DATABASE__URL",
+            format!("sqlite://{}", dir.join("hub.db").display()),
+        )
+        .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start scanlogin");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("scanlogin {args:?} still running after 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A command that runs `binary` with `listener` handed over as systemd
 /// socket activation does (sd_listen_fds(3)): the socket at fd 3,
 /// `LISTEN_FDS=1`, and `LISTEN_PID` the child's own pid. `Command` passes

@@ -1,56 +1,16 @@
 //! The built-in simulator as the binary runs it: refused on a network
 //! bind unless told, and the demo's OpenID Connect login.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
-use super::{Hub, post, sim_code};
-
-/// Runs a one-shot `scanlogin` command on the repo's config with these
-/// overrides; (exit code, stdout, stderr).
-fn run_command(command: &str, dir: &Path, extra: &[(&str, &str)]) -> (i32, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scanlogin"));
-    cmd.env_clear().envs(super::kept_env());
-    cmd.arg(command)
-        .arg("--config")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml"))
-        .env(
-            "SCANLOGIN__DATABASE__URL",
-            format!("sqlite://{}", dir.join("hub.db").display()),
-        )
-        .env("SCANLOGIN__SERVER__SECRET_KEY_FILE", dir.join("secret.key"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().expect("start scanlogin");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("scanlogin {command} still running after 20 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("output");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use super::{Hub, post, run_once, sim_code};
 
 #[test]
 fn the_simulator_refuses_a_network_bind_unless_told() {
     let dir = tempfile::tempdir().expect("dir");
     let network = [("SCANLOGIN__SERVER__BIND", "0.0.0.0:0")];
     for command in ["check-config", "serve"] {
-        let (code, _, stderr) = run_command(command, dir.path(), &network);
+        let (code, _, stderr) = run_once(&[command], dir.path(), &network);
         assert_ne!(code, 0, "{command} must refuse: {stderr}");
         let lines: Vec<&str> = stderr
             .lines()
@@ -67,7 +27,7 @@ fn the_simulator_refuses_a_network_bind_unless_told() {
         ("SCANLOGIN__SERVER__BIND", "0.0.0.0:0"),
         ("SCANLOGIN__WECHAT__SIMULATOR_ON_NETWORK", "true"),
     ];
-    let (code, stdout, stderr) = run_command("check-config", dir.path(), &told);
+    let (code, stdout, stderr) = run_once(&["check-config"], dir.path(), &told);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(
         stdout.contains("warning: wechat.mode: simulator"),
@@ -75,7 +35,7 @@ fn the_simulator_refuses_a_network_bind_unless_told() {
     );
     // A limit of 0 is reported.
     let off = [("SCANLOGIN__RATE_LIMIT__MP_PER_MINUTE", "0")];
-    let (code, stdout, _) = run_command("check-config", dir.path(), &off);
+    let (code, stdout, _) = run_once(&["check-config"], dir.path(), &off);
     assert_eq!(code, 0);
     assert!(stdout.contains("rate_limit.mp_per_minute"), "{stdout}");
 }
