@@ -27,13 +27,7 @@ impl Login {
         let (ex, note) = self.exchange_for(code, app_id, VIEW).await?;
         // The exchange is remembered whether or not the person is known.
         note.write(self.db.write(), None).await?;
-        let person = Person {
-            app_id: &ex.app_id,
-            openid: &ex.openid,
-            unionid: ex.unionid.as_deref(),
-            nickname: None,
-            avatar_url: None,
-        };
+        let person = Person::bare(&ex.app_id, &ex.openid, ex.unionid.as_deref());
         let db = self.db.read();
         let unknown = UserStore::new_id();
         let user_id = UserStore.existing(db, &person, &unknown).await?;
@@ -64,13 +58,7 @@ impl Login {
             .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let person = Person {
-                        app_id: &app_id,
-                        openid: &openid,
-                        unionid: unionid.as_deref(),
-                        nickname: None,
-                        avatar_url: None,
-                    };
+                    let person = Person::bare(&app_id, &openid, unionid.as_deref());
                     let unknown = UserStore::new_id();
                     let user_id = UserStore.existing(tx, &person, &unknown).await?;
                     let deleted = if user_id == unknown {

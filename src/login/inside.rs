@@ -34,13 +34,7 @@ impl Login {
             .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let person = Person {
-                        app_id: &app_id,
-                        openid: &openid,
-                        unionid: unionid.as_deref(),
-                        nickname: None,
-                        avatar_url: None,
-                    };
+                    let person = Person::bare(&app_id, &openid, unionid.as_deref());
                     let new_user = UserStore::new_id();
                     let users = UserStore;
                     let found = users.existing(tx, &person, &new_user).await?;

@@ -19,6 +19,20 @@ pub struct Person<'a> {
     pub avatar_url: Option<&'a str>,
 }
 
+impl<'a> Person<'a> {
+    /// A person known only by their WeChat identity, who said nothing about
+    /// themselves (a code exchanged to find or record them).
+    pub fn bare(app_id: &'a str, openid: &'a str, unionid: Option<&'a str>) -> Self {
+        Self {
+            app_id,
+            openid,
+            unionid,
+            nickname: None,
+            avatar_url: None,
+        }
+    }
+}
+
 /// A user as a site backend sees it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserProfile {
