@@ -4,7 +4,6 @@
 //! client, in this login or an earlier one; one row per (user, client).
 
 use entity::phone_consents::{self as consents, Column as C};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
 
 /// Records that `user_id` shared their number with `client_id` at `now`
@@ -21,15 +20,7 @@ pub async fn record(
         created_at: Set(now),
         updated_at: Set(now),
     };
-    consents::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([C::UserId, C::ClientId])
-                .update_column(C::UpdatedAt)
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    crate::db::insert_or_touch(conn, row, [C::UserId, C::ClientId], C::UpdatedAt).await
 }
 
 /// Whether `user_id` ever shared their number with `client_id`.

@@ -3,7 +3,6 @@
 //! transaction; kept as long as the user, whatever the login history keeps.
 
 use entity::client_logins::{self as logins, Column as C};
-use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
 };
@@ -22,15 +21,7 @@ pub async fn record(
         first_login_at: Set(now),
         last_login_at: Set(now),
     };
-    logins::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([C::UserId, C::ClientId])
-                .value(C::LastLoginAt, Expr::value(now))
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    Ok(())
+    crate::db::insert_or_touch(conn, row, [C::UserId, C::ClientId], C::LastLoginAt).await
 }
 
 /// The clients `user_id` logged in to, first logged in to first.

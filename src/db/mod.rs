@@ -12,6 +12,7 @@
 mod handle;
 mod sqlite;
 mod stats;
+mod upsert;
 mod writer;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use secrecy::ExposeSecret;
 use crate::config::DatabaseSettings;
 pub use handle::{Conn, Handle, Tx};
 pub use stats::Stats;
+pub use upsert::insert_or_touch;
 pub use writer::JobFuture;
 
 /// Whether the URL names SQLite.
