@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod consents;
 pub mod db;
+pub mod error;
 pub mod flight;
 pub mod geoip;
 pub mod http;

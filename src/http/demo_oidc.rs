@@ -18,10 +18,10 @@ use sha2::{Digest, Sha256};
 
 use super::oidc::escape;
 use crate::config::{DEMO_CLIENT, DEMO_OIDC_CALLBACK as CALLBACK_PATH};
+use crate::error::{Chain, Fault};
 use crate::http::error::ApiError;
 use crate::keys::random_token;
 use crate::live::ClientRef;
-use crate::login::LoginError;
 use crate::oidc::TokenRequest;
 use crate::state::AppState;
 
@@ -62,7 +62,7 @@ pub async fn start(
     let (login_state, nonce, verifier) = (random_token(), random_token(), random_token());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     let mut to = url::Url::parse(&format!("{}/oauth2/authorize", state.oidc.issuer()))
-        .map_err(|e| ApiError::Flow(LoginError::Internal(format!("issuer is not a URL: {e}"))))?;
+        .map_err(|e| ApiError::from(Fault::internal("the issuer is not a URL").because(e)))?;
     to.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", DEMO_CLIENT)
@@ -162,7 +162,11 @@ async fn verify(
         .map_err(|e| format!("ID token header: {e}"))?
         .kid
         .ok_or("ID token without kid")?;
-    let jwks = state.oidc.jwks().await.map_err(|e| format!("JWKS: {e}"))?;
+    let jwks = state
+        .oidc
+        .jwks()
+        .await
+        .map_err(|e| format!("JWKS: {}", Chain(&e)))?;
     let jwk = jwks
         .find(&kid)
         .ok_or("the ID token's kid is not in the JWKS")?;

@@ -1,6 +1,7 @@
 //! The one error type at the HTTP edge, rendered as RFC 9457 problem details
 //! with the stable `code` of docs/api.md. 4xx answers show their message; 5xx
-//! answers are opaque and the detail goes to the log only.
+//! answers are opaque and the error, with its whole chain of causes, goes to
+//! the log: once, here, where every answer is rendered.
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -10,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
+use crate::error::{Chain, Fault};
 use crate::login::LoginError;
 
 /// Every `code` a problem can carry (docs/api.md "Errors"); the `code` enum of
@@ -81,6 +83,10 @@ pub enum ApiError {
     /// What the flow said went wrong.
     #[error(transparent)]
     Flow(#[from] LoginError),
+    /// A dependency failed or a bug, outside the flow (readiness, the
+    /// framework, OIDC's keys).
+    #[error(transparent)]
+    Fault(#[from] Fault),
     /// A malformed request (body, path, query, header).
     #[error("{0}")]
     InvalidRequest(String),
@@ -97,6 +103,7 @@ impl ApiError {
         let flow = match self {
             Self::InvalidRequest(_) | Self::BadRequestStatus { .. } => return "invalid_request",
             Self::RateLimited(_) => return "rate_limited",
+            Self::Fault(f) => return fault_code(f),
             Self::Flow(flow) => flow,
         };
         match flow {
@@ -118,8 +125,15 @@ impl ApiError {
             LoginError::IdentityMismatch(_) => "identity_mismatch",
             LoginError::InvalidTicket => "invalid_ticket",
             LoginError::UserNotFound => "user_not_found",
-            LoginError::Unavailable(_) => "unavailable",
-            LoginError::Internal(_) => "internal",
+            LoginError::Fault(f) => fault_code(f),
+        }
+    }
+
+    /// The fault behind a 5xx, the flow's or the edge's.
+    fn fault(&self) -> Option<&Fault> {
+        match self {
+            Self::Fault(f) | Self::Flow(LoginError::Fault(f)) => Some(f),
+            _ => None,
         }
     }
 
@@ -129,6 +143,22 @@ impl ApiError {
             status: StatusCode::NOT_FOUND,
             detail: "no such path".into(),
         }
+    }
+}
+
+fn fault_code(f: &Fault) -> &'static str {
+    if f.is_unavailable() {
+        "unavailable"
+    } else {
+        "internal"
+    }
+}
+
+fn fault_status(f: &Fault) -> StatusCode {
+    if f.is_unavailable() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
     }
 }
 
@@ -150,6 +180,7 @@ impl ResponseError for ApiError {
             Self::InvalidRequest(_) => return StatusCode::BAD_REQUEST,
             Self::BadRequestStatus { status, .. } => return *status,
             Self::RateLimited(_) => return StatusCode::TOO_MANY_REQUESTS,
+            Self::Fault(f) => return fault_status(f),
             Self::Flow(flow) => flow,
         };
         match flow {
@@ -169,8 +200,7 @@ impl ResponseError for ApiError {
             LoginError::SceneFinal(_) | LoginError::SceneTaken => StatusCode::CONFLICT,
             LoginError::InvalidToken(_) | LoginError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             LoginError::Wechat { .. } => StatusCode::BAD_GATEWAY,
-            LoginError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            LoginError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            LoginError::Fault(f) => fault_status(f),
         }
     }
 
@@ -180,16 +210,17 @@ impl ResponseError for ApiError {
             Self::Flow(flow) => Some(flow),
             _ => None,
         };
-        let detail = match flow {
-            Some(LoginError::Internal(_)) => {
-                tracing::error!(error = %self, "request failed");
-                "the hub failed; the error was logged".to_owned()
-            }
-            Some(LoginError::Unavailable(_)) => {
-                tracing::warn!(error = %self, "service unavailable");
+        let fault = self.fault();
+        let detail = match fault {
+            Some(f) if f.is_unavailable() => {
+                tracing::warn!(error = %Chain(self), "service unavailable");
                 "a dependency of the hub is unavailable; retry later".to_owned()
             }
-            _ => self.to_string(),
+            Some(_) => {
+                tracing::error!(error = %Chain(self), "request failed");
+                "the hub failed; the error was logged".to_owned()
+            }
+            None => self.to_string(),
         };
         let (errcode, errmsg) = match flow {
             Some(LoginError::Wechat { errcode, errmsg }) => (Some(*errcode), Some(errmsg.clone())),
@@ -216,7 +247,7 @@ impl ResponseError for ApiError {
             (_, Some(LoginError::Unauthorized(_))) => {
                 res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"scanlogin\""));
             }
-            (_, Some(LoginError::Unavailable(_))) => {
+            _ if fault.is_some_and(Fault::is_unavailable) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
             }
             _ => {}
@@ -254,8 +285,8 @@ mod tests {
             LoginError::UnsupportedMediaType("x".into()),
             LoginError::NotFound("x"),
             LoginError::UserNotFound,
-            LoginError::Unavailable("x".into()),
-            LoginError::Internal("x".into()),
+            LoginError::Fault(Fault::unavailable("x")),
+            LoginError::Fault(Fault::internal("x")),
         ];
         for e in &flow {
             match e {
@@ -277,8 +308,7 @@ mod tests {
                 | LoginError::UnsupportedMediaType(_)
                 | LoginError::NotFound(_)
                 | LoginError::UserNotFound
-                | LoginError::Unavailable(_)
-                | LoginError::Internal(_) => {}
+                | LoginError::Fault(_) => {}
             }
         }
         let mut all: Vec<ApiError> = flow.into_iter().map(ApiError::from).collect();
@@ -289,10 +319,13 @@ mod tests {
                 detail: "x".into(),
             },
             ApiError::RateLimited(1),
+            ApiError::Fault(Fault::unavailable("x")),
+            ApiError::Fault(Fault::internal("x")),
         ]);
         for e in &all {
             match e {
                 ApiError::Flow(_)
+                | ApiError::Fault(_)
                 | ApiError::InvalidRequest(_)
                 | ApiError::BadRequestStatus { .. }
                 | ApiError::RateLimited(_) => {}
@@ -316,12 +349,79 @@ mod tests {
         assert_eq!(e.code(), "invalid_request");
         let e = ApiError::from(LoginError::NotFound("no such avatar"));
         assert_eq!(e.status_code(), StatusCode::NOT_FOUND);
-        let res = ApiError::from(LoginError::Unavailable("db".into())).error_response();
+        let res = ApiError::from(LoginError::Fault(Fault::unavailable("db"))).error_response();
         assert_eq!(
             res.headers().get(header::RETRY_AFTER).map(|v| v.as_bytes()),
             Some(&b"5"[..])
         );
         let res = ApiError::from(LoginError::Unauthorized("x")).error_response();
         assert!(res.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
+
+    /// A writer into a shared buffer, for reading what was logged.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn lines(&self) -> Vec<String> {
+            let bytes = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .map(str::to_owned)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_5xx_keeps_its_cause_logs_its_chain_once_and_shows_none_of_it() {
+        use std::error::Error as _;
+        let db = sea_orm::DbErr::Custom("disk on fire".into());
+        let e = ApiError::from(LoginError::from(db));
+        assert_eq!(e.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(e.code(), "internal");
+        let cause = e.source().and_then(|s| s.downcast_ref::<sea_orm::DbErr>());
+        assert!(matches!(cause, Some(sea_orm::DbErr::Custom(m)) if m == "disk on fire"));
+
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let res = tracing::subscriber::with_default(subscriber, || e.error_response());
+        let lines = log.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("ERROR"), "{lines:?}");
+        assert!(
+            lines[0].contains("internal error: database: Custom Error: disk on fire"),
+            "{lines:?}"
+        );
+        let Ok(body) = actix_web::body::MessageBody::try_into_bytes(res.into_body()) else {
+            panic!("a problem document is one buffer");
+        };
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("disk on fire"), "{text}");
+        assert!(
+            text.contains("the hub failed; the error was logged"),
+            "{text}"
+        );
     }
 }

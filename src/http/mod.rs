@@ -29,6 +29,7 @@ use actix_web::dev::ServiceResponse;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 
+use crate::error::Fault;
 use crate::http::error::ApiError;
 use crate::login::LoginError;
 
@@ -57,7 +58,7 @@ pub fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
         }
         let status = res.status();
         let err = if status.is_server_error() {
-            ApiError::Flow(LoginError::Internal(format!("framework answered {status}")))
+            ApiError::Fault(Fault::internal(format!("framework answered {status}")))
         } else {
             let detail = match status {
                 StatusCode::NOT_FOUND => "no such path".to_owned(),

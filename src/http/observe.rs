@@ -1,6 +1,8 @@
 //! One span per request, named by route template (never the raw URL, which
 //! could carry anything a client put there), with status and duration; the
-//! same figures go to the HTTP metrics.
+//! same figures go to the HTTP metrics. The line here records the request;
+//! a 5xx's error, with its causes, is logged where it is rendered
+//! (`src/http/error.rs`), inside this span.
 
 use std::time::Instant;
 
@@ -37,13 +39,7 @@ pub async fn observe(
     let elapsed = started.elapsed();
     span.record("status", status);
     span.record("duration_ms", elapsed.as_secs_f64() * 1000.0);
-    span.in_scope(|| {
-        if status >= 500 {
-            tracing::warn!("request failed");
-        } else {
-            tracing::info!("request");
-        }
-    });
+    span.in_scope(|| tracing::info!("request"));
     metrics::http_request(route, &method, status, elapsed.as_secs_f64());
     res
 }

@@ -4,8 +4,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::error::Fault;
 use crate::http::error::ApiError;
-use crate::login::LoginError;
 use crate::state::AppState;
 
 /// The answer of `/healthz` and `/readyz`.
@@ -33,11 +33,10 @@ pub async fn healthz() -> HttpResponse {
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let handle = state.metrics.as_ref().ok_or_else(|| {
-        ApiError::Flow(LoginError::Unavailable(
-            "metrics recorder not installed".into(),
-        ))
-    })?;
+    let handle = state
+        .metrics
+        .as_ref()
+        .ok_or_else(|| ApiError::Fault(Fault::unavailable("metrics recorder not installed")))?;
     let open = state
         .open_sockets
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -66,17 +65,13 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
 )]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     state.bus_health.ready().map_err(|down| {
-        ApiError::Flow(LoginError::Unavailable(format!(
+        ApiError::Fault(Fault::unavailable(format!(
             "bus listener disconnected for {down:?}"
         )))
     })?;
     tokio::time::timeout(READY_WITHIN, state.login.ready())
         .await
-        .map_err(|_| {
-            ApiError::Flow(LoginError::Unavailable(
-                "database: no answer within 2 s".into(),
-            ))
-        })?
-        .map_err(|e| ApiError::Flow(LoginError::Unavailable(format!("database: {e}"))))?;
+        .map_err(|_| ApiError::Fault(Fault::unavailable("database: no answer within 2 s")))?
+        .map_err(|e| ApiError::Fault(Fault::unavailable("database").because(e)))?;
     Ok(HttpResponse::Ok().json(Health { status: "ready" }))
 }

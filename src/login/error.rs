@@ -4,6 +4,7 @@
 
 use sea_orm::DbErr;
 
+use crate::error::Fault;
 use crate::flight::FlightError;
 use crate::scene::Refusal;
 use crate::wechat::WechatError;
@@ -53,12 +54,10 @@ pub enum LoginError {
     /// The hub holds nothing about this person.
     #[error("the hub holds no account for this person")]
     UserNotFound,
-    /// A dependency (the database, a turn at WeChat) cannot answer now.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A bug or a broken invariant.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A dependency (the database, a turn at WeChat) cannot answer now, or
+    /// a bug: the hub's fault, with its cause.
+    #[error(transparent)]
+    Fault(#[from] Fault),
 }
 
 impl From<Refusal> for LoginError {
@@ -73,14 +72,9 @@ impl From<Refusal> for LoginError {
 }
 
 impl From<DbErr> for LoginError {
-    /// A database that is locked, busy, slow, full or gone is not the
-    /// request's fault: `Unavailable`. Anything else is a bug.
+    /// Unavailable or internal as [`Fault`] says.
     fn from(err: DbErr) -> Self {
-        if crate::db::is_unavailable(&err) {
-            Self::Unavailable(format!("database: {err}"))
-        } else {
-            Self::Internal(format!("database: {err}"))
-        }
+        Fault::from(err).into()
     }
 }
 
@@ -96,7 +90,7 @@ impl From<WechatError> for LoginError {
 impl From<FlightError> for LoginError {
     fn from(err: FlightError) -> Self {
         match err {
-            FlightError::Busy(..) => Self::Unavailable(err.to_string()),
+            FlightError::Busy(..) => Fault::unavailable("single flight").because(err).into(),
             FlightError::Db(e) => e.into(),
         }
     }

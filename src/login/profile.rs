@@ -9,6 +9,7 @@ use super::phone::check_code;
 use super::{ConfirmInput, Login, LoginError};
 use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarSlot};
 use crate::clock::now_ms;
+use crate::error::Fault;
 use crate::keys::token_hash;
 use crate::scene::Scanner;
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
@@ -169,7 +170,7 @@ impl Login {
             .await
             .map_err(|e| match e {
                 AvatarError::UnsupportedType => LoginError::UnsupportedMediaType(e.to_string()),
-                AvatarError::Busy => LoginError::Unavailable(e.to_string()),
+                AvatarError::Busy => Fault::unavailable("avatar re-encoding").because(e).into(),
                 other => LoginError::InvalidRequest(other.to_string()),
             })
     }

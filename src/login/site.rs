@@ -7,6 +7,7 @@ use tracing::info;
 use super::{Login, LoginError};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::ClientSettings;
+use crate::error::Fault;
 use crate::live::ClientRef;
 use crate::users::UserProfile;
 
@@ -51,7 +52,7 @@ impl Login {
             .ok_or(LoginError::InvalidTicket)?;
         let mut user = redeemed
             .user
-            .ok_or_else(|| LoginError::Internal("ticket's user is missing".into()))?;
+            .ok_or_else(|| Fault::internal("ticket's user is missing"))?;
         // The number only when the person shared it with this client (in
         // this login or an earlier one), never because another client got it.
         let consented = client.phone

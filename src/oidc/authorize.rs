@@ -13,6 +13,7 @@ use super::claims::user_claims;
 use super::store::{CodeIssue, NewGrant};
 use super::{CODE_TTL_SECS, Oidc, PENDING_TTL_SECS, SCOPES};
 use crate::clock::now_ms;
+use crate::error::Fault;
 use crate::keys::{random_token, token_hash};
 use crate::live::ClientRef;
 use crate::login::LoginError;
@@ -297,8 +298,8 @@ impl Oidc {
         let redeemed = self.login.redeem(&client, &ticket).await?;
         let scope: Vec<&str> = grant.scope.split(' ').collect();
         let claims = user_claims(&redeemed.user, &scope);
-        let claims_json =
-            serde_json::to_string(&claims).map_err(|e| LoginError::Internal(e.to_string()))?;
+        let claims_json = serde_json::to_string(&claims)
+            .map_err(|e| Fault::internal("claims to JSON").because(e))?;
         let auth_time = chrono::DateTime::parse_from_rfc3339(&redeemed.confirmed_at)
             .map(|t| t.timestamp_millis())
             .unwrap_or(now);

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::{Oidc, SCOPES};
-use crate::login::LoginError;
+use crate::error::Fault;
 
 /// The discovery document (OpenID Connect Discovery 1.0).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -66,7 +66,7 @@ impl Oidc {
     }
 
     /// `GET /oauth2/jwks`.
-    pub async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, LoginError> {
+    pub async fn jwks(&self) -> Result<jsonwebtoken::jwk::JwkSet, Fault> {
         Ok(self.keys.jwks().await?)
     }
 }

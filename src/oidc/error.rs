@@ -1,8 +1,9 @@
 //! Why the token or userinfo endpoint refused, in OAuth's words (RFC 6749
 //! section 5.2, RFC 6750). It knows nothing of HTTP: `src/http/oidc/error.rs`
-//! answers it as OAuth's JSON, and a failure of the flow as the hub's
-//! problem+json.
+//! answers it as OAuth's JSON, and a failure of the flow or a fault as the
+//! hub's problem+json.
 
+use crate::error::Fault;
 use crate::login::LoginError;
 
 /// A refusal of the token or userinfo endpoint.
@@ -23,9 +24,12 @@ pub enum OAuthError {
     /// No bearer token at all (401 without an error code, RFC 6750 3.1).
     #[error("a bearer token is required")]
     NoToken,
-    /// The database and other failures of the flow.
+    /// A failure of the login flow (redeeming the ticket).
     #[error(transparent)]
     Flow(#[from] LoginError),
+    /// The database or the signing keys failed.
+    #[error(transparent)]
+    Fault(#[from] Fault),
 }
 
 impl OAuthError {
@@ -48,6 +52,6 @@ impl OAuthError {
 
 impl From<sea_orm::DbErr> for OAuthError {
     fn from(err: sea_orm::DbErr) -> Self {
-        Self::Flow(err.into())
+        Self::Fault(err.into())
     }
 }

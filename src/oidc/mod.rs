@@ -24,8 +24,9 @@ use std::sync::Arc;
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::error::Fault;
 use crate::live::LiveSettings;
-use crate::login::{Login, LoginError};
+use crate::login::Login;
 use crate::sealed::Sealer;
 
 pub use self::authorize::{AuthorizeRefusal, Completion, PendingAuthorization};
@@ -65,18 +66,18 @@ pub struct Oidc {
     grants: GrantStore,
 }
 
-impl From<KeyError> for LoginError {
+impl From<KeyError> for Fault {
     fn from(e: KeyError) -> Self {
         match e {
             KeyError::Db(db) => db.into(),
-            other => LoginError::Internal(other.to_string()),
+            other => Fault::internal("signing keys").because(other),
         }
     }
 }
 
 impl From<KeyError> for OAuthError {
     fn from(e: KeyError) -> Self {
-        Self::Flow(e.into())
+        Self::Fault(e.into())
     }
 }
 

@@ -13,8 +13,8 @@ use super::store::NewAccessToken;
 use super::{ACCESS_TOKEN_TTL_SECS, ID_TOKEN_TTL_SECS, OAuthError, Oidc};
 use crate::clock::now_ms;
 use crate::config::ClientSettings;
+use crate::error::Fault;
 use crate::keys::{random_token, token_hash};
-use crate::login::LoginError;
 
 /// The token endpoint's form, after the client's fields are taken out.
 pub struct TokenRequest {
@@ -110,7 +110,8 @@ impl Oidc {
         }
         let claims_json = grant.claims.clone().unwrap_or_else(|| "{}".into());
         let user: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&claims_json).map_err(|e| LoginError::Internal(e.to_string()))?;
+            serde_json::from_str(&claims_json)
+                .map_err(|e| Fault::internal("stored claims").because(e))?;
         let access_token = random_token();
         let exchanged = self
             .grants
@@ -173,7 +174,7 @@ impl Oidc {
     pub async fn inside_id_token(
         &self,
         login: &crate::login::InsideLogin,
-    ) -> Result<(String, i64), LoginError> {
+    ) -> Result<(String, i64), Fault> {
         let mut user = serde_json::Map::new();
         user.insert("sub".into(), serde_json::json!(login.user_id));
         if let Some(unionid) = &login.unionid {

@@ -21,9 +21,9 @@ use sha2::Digest;
 use super::state::CodeRefusal;
 use super::{SimRefusal, Simulator, qr_png, sim_openid, sim_phone, sim_unionid};
 use crate::clock::now_ms;
+use crate::error::Fault;
 use crate::http::error::ApiError;
 use crate::keys::secrets_equal;
-use crate::login::LoginError;
 
 fn wx_error(errcode: i64, errmsg: &str) -> HttpResponse {
     HttpResponse::Ok()
@@ -251,10 +251,9 @@ fn hand_out(
         }
         Ok(code) => Ok(HttpResponse::Ok().json(json!({"code": code}))),
         Err(SimRefusal::UnknownApp) => Err(unknown_app(&app_id)),
-        Err(SimRefusal::Full) => Err(LoginError::Unavailable(
-            "the simulator holds too many codes; retry later".into(),
-        )
-        .into()),
+        Err(SimRefusal::Full) => {
+            Err(Fault::unavailable("the simulator holds too many codes; retry later").into())
+        }
     }
 }
 
@@ -319,7 +318,7 @@ pub async fn sim_userinfo(
     full["openId"] = json!(sim_openid(&app_id, user));
     full["unionId"] = json!(sim_unionid(user));
     full["watermark"] = json!({"appid": app_id, "timestamp": now_ms() / 1000});
-    let broken = |what: &str| ApiError::from(LoginError::Internal(format!("simulator: {what}")));
+    let broken = |what: &str| ApiError::from(Fault::internal(format!("simulator: {what}")));
     let key = STANDARD
         .decode(&key_b64)
         .map_err(|_| broken("a session key is not base64"))?;

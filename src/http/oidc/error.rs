@@ -55,6 +55,7 @@ impl From<OAuthError> for OAuthReply {
     fn from(e: OAuthError) -> Self {
         match e {
             OAuthError::Flow(f) => Self::Problem(f.into()),
+            OAuthError::Fault(f) => Self::Problem(f.into()),
             other => Self::OAuth(other),
         }
     }
@@ -88,6 +89,7 @@ impl ResponseError for OAuthReply {
         };
         let (code, description) = match refusal {
             OAuthError::Flow(e) => return ApiError::from(e.clone()).error_response(),
+            OAuthError::Fault(f) => return ApiError::from(f.clone()).error_response(),
             OAuthError::Refused { code, description } => (*code, description.as_str()),
             OAuthError::InvalidClient(d) => ("invalid_client", *d),
             OAuthError::InvalidToken(d) => ("invalid_token", *d),
