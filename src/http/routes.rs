@@ -17,6 +17,7 @@ use super::{
     account, avatars, browser, demo, demo_oidc, miniprogram, oidc, openapi, ops, site, socket,
     web_assets,
 };
+use crate::origins;
 use crate::simulator::{self, Simulator};
 use crate::state::AppState;
 
@@ -138,9 +139,7 @@ fn browser_cors(state: &AppState) -> Cors {
     let settings = state.settings.clone();
     Cors::default()
         .allowed_origin_fn(move |origin, _| {
-            origin
-                .to_str()
-                .is_ok_and(|o| settings.load().any_client_allows(o))
+            origins::cors_allows(&settings.load(), origin.as_bytes())
         })
         .allowed_methods([Method::GET, Method::POST])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
