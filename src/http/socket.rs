@@ -76,7 +76,7 @@ pub(crate) struct AuthFrame {
 /// the OpenAPI document describes the protocol here.
 #[utoipa::path(
     get,
-    path = "/api/v1/scenes/{scene_id}/ws",
+    path = PATH,
     tag = "browser",
     summary = "The scene's WebSocket (state pushes)",
     description = "A WebSocket upgrade (`Upgrade: websocket`). `Origin` is checked like \
