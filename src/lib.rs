@@ -17,6 +17,7 @@ pub mod live;
 pub mod locks;
 pub mod login;
 pub mod login_history;
+pub mod origins;
 pub mod push;
 pub mod ratelimit;
 pub mod scene;

@@ -13,7 +13,7 @@ mod reload;
 pub mod sections;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 
 use serde::Deserialize;
 
@@ -82,40 +82,5 @@ impl Settings {
     /// The client with this id.
     pub fn client(&self, client_id: &str) -> Option<&ClientSettings> {
         self.clients.iter().find(|c| c.client_id == client_id)
-    }
-
-    /// Whether `origin` may make scenes for `client`: one of its own, or
-    /// the hub's own for a client that uses OpenID Connect (the hub's
-    /// authorize page creates that client's scenes).
-    pub fn client_allows_origin(&self, client: &ClientSettings, origin: &str) -> bool {
-        client.allows_origin(origin)
-            || !client.redirect_uris.is_empty()
-                && self.server.public_url.origin().ascii_serialization() == origin
-    }
-
-    /// Whether any client allows this origin (used for CORS).
-    pub fn any_client_allows(&self, origin: &str) -> bool {
-        self.clients.iter().any(|c| c.allows_origin(origin))
-    }
-}
-
-#[cfg(test)]
-mod hub_page_tests {
-    use super::*;
-    use crate::config::fixtures::shop_with;
-
-    fn settings(redirect_uris: &str) -> Result<Settings, ConfigError> {
-        shop_with(&format!("redirect_uris = {redirect_uris}"))
-    }
-
-    #[test]
-    fn the_hub_origin_counts_only_for_openid_clients() {
-        let s = settings(r#"["https://shop.example/cb"]"#).expect("valid");
-        let own = s.server.public_url.origin().ascii_serialization();
-        let shop = s.client("shop").expect("shop");
-        assert!(s.client_allows_origin(shop, &own));
-        assert!(!s.client_allows_origin(shop, "https://evil.example"));
-        let plain = settings("[]").expect("valid");
-        assert!(!plain.client_allows_origin(plain.client("shop").expect("shop"), &own));
     }
 }

@@ -65,8 +65,6 @@ pub struct SceneCreated {
     pub app_id: Option<String>,
 }
 
-pub(crate) use super::extract::origin;
-
 /// `POST /api/v1/scenes`
 #[utoipa::path(
     post,

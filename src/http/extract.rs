@@ -58,25 +58,12 @@ impl FromRequest for ClientAddr {
     }
 }
 
-/// The `Origin` header: `None` when absent (not a browser). One that is
-/// not visible ASCII, or more than one, is refused (a browser never sends
-/// either, so treating them as "no Origin" would let a script pass as a
-/// server).
+/// The request's `Origin` as [`crate::origins::read`] reads it: `None` when
+/// absent (not a browser); one it cannot read is 403 `origin_not_allowed`.
 pub(crate) fn origin(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
-    let mut all = headers.get_all(header::ORIGIN);
-    let Some(first) = all.next() else {
-        return Ok(None);
-    };
-    if all.next().is_some() {
-        return Err(ApiError::Flow(LoginError::OriginNotAllowed(
-            "several Origin headers".into(),
-        )));
-    }
-    first.to_str().map(Some).map_err(|_| {
-        ApiError::Flow(LoginError::OriginNotAllowed(
-            "an Origin that is not ASCII".into(),
-        ))
-    })
+    let values = headers.get_all(header::ORIGIN).map(|v| v.as_bytes());
+    crate::origins::read(values)
+        .map_err(|e| ApiError::Flow(LoginError::OriginNotAllowed(e.to_string())))
 }
 
 /// The request's `Origin` ([`origin`]'s rules; a refused one is 403

@@ -1,17 +1,20 @@
-//! `GET /openapi.json`: the OpenAPI 3.1 document of the hub's JSON API,
-//! generated from the handlers (`#[utoipa::path]` next to each) and their own
-//! request and answer types, so it cannot drift from the code. Adding an
-//! endpoint is one line in `paths(...)` below.
+//! `GET /openapi.json`: the OpenAPI 3.1 document of the hub's JSON API. Each
+//! route of that API is an [`Endpoint`] of the route table
+//! (`http::routes::api`), made from its handler and the handler's
+//! `#[utoipa::path]`: that one declaration gives the path and methods the
+//! table mounts and the operation shown here, so the two cannot drift.
+//! Adding an endpoint is one line in that list.
 
-use std::sync::LazyLock;
-
-use actix_web::http::header;
-use actix_web::{HttpResponse, web};
+use actix_web::http::{Method, header};
+use actix_web::{FromRequest, Handler, HttpResponse, Resource, Responder, Route, web};
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{HttpMethod, Paths};
+use utoipa::openapi::schema::Schema;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::server::Server;
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
+use utoipa_actix_web::OpenApiFactory;
 
 use crate::http::error::Problem;
 use crate::state::AppState;
@@ -19,7 +22,8 @@ use crate::state::AppState;
 /// The media type of every error answer.
 const PROBLEM_JSON: &str = "application/problem+json";
 
-/// The document, as generated from the code.
+/// What the document says besides its paths: the API as a whole, the
+/// schemas no operation names, the tags and the auth schemes.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -36,32 +40,8 @@ const PROBLEM_JSON: &str = "application/problem+json";
             `Problem`) with a stable `code`; 429 and 503 carry `Retry-After`.",
         license(name = "MIT", identifier = "MIT"),
     ),
-    paths(
-        super::browser::create_scene,
-        super::browser::qrcode,
-        super::browser::events,
-        super::socket::plain_request,
-        super::miniprogram::scan,
-        super::miniprogram::confirm,
-        super::miniprogram::cancel,
-        super::miniprogram::login,
-        super::account::show,
-        super::account::delete,
-        super::avatars::upload,
-        super::avatars::serve,
-        super::site::redeem,
-        super::ops::healthz,
-        super::ops::readyz,
-        document,
-        super::oidc::discovery,
-        super::oidc::complete,
-        super::oidc::token,
-        super::oidc::userinfo,
-        super::oidc::userinfo_post,
-        super::oidc::jwks,
-    ),
     components(schemas(Problem, super::events::BrowserEvent, super::socket::AuthFrame)),
-    modifiers(&SecuritySchemes, &ProblemAnswers),
+    modifiers(&SecuritySchemes),
     tags(
         (name = "browser", description = "Called by the widget in the browser (CORS per client)"),
         (name = "mini-program", description = "Called by the mini-program with wx.request"),
@@ -160,7 +140,123 @@ impl Modify for ProblemAnswers {
     }
 }
 
-static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::openapi);
+/// One resource of the JSON API, declared once: its handlers'
+/// `#[utoipa::path]` give the path and methods the route table mounts it at
+/// and the operations the document shows.
+pub struct Endpoint {
+    /// The path, as documented (from the root).
+    path: String,
+    routes: Vec<Route>,
+    /// Data of this resource only (a body limit, say).
+    data: Vec<Box<dyn FnOnce(Resource) -> Resource>>,
+    paths: Paths,
+    schemas: Vec<(String, RefOr<Schema>)>,
+}
+
+impl Endpoint {
+    /// `handler` at the path and for the methods of `doc`, its
+    /// `#[utoipa::path]` (the `__path_<handler>` it generates).
+    pub fn new<D, F, Args>(doc: D, handler: F) -> Self
+    where
+        D: OpenApiFactory + utoipa::Path,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let mut schemas = Vec::new();
+        doc.schemas(&mut schemas);
+        let routes = D::methods()
+            .into_iter()
+            .map(|m| web::route().method(method(m)).to(handler.clone()))
+            .collect();
+        Self {
+            path: D::path(),
+            routes,
+            data: Vec::new(),
+            paths: doc.paths(),
+            schemas,
+        }
+    }
+
+    /// Another handler on the same path, for its own methods.
+    pub fn and<D, F, Args>(mut self, doc: D, handler: F) -> Self
+    where
+        D: OpenApiFactory + utoipa::Path,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let other = Self::new(doc, handler);
+        debug_assert_eq!(self.path, other.path, "one endpoint, one path");
+        self.routes.extend(other.routes);
+        self.paths.merge(other.paths);
+        self.schemas.extend(other.schemas);
+        self
+    }
+
+    /// Data for this resource's handlers only ([`Resource::app_data`]).
+    pub fn app_data<U: 'static>(mut self, data: U) -> Self {
+        self.data
+            .push(Box::new(move |r: Resource| r.app_data(data)));
+        self
+    }
+
+    /// The path, as documented.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Whether the endpoint lies under `prefix` (a scope's path).
+    pub fn is_under(&self, prefix: &str) -> bool {
+        self.path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    /// The resource to mount in a scope at `prefix` ("" for the root).
+    pub fn into_resource(self, prefix: &str) -> Resource {
+        let path = self.path.strip_prefix(prefix).unwrap_or(&self.path);
+        let resource = self
+            .routes
+            .into_iter()
+            .fold(web::resource(path), Resource::route);
+        self.data.into_iter().fold(resource, |r, data| data(r))
+    }
+}
+
+/// The HTTP method of a documented operation.
+fn method(m: HttpMethod) -> Method {
+    match m {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
+}
+
+/// The document of the endpoints the route table mounts.
+pub struct Document(utoipa::openapi::OpenApi);
+
+impl Document {
+    /// [`ApiDoc`] with the paths and schemas of `api`, every error answer a
+    /// problem.
+    pub fn of(api: &[Endpoint]) -> Self {
+        let mut doc = ApiDoc::openapi();
+        for endpoint in api {
+            doc.paths.merge(endpoint.paths.clone());
+            doc.components
+                .get_or_insert_with(Default::default)
+                .schemas
+                .extend(endpoint.schemas.iter().cloned());
+        }
+        ProblemAnswers.modify(&mut doc);
+        Self(doc)
+    }
+}
 
 /// `GET /openapi.json`: the document, with the configured public URL as
 /// its server, readable from any origin.
@@ -175,8 +271,8 @@ static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(ApiDoc::open
         (status = 429, description = "`rate_limited` (per client IP)"),
     )
 )]
-pub async fn document(state: web::Data<AppState>) -> HttpResponse {
-    let mut doc = DOCUMENT.clone();
+pub async fn document(state: web::Data<AppState>, document: web::Data<Document>) -> HttpResponse {
+    let mut doc = document.0.clone();
     let settings = state.settings.load();
     let base = settings.server.public_url.as_str();
     doc.servers = Some(vec![Server::new(base.trim_end_matches('/'))]);

@@ -1,6 +1,8 @@
 //! The route table: every path the hub serves, top to bottom, in the order
 //! actix-web matches them. Two listeners: the hub's ([`configure`]) and, when
 //! `server.metrics_bind` is set, the metrics one ([`configure_metrics`]).
+//! The JSON API is [`api`]: one line per handler, whose `#[utoipa::path]`
+//! gives both its route and its part of the OpenAPI document.
 //! WebSocket upgrades never reach the app: the upgrade hook matches
 //! [`socket::PATH`] itself (`socket::scene_of`); the table registers the
 //! same path for plain requests.
@@ -13,10 +15,12 @@ use actix_web::http::{Method, StatusCode, header};
 use actix_web::{HttpRequest, web};
 
 use super::error::ApiError;
+use super::openapi::{Document, Endpoint};
 use super::{
     account, avatars, browser, demo, demo_oidc, miniprogram, oidc, openapi, ops, site, socket,
     web_assets,
 };
+use crate::origins;
 use crate::simulator::{self, Simulator};
 use crate::state::AppState;
 
@@ -25,6 +29,45 @@ pub const MAX_JSON: usize = 16 * 1024;
 
 /// Where browsers create and watch scenes (CORS applies under it).
 pub const SCENES: &str = "/api/v1/scenes";
+
+/// The JSON API, in the document's order: each line is a handler and its
+/// `#[utoipa::path]` (`__path_<handler>`), which alone says the path and
+/// methods. [`configure`] mounts these, and nothing else, under `/api/v1`,
+/// `/oauth2` (but the authorize page), `/.well-known`, `/healthz` and
+/// `/readyz`; the document shows exactly these. No two paths overlap, so
+/// their order does not change which one matches.
+pub fn api() -> Vec<Endpoint> {
+    vec![
+        // Browsers (cross-origin, from the sites' pages): under [`SCENES`].
+        Endpoint::new(browser::__path_create_scene, browser::create_scene),
+        Endpoint::new(browser::__path_qrcode, browser::qrcode),
+        Endpoint::new(browser::__path_events, browser::events),
+        Endpoint::new(socket::__path_plain_request, socket::plain_request),
+        // The mini-program.
+        Endpoint::new(miniprogram::__path_scan, miniprogram::scan),
+        Endpoint::new(miniprogram::__path_confirm, miniprogram::confirm),
+        Endpoint::new(miniprogram::__path_cancel, miniprogram::cancel),
+        Endpoint::new(miniprogram::__path_login, miniprogram::login),
+        Endpoint::new(account::__path_show, account::show),
+        Endpoint::new(account::__path_delete, account::delete),
+        Endpoint::new(avatars::__path_upload, avatars::upload),
+        Endpoint::new(avatars::__path_serve, avatars::serve),
+        // Sites' backends.
+        Endpoint::new(site::__path_redeem, site::redeem),
+        // Operators.
+        Endpoint::new(ops::__path_healthz, ops::healthz),
+        Endpoint::new(ops::__path_readyz, ops::readyz),
+        Endpoint::new(openapi::__path_document, openapi::document),
+        // The OpenID Connect provider (its authorize page: [`oidc::configure`]).
+        Endpoint::new(oidc::__path_discovery, oidc::discovery),
+        Endpoint::new(oidc::__path_complete, oidc::complete),
+        Endpoint::new(oidc::__path_token, oidc::token)
+            .app_data(web::PayloadConfig::new(oidc::MAX_FORM)),
+        Endpoint::new(oidc::__path_userinfo, oidc::userinfo)
+            .and(oidc::__path_userinfo_post, oidc::userinfo_post),
+        Endpoint::new(oidc::__path_jwks, oidc::jwks),
+    ]
+}
 
 /// Registers every route of the hub's listener on an `App`.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -36,7 +79,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
         // only in simulator mode.
         let has_demo =
             simulator.is_some() && state.settings.load().client(demo::DEMO_CLIENT).is_some();
+        let api = api();
+        let document = Document::of(&api);
+        let (browsers, others): (Vec<_>, Vec<_>) =
+            api.into_iter().partition(|e| e.is_under(SCENES));
         cfg.app_data(web::Data::new(state))
+            .app_data(web::Data::new(document))
             .app_data(json_config())
             .app_data(
                 web::PathConfig::default()
@@ -48,33 +96,19 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             // Browsers (cross-origin, from the sites' pages).
             .service(
-                web::scope(SCENES)
-                    .wrap(cors)
-                    .service(web::resource("").post(browser::create_scene))
-                    .service(web::resource("/{scene_id}/qrcode").get(browser::qrcode))
-                    .service(web::resource("/{scene_id}/events").get(browser::events))
-                    .service(web::resource(socket_under_scenes()).get(socket::plain_request)),
-            )
-            // The mini-program.
-            .service(
-                web::scope("/api/v1/mp")
-                    .service(web::resource("/scan").post(miniprogram::scan))
-                    .service(web::resource("/login").post(miniprogram::login))
-                    .service(web::resource("/confirm").post(miniprogram::confirm))
-                    .service(web::resource("/cancel").post(miniprogram::cancel))
-                    .service(web::resource("/account").post(account::show))
-                    .service(web::resource("/account/delete").post(account::delete))
-                    .service(web::resource("/avatar").post(avatars::upload)),
-            )
-            .service(web::resource("/api/v1/avatars/{id}").get(avatars::serve))
-            // Sites' backends.
-            .service(web::resource("/api/v1/tickets/redeem").post(site::redeem))
-            // Operators.
-            .service(web::resource("/healthz").get(ops::healthz))
-            .service(web::resource("/readyz").get(ops::readyz))
-            // `/`, `/scanlogin.js`, `/scanlogin.d.ts`.
-            .configure(web_assets::configure)
-            // `/.well-known/openid-configuration` and `/oauth2/...`.
+                browsers
+                    .into_iter()
+                    .fold(web::scope(SCENES).wrap(cors), |scope, e| {
+                        scope.service(e.into_resource(SCENES))
+                    }),
+            );
+        // The mini-program, sites' backends, operators, OpenID Connect.
+        for endpoint in others {
+            cfg.service(endpoint.into_resource(""));
+        }
+        // `/`, `/scanlogin.js`, `/scanlogin.d.ts`.
+        cfg.configure(web_assets::configure)
+            // `/oauth2/authorize`, an HTML page.
             .configure(oidc::configure);
         if public_metrics {
             cfg.service(web::resource("/metrics").get(ops::metrics));
@@ -85,7 +119,6 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 .service(web::resource("/demo/oidc").get(demo_oidc::start))
                 .service(web::resource(crate::config::DEMO_OIDC_CALLBACK).get(demo_oidc::callback));
         }
-        cfg.service(web::resource("/openapi.json").get(openapi::document));
         if let Some(sim) = simulator {
             mount_simulator(cfg, sim);
         }
@@ -128,19 +161,12 @@ pub fn configure_metrics(cfg: &mut web::ServiceConfig) {
         .default_service(web::to(not_found));
 }
 
-/// [`socket::PATH`] relative to [`SCENES`].
-fn socket_under_scenes() -> &'static str {
-    socket::PATH.strip_prefix(SCENES).unwrap_or(socket::PATH)
-}
-
 /// Browsers may call the scene routes from any origin some client allows.
 fn browser_cors(state: &AppState) -> Cors {
     let settings = state.settings.clone();
     Cors::default()
         .allowed_origin_fn(move |origin, _| {
-            origin
-                .to_str()
-                .is_ok_and(|o| settings.load().any_client_allows(o))
+            origins::cors_allows(&settings.load(), origin.as_bytes())
         })
         .allowed_methods([Method::GET, Method::POST])
         .allowed_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
@@ -181,6 +207,17 @@ mod tests {
 
     #[test]
     fn the_socket_path_lies_under_the_scenes() {
-        assert_eq!(socket_under_scenes(), "/{scene_id}/ws");
+        assert_eq!(socket::PATH.strip_prefix(SCENES), Some("/{scene_id}/ws"));
+        let socket = api().into_iter().find(|e| e.is_under(socket::PATH));
+        assert!(socket.is_some_and(|e| e.is_under(SCENES)));
+    }
+
+    #[test]
+    fn no_two_endpoints_share_a_path() {
+        // The first resource of a path answers every method on it (405 for
+        // the ones it lacks): a second would never be reached.
+        let api = api();
+        let paths: std::collections::BTreeSet<&str> = api.iter().map(Endpoint::path).collect();
+        assert_eq!(paths.len(), api.len());
     }
 }

@@ -32,6 +32,7 @@ use super::events::BrowserEvent;
 use super::ws_conn::{Incoming, WsConn};
 use crate::http::error::ApiError;
 use crate::login::{LoginError, SocketScene};
+use crate::origins;
 use crate::push::{SocketSlot, Subscription};
 use crate::scene::{SceneId, SceneView, State};
 use crate::state::AppState;
@@ -75,7 +76,7 @@ pub(crate) struct AuthFrame {
 /// the OpenAPI document describes the protocol here.
 #[utoipa::path(
     get,
-    path = "/api/v1/scenes/{scene_id}/ws",
+    path = PATH,
     tag = "browser",
     summary = "The scene's WebSocket (state pushes)",
     description = "A WebSocket upgrade (`Upgrade: websocket`). `Origin` is checked like \
@@ -211,7 +212,7 @@ async fn handshake(
     ws::verify_handshake(req.head()).map_err(|e| {
         ApiError::InvalidRequest(format!("a WebSocket upgrade request is required: {e}"))
     })?;
-    let origin = super::browser::origin(req.head().headers())?;
+    let origin = super::extract::origin(req.head().headers())?;
     let opened = match SceneId::parse(scene_id) {
         Some(id) => {
             let sub = state.registry.subscribe(id.as_str());
@@ -229,7 +230,7 @@ async fn handshake(
                 state.login.check_origin(client, origin)?;
             }
         }
-        (None, Some(o)) if !state.settings.load().any_client_allows(o) => {
+        (None, Some(o)) if !origins::any_client_allows(&state.settings.load(), o) => {
             return Err(ApiError::Flow(LoginError::OriginNotAllowed(o.to_owned())));
         }
         _ => {}

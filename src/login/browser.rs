@@ -37,7 +37,7 @@ impl Login {
         origin: Option<&str>,
     ) -> Result<(), LoginError> {
         match origin {
-            Some(o) if !self.settings.load().client_allows_origin(client, o) => {
+            Some(o) if !crate::origins::client_allows(&self.settings.load(), client, o) => {
                 Err(LoginError::OriginNotAllowed(o.to_owned()))
             }
             _ => Ok(()),

@@ -8,10 +8,11 @@ use url::form_urlencoded;
 use utoipa::ToSchema;
 
 use super::page::{language, page, refusal_page};
-use crate::http::browser::origin;
 use crate::http::error::ApiError;
+use crate::http::extract::origin;
 use crate::login::LoginError;
 use crate::oidc::{AuthorizeRefusal, Completion};
+use crate::origins;
 use crate::state::AppState;
 
 /// `GET /oauth2/authorize`
@@ -79,14 +80,8 @@ pub async fn complete(
     state: web::Data<AppState>,
     body: web::Json<CompleteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let own = state
-        .settings
-        .load()
-        .server
-        .public_url
-        .origin()
-        .ascii_serialization();
-    if let Some(o) = origin(req.headers())?.filter(|o| *o != own) {
+    let not_hub = |o: &&str| !origins::is_hub(&state.settings.load(), o);
+    if let Some(o) = origin(req.headers())?.filter(not_hub) {
         return Err(ApiError::Flow(LoginError::OriginNotAllowed(o.to_owned())));
     }
     let body = body.into_inner();

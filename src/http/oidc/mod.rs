@@ -23,22 +23,11 @@ pub use self::token::{
 /// Largest token request body.
 pub const MAX_FORM: usize = 8 * 1024;
 
-/// Registers the OpenID Connect routes.
+/// Registers the authorize page, the one OpenID Connect route outside the
+/// JSON API (an HTML page and a redirect); the others are endpoints of
+/// `http::routes::api`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/.well-known/openid-configuration").get(discovery))
-        .service(web::resource("/oauth2/authorize").get(authorize))
-        .service(web::resource("/oauth2/authorize/complete").post(complete))
-        .service(
-            web::resource("/oauth2/token")
-                .app_data(web::PayloadConfig::new(MAX_FORM))
-                .post(token),
-        )
-        .service(
-            web::resource("/oauth2/userinfo")
-                .get(userinfo)
-                .post(userinfo_post),
-        )
-        .service(web::resource("/oauth2/jwks").get(jwks));
+    cfg.service(web::resource("/oauth2/authorize").get(authorize));
 }
 
 /// `GET /.well-known/openid-configuration`

@@ -9,6 +9,7 @@ mod answers;
 mod document;
 mod expected;
 mod openid;
+mod served;
 
 use reqwest::Response;
 use reqwest::header::CONTENT_TYPE;
