@@ -5,7 +5,8 @@
 
 use tracing::info;
 
-use super::{FlowEvent, Login, LoginError};
+use super::phone::PhoneFlow;
+use super::{FlowEvent, LoginError};
 use crate::account::AccountView;
 use crate::clock::now_ms;
 use crate::users::{Person, UserStore};
@@ -16,7 +17,7 @@ const VIEW: &str = "mp-account";
 /// What a code exchanged to delete an account is bound to.
 const DELETE: &str = "mp-account-delete";
 
-impl Login {
+impl PhoneFlow {
     /// What the hub holds about the person whose `wx.login` code this is
     /// (exchanged once; a retry within its 5 minutes is answered again).
     pub async fn account(

@@ -4,7 +4,8 @@
 
 use tracing::info;
 
-use super::{Login, LoginError};
+use super::LoginError;
+use super::phone::PhoneFlow;
 use crate::clock::now_ms;
 use crate::users::{Person, UserStore};
 
@@ -20,7 +21,7 @@ pub struct InsideLogin {
     pub unionid: Option<String>,
 }
 
-impl Login {
+impl PhoneFlow {
     /// Exchanges `code` (once; a retry within its 5 minutes gets the same
     /// answer) and records the person as a website login would.
     pub async fn inside_login(
