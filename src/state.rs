@@ -1,5 +1,6 @@
-//! The one shared state, built once before the server starts and cloned
-//! into each worker's app (`startup::serve`).
+//! The one shared state, built once by
+//! [`Application::build`](crate::startup::Application::build) and cloned
+//! into every worker of the server.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -7,21 +8,32 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::geoip::GeoIp;
 use crate::live::{Live, LiveSettings};
-use crate::login::Login;
+use crate::login::{Avatars, BrowserScenes, DbReadiness, PhoneFlow, Redeemer};
 use crate::oidc::Oidc;
 use crate::push::{BusHealth, Registry};
 use crate::ratelimit::RateLimits;
 use crate::scene::SceneView;
 use crate::simulator::Simulator;
+use crate::tickets::TicketMinter;
 
-/// Cheap handles to everything a handler needs.
+/// Cheap handles to the services a handler calls, and to what the edge
+/// itself needs.
 #[derive(Clone)]
 pub struct AppState {
     /// The settings in force (a reload swaps them).
     pub settings: LiveSettings,
-    pub login: Arc<Login>,
+    /// Scenes for browsers: new scenes, code images, views.
+    pub scenes: Arc<BrowserScenes>,
+    /// The phone's flow: scan, confirm, cancel, logins inside the
+    /// mini-program, the person's account.
+    pub phone: Arc<PhoneFlow>,
+    /// Avatars the phone uploads, and serving them.
+    pub avatars: Arc<Avatars>,
+    /// Site backends' client credentials and ticket redemption.
+    pub redeemer: Arc<Redeemer>,
+    /// The ticket a browser is shown with `confirmed`.
+    pub minter: TicketMinter,
     pub registry: Arc<Registry<SceneView>>,
     /// The rate limits (a reload that changes `[rate_limit]` swaps them).
     pub limits: Live<RateLimits>,
@@ -34,10 +46,10 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Whether this node hears the other nodes (readiness).
     pub bus_health: Arc<BusHealth>,
+    /// Whether the database takes writes (readiness).
+    pub database: DbReadiness,
     /// The OpenID Connect provider.
     pub oidc: Arc<Oidc>,
-    /// The `[geoip]` city database, when configured (swapped by a reload).
-    pub geoip: Live<Option<GeoIp>>,
 }
 
 /// Counts an open socket while alive.

@@ -50,7 +50,7 @@ pub async fn show(
     if b.code.is_empty() {
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
-    let account = state.login.account(&b.code, b.app_id.as_deref()).await?;
+    let account = state.phone.account(&b.code, b.app_id.as_deref()).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(account))
@@ -98,7 +98,7 @@ pub async fn delete(
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
     let user_id = state
-        .login
+        .phone
         .delete_account(&b.code, b.app_id.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(DeletedAnswer {

@@ -70,7 +70,7 @@ pub async fn upload(
             "Authorization: Bearer <mp_token> is required",
         )));
     };
-    let slot = state.login.check_avatar_token(&token).await?;
+    let slot = state.avatars.check_token(&token).await?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -108,7 +108,7 @@ pub async fn upload(
         .load()
         .avatar_bytes
         .check_n(addr.0, byte_units(received))?;
-    let png = state.login.reencode_avatar(&content_type, bytes).await?;
+    let png = state.avatars.reencode(&content_type, bytes).await?;
     if png.len() > received {
         state
             .limits
@@ -116,7 +116,7 @@ pub async fn upload(
             .avatar_bytes
             .check_n(addr.0, byte_units(png.len() - received))?;
     }
-    let url = state.login.store_avatar(&slot, png).await?;
+    let url = state.avatars.store(&slot, png).await?;
     Ok(HttpResponse::Created().json(AvatarUploaded { avatar_url: url }))
 }
 
@@ -146,7 +146,7 @@ pub async fn serve(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let avatar = state.login.avatar(&id).await?;
+    let avatar = state.avatars.get(&id).await?;
     let content_type = HeaderValue::from_str(&avatar.content_type)
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok(HttpResponse::Ok()

@@ -111,7 +111,7 @@ pub async fn create_scene(
         ));
     }
     let scene = state
-        .login
+        .scenes
         .create_scene(&body.client_id, origin.as_deref(), browser)
         .await?;
     if let Some(h) = handle {
@@ -164,7 +164,7 @@ pub async fn qrcode(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let img = state.login.qrcode(&scene_id(&path)?).await?;
+    let img = state.scenes.qrcode(&scene_id(&path)?).await?;
     // What WeChat labelled anything else (an SVG, HTML) never reaches a
     // browser under the hub's origin, also from an image cached before.
     let content_type = match img.content_type.as_str() {
@@ -243,7 +243,7 @@ pub async fn events(
     let id = scene_id(&path)?;
     let mut sub = state.registry.subscribe(id.as_str());
     let mut view = state
-        .login
+        .scenes
         .browser_view(&id, &token, origin.as_deref())
         .await?;
     if after == Some(view.state) && !view.state.is_final() && !wait.is_zero() {
@@ -260,9 +260,9 @@ pub async fn events(
             }
             break;
         }
-        view = state.login.scene_view(&id).await?;
+        view = state.scenes.scene_view(&id).await?;
     }
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(BrowserEvent::of(&view, &state.login)))
+        .json(BrowserEvent::of(&view, &state.minter)))
 }

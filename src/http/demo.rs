@@ -23,6 +23,6 @@ pub async fn redeem(
 ) -> Result<HttpResponse, ApiError> {
     let client =
         ClientRef::find(state.settings.get(), DEMO_CLIENT).ok_or_else(ApiError::not_found)?;
-    let answer = state.login.redeem(&client, &body.ticket).await?;
+    let answer = state.redeemer.redeem(&client, &body.ticket).await?;
     Ok(HttpResponse::Ok().json(answer))
 }

@@ -1,11 +1,12 @@
 //! The event a browser receives over its WebSocket and from `events`,
-//! rendered here, at the edge, from the flow's scene view.
+//! rendered here, at the edge, from the flow's scene view and the ticket
+//! minter.
 
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::login::Login;
 use crate::scene::{SceneView, State};
+use crate::tickets::TicketMinter;
 
 /// The kind of a browser event (always `state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -47,14 +48,14 @@ pub struct EventUser {
 }
 
 impl BrowserEvent {
-    /// The event for `view`, with the ticket the flow derives for it.
-    pub fn of(view: &SceneView, login: &Login) -> Self {
+    /// The event for `view`, with the ticket `minter` derives for it.
+    pub fn of(view: &SceneView, minter: &TicketMinter) -> Self {
         let confirmed = view.confirmed.as_ref();
         Self {
             r#type: EventType::State,
             scene_id: view.scene_id.to_string(),
             state: view.state,
-            ticket: login.ticket_of(view),
+            ticket: minter.ticket_of(view),
             user: confirmed.map(|c| EventUser {
                 nickname: c.nickname.clone(),
                 avatar_url: c.avatar_url.clone(),
@@ -63,7 +64,7 @@ impl BrowserEvent {
     }
 
     /// The event as the JSON text a socket sends.
-    pub fn text(view: &SceneView, login: &Login) -> Option<String> {
-        serde_json::to_string(&Self::of(view, login)).ok()
+    pub fn text(view: &SceneView, minter: &TicketMinter) -> Option<String> {
+        serde_json::to_string(&Self::of(view, minter)).ok()
     }
 }

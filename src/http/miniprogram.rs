@@ -67,13 +67,15 @@ pub async fn scan(
     if b.code.is_empty() {
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
-    let mut answer = state
-        .login
-        .scan(&scene_id(&b.scene_id)?, &b.code, b.app_id.as_deref())
+    let answer = state
+        .phone
+        .scan(
+            &scene_id(&b.scene_id)?,
+            &b.code,
+            b.app_id.as_deref(),
+            addr.0,
+        )
         .await?;
-    if let Some(geo) = state.geoip.load().as_ref() {
-        answer.browser.locate(geo, addr.0);
-    }
     Ok(HttpResponse::Ok().json(answer))
 }
 
@@ -129,7 +131,7 @@ pub async fn login(
         return Err(ApiError::InvalidRequest("code is required".into()));
     }
     let person = state
-        .login
+        .phone
         .inside_login(&b.code, b.app_id.as_deref())
         .await?;
     let (id_token, expires_in) = state.oidc.inside_id_token(&person).await?;
@@ -232,7 +234,7 @@ pub async fn confirm(
         phone_code: b.phone_code,
     };
     let (state_now, user_id) = state
-        .login
+        .phone
         .confirm(&scene_id(&b.scene_id)?, auth, b.app_id.as_deref(), input)
         .await?;
     Ok(HttpResponse::Ok().json(ConfirmAnswer {
@@ -292,7 +294,7 @@ pub async fn cancel(
     per_scene(&state, &b.scene_id)?;
     let auth = auth(b.mp_token, b.code)?;
     let state_now = state
-        .login
+        .phone
         .cancel(&scene_id(&b.scene_id)?, auth, b.app_id.as_deref())
         .await?;
     Ok(HttpResponse::Ok().json(CancelAnswer { state: state_now }))

@@ -69,7 +69,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
             "bus listener disconnected for {down:?}"
         )))
     })?;
-    tokio::time::timeout(READY_WITHIN, state.login.ready())
+    tokio::time::timeout(READY_WITHIN, state.database.check())
         .await
         .map_err(|_| ApiError::Fault(Fault::unavailable("database: no answer within 2 s")))?
         .map_err(|e| ApiError::Fault(Fault::unavailable("database").because(e)))?;

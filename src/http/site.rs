@@ -29,7 +29,7 @@ pub(crate) fn authenticate(
     let known = state.settings.load().client(client_id).is_some();
     state.limits.load().auth_allowed(client_id, known, ip)?;
     state
-        .login
+        .redeemer
         .authenticate_client(client_id, secret)
         .inspect_err(|_| state.limits.load().auth_failed(client_id, known, ip))
         .map_err(ApiError::from)
@@ -67,7 +67,7 @@ pub async fn redeem(
     let BasicCredentials { client_id, secret } = credentials?;
     let client = authenticate(&req, &state, &client_id, &secret)?;
     state.limits.load().redeems.check(&client.client_id)?;
-    let answer = state.login.redeem(&client, &body.ticket).await;
+    let answer = state.redeemer.redeem(&client, &body.ticket).await;
     crate::telemetry::metrics::client_login(&client.client_id, "ticket", answer.is_ok());
     let answer = answer?;
     Ok(HttpResponse::Ok()

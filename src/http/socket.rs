@@ -217,7 +217,7 @@ async fn handshake(
         Some(id) => {
             let sub = state.registry.subscribe(id.as_str());
             state
-                .login
+                .scenes
                 .socket_scene(&id)
                 .await?
                 .map(|scene| Opened { id, sub, scene })
@@ -227,7 +227,7 @@ async fn handshake(
     match (&opened, origin) {
         (Some(o), origin) => {
             if let Some(client) = state.settings.load().client(o.scene.client_id()) {
-                state.login.check_origin(client, origin)?;
+                state.scenes.check_origin(client, origin)?;
             }
         }
         (None, Some(o)) if !origins::any_client_allows(&state.settings.load(), o) => {
@@ -274,7 +274,7 @@ fn normal(text: &str) -> Option<CloseReason> {
 }
 
 async fn send(conn: &mut WsConn, state: &AppState, view: &SceneView) -> bool {
-    let Some(text) = BrowserEvent::text(view, &state.login) else {
+    let Some(text) = BrowserEvent::text(view, &state.minter) else {
         return false;
     };
     conn.text(text).await.is_ok()

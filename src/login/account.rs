@@ -5,7 +5,8 @@
 
 use tracing::info;
 
-use super::{FlowEvent, Login, LoginError};
+use super::phone::PhoneFlow;
+use super::{FlowEvent, LoginError};
 use crate::account::AccountView;
 use crate::clock::now_ms;
 use crate::users::{Person, UserStore};
@@ -16,7 +17,7 @@ const VIEW: &str = "mp-account";
 /// What a code exchanged to delete an account is bound to.
 const DELETE: &str = "mp-account-delete";
 
-impl Login {
+impl PhoneFlow {
     /// What the hub holds about the person whose `wx.login` code this is
     /// (exchanged once; a retry within its 5 minutes is answered again).
     pub async fn account(
@@ -24,7 +25,7 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<AccountView, LoginError> {
-        let (ex, note) = self.exchange_for(code, app_id, VIEW).await?;
+        let (_held, ex, note) = self.exchange_for(code, app_id, VIEW).await?;
         // The exchange is remembered whether or not the person is known.
         note.write(self.db.write(), None).await?;
         let person = Person::bare(&ex.app_id, &ex.openid, ex.unionid.as_deref());
@@ -48,7 +49,7 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<String, LoginError> {
-        let (ex, note) = self.exchange_for(code, app_id, DELETE).await?;
+        let (_held, ex, note) = self.exchange_for(code, app_id, DELETE).await?;
         // The settings are read inside the transaction: which clients have a
         // webhook is decided by the settings in force when the events are
         // queued, after any reload while the code was exchanged.

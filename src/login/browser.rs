@@ -1,15 +1,23 @@
-//! What a browser asks of the flow: a new scene, its code image, and the
-//! scene as its browser may see it.
+//! What a browser asks of the flow ([`BrowserScenes`]): a new scene, its
+//! code image, and the scene as its browser may see it.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{Instrument, info, info_span, warn};
 
-use super::{FlowEvent, Login, LoginError};
+use super::{FlowEvent, FlowObserver, LoginError, client, load, report};
 use crate::clock::now_ms;
-use crate::config::ClientSettings;
-use crate::keys::{random_token, token_hash, token_matches};
-use crate::scene::{NewScene, SceneId, SceneView, State};
-use crate::wechat::CodeImage;
-use crate::wechat::apps::QUOTA_ERROR;
+use crate::config::{ClientSettings, Settings};
+use crate::db::Db;
+use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
+use crate::keys::{ServerKey, random_token, token_hash, token_matches};
+use crate::live::LiveSettings;
+use crate::scene::code_images::CodeImages;
+use crate::scene::{NewScene, SceneId, SceneStore, SceneView, State};
+use crate::sealed::Sealer;
+use crate::wechat::apps::{AppChooser, QUOTA_ERROR};
+use crate::wechat::{CodeImage, WechatClient};
 
 /// Who asks for a scene: shown on the phone so the person can refuse.
 #[derive(Debug, Clone)]
@@ -27,7 +35,55 @@ pub struct CreatedScene {
     pub app_id: Option<String>,
 }
 
-impl Login {
+/// Scenes for browsers: making them, their code images (one WeChat call per
+/// scene across every node, from the app whose per-minute limit is not
+/// spent), and the scene as its browser may see it.
+pub struct BrowserScenes {
+    /// The settings in force; each step reads them once, so a reload
+    /// applies from the next step on.
+    settings: LiveSettings,
+    scenes: SceneStore,
+    code_images: CodeImages,
+    code_flight: SingleFlight,
+    apps: AppChooser,
+    wechat: Arc<WechatClient>,
+    observer: Option<FlowObserver>,
+}
+
+impl BrowserScenes {
+    /// Scenes on `db`, their codes from `wechat`; `observer` sees each
+    /// scene made.
+    pub fn new(
+        settings: LiveSettings,
+        db: Db,
+        wechat: Arc<WechatClient>,
+        key: &ServerKey,
+        observer: Option<FlowObserver>,
+    ) -> Self {
+        let now = settings.get();
+        let code_flight = SingleFlight::new(
+            Purpose::CodeImage,
+            db.clone(),
+            wait_for_wechat(Duration::from_millis(now.wechat.timeout_ms)),
+        );
+        Self {
+            apps: AppChooser::new(app_order(&now)),
+            scenes: SceneStore::new(db.clone(), Sealer::new(key)),
+            code_images: CodeImages::new(db),
+            code_flight,
+            settings,
+            wechat,
+            observer,
+        }
+    }
+
+    /// After a reload stored `settings`: the apps a code may come from, and
+    /// the apps the WeChat client knows, follow them.
+    pub fn reloaded(&self, settings: &Settings) {
+        self.apps.reorder(app_order(settings));
+        self.wechat.set_apps(&settings.apps);
+    }
+
     /// Refuses an `Origin` the client does not allow (no header: not a browser).
     /// A client with OpenID Connect `redirect_uris` also allows the hub's own
     /// origin, where its authorize page shows the code.
@@ -51,7 +107,7 @@ impl Login {
         origin: Option<&str>,
         browser: BrowserInfo,
     ) -> Result<CreatedScene, LoginError> {
-        let client = self.client(client_id)?;
+        let client = client(&self.settings, client_id)?;
         self.check_origin(&client, origin)?;
         let id = SceneId::new_random();
         let browser_token = random_token();
@@ -72,7 +128,7 @@ impl Login {
             })
             .await?;
         info!(scene_id = %id, client_id, "scene created");
-        self.report(FlowEvent::Created);
+        report(&self.observer, FlowEvent::Created);
         Ok(CreatedScene {
             scene_id: id,
             browser_token,
@@ -83,7 +139,7 @@ impl Login {
 
     /// The scene's code image; WeChat is asked once per scene.
     pub async fn qrcode(&self, id: &SceneId) -> Result<CodeImage, LoginError> {
-        let row = self.load(id).await?;
+        let row = load(&self.scenes, id).await?;
         if State::at(&row, now_ms()) == State::Expired {
             return Err(LoginError::SceneExpired);
         }
@@ -184,8 +240,8 @@ impl Login {
         browser_token: &str,
         origin: Option<&str>,
     ) -> Result<SceneView, LoginError> {
-        let row = self.load(id).await?;
-        if let Ok(client) = self.client(&row.client_id) {
+        let row = load(&self.scenes, id).await?;
+        if let Ok(client) = client(&self.settings, &row.client_id) {
             self.check_origin(&client, origin)?;
         }
         if !token_matches(browser_token, &row.browser_token_hash) {
@@ -198,7 +254,7 @@ impl Login {
 
     /// The scene's current view for a listener that already proved its token.
     pub async fn scene_view(&self, id: &SceneId) -> Result<SceneView, LoginError> {
-        let row = self.load(id).await?;
+        let row = load(&self.scenes, id).await?;
         Ok(SceneView::of(&row, now_ms()))
     }
 
@@ -212,6 +268,11 @@ impl Login {
             .await?
             .map(|row| SocketScene(Box::new(row))))
     }
+}
+
+/// The configured app ids, in order.
+fn app_order(settings: &Settings) -> Vec<String> {
+    settings.apps.iter().map(|a| a.app_id.clone()).collect()
 }
 
 /// A scene as a socket read it at its upgrade.

@@ -5,7 +5,8 @@
 //! answer; both are written by the step's own transaction ([`CodeNote`]).
 //! A call holds its code ([`HeldCode`]: the code's hash, taken once, and the
 //! one lock on it) from after it reads its scene until it returns, so a
-//! retry sent meanwhile waits and then reads what the first one did.
+//! retry sent meanwhile waits and then reads what the first one did. Any
+//! WeChat code is checked for its shape first ([`check_code`]).
 
 use std::sync::Arc;
 
@@ -60,6 +61,17 @@ impl CodeUse {
             .into_iter()
             .find(|u| u.as_str() == s)
     }
+}
+
+/// Refuses a WeChat code (`field`: a `wx.login` code, a `getPhoneNumber`
+/// code) that cannot be one, before it is hashed or sent anywhere.
+pub fn check_code(field: &str, code: &str) -> Result<(), LoginError> {
+    if code.is_empty() || code.len() > 256 {
+        return Err(LoginError::InvalidRequest(format!(
+            "{field} must be 1-256 characters"
+        )));
+    }
+    Ok(())
 }
 
 /// A code held by one call: the app it belongs to, its hash and the lock
@@ -189,21 +201,22 @@ impl CodeExchanges {
             Some((exchange, first_scene))
         }))
     }
+}
 
-    /// Deletes exchanges that expired before `cutoff`, at most `limit` rows.
-    pub async fn purge_before(&self, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
-        let ids = sea_orm::sea_query::Query::select()
-            .column(C::CodeHash)
-            .from(code_exchanges::Entity)
-            .and_where(C::ExpiresAt.lt(cutoff))
-            .limit(limit)
-            .to_owned();
-        let res = code_exchanges::Entity::delete_many()
-            .filter(C::CodeHash.in_subquery(ids))
-            .exec(self.db.write())
-            .await?;
-        Ok(res.rows_affected)
-    }
+/// Deletes exchanges that expired before `cutoff`, at most `limit` rows
+/// (housekeeping, which holds no WeChat client).
+pub async fn purge_before(db: &Db, cutoff: i64, limit: u64) -> Result<u64, DbErr> {
+    let ids = sea_orm::sea_query::Query::select()
+        .column(C::CodeHash)
+        .from(code_exchanges::Entity)
+        .and_where(C::ExpiresAt.lt(cutoff))
+        .limit(limit)
+        .to_owned();
+    let res = code_exchanges::Entity::delete_many()
+        .filter(C::CodeHash.in_subquery(ids))
+        .exec(db.write())
+        .await?;
+    Ok(res.rows_affected)
 }
 
 /// What a call writes about its code, in the transaction of the step it

@@ -4,7 +4,8 @@
 
 use tracing::info;
 
-use super::{Login, LoginError};
+use super::LoginError;
+use super::phone::PhoneFlow;
 use crate::clock::now_ms;
 use crate::users::{Person, UserStore};
 
@@ -20,7 +21,7 @@ pub struct InsideLogin {
     pub unionid: Option<String>,
 }
 
-impl Login {
+impl PhoneFlow {
     /// Exchanges `code` (once; a retry within its 5 minutes gets the same
     /// answer) and records the person as a website login would.
     pub async fn inside_login(
@@ -28,7 +29,7 @@ impl Login {
         code: &str,
         app_id: Option<&str>,
     ) -> Result<InsideLogin, LoginError> {
-        let (ex, note) = self.exchange_for(code, app_id, BOUND_TO).await?;
+        let (_held, ex, note) = self.exchange_for(code, app_id, BOUND_TO).await?;
         let (app_id, openid, unionid) = (ex.app_id.clone(), ex.openid.clone(), ex.unionid.clone());
         let user_id = self
             .db

@@ -1,20 +1,56 @@
-//! What the phone asks of the flow: scan a scene, then confirm or cancel it
-//! (with the token from the scan, or in one step with a fresh code).
+//! What the phone asks of the flow ([`PhoneFlow`]): scan a scene, then
+//! confirm or cancel it (with the token from the scan, or in one step with a
+//! fresh code); and, in `inside.rs` and `account.rs`, a login inside the
+//! mini-program and the person's own account.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use secrecy::ExposeSecret;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::answers::{BrowserKind, BrowserView, ClientView, ScanAnswer};
-use super::exchanges::{CodeNote, HeldCode};
+use super::exchanges::{CodeExchanges, CodeNote, Exchange, HeldCode, check_code};
+use super::profile::{ConfirmInput, Profile, phone_number};
 use super::writes::{CancelWrite, ConfirmWrite, ScanWrite, Scanned};
-use super::{CodeUse, FlowEvent, Login, LoginError, ProfileInput};
+use super::{CodeUse, FlowEvent, FlowObserver, LoginError, app, client, load, publish, report};
 use crate::clock::{now_ms, rfc3339};
-use crate::keys::{token_hash, token_matches};
+use crate::db::Db;
+use crate::geoip::GeoIp;
+use crate::keys::{ServerKey, token_hash, token_matches};
+use crate::live::{ClientRef, Live, LiveSettings};
 use crate::login_history::LoginRecord;
+use crate::push::Bus;
 use crate::scene::machine::{already_done, may_finish, refusal};
-use crate::scene::{ConfirmedView, Scanner, SceneId, SceneView, State, Step};
+use crate::scene::{ConfirmedView, Scanner, SceneId, SceneStore, SceneView, State, Step};
+use crate::sealed::Sealer;
+use crate::tickets::TicketStore;
+use crate::wechat::WechatClient;
+
+/// The phone's flow: a scan binds a scene to the person, a confirm records
+/// them and issues the ticket, a cancel ends the scene; each step tells the
+/// browser through the bus. Also the person's calls that serve no scene
+/// (a login inside the mini-program, their account).
+pub struct PhoneFlow {
+    /// The settings in force; each step reads them once, so a reload
+    /// applies from the next step on.
+    pub(super) settings: LiveSettings,
+    pub(super) db: Db,
+    scenes: SceneStore,
+    tickets: TicketStore,
+    exchanges: CodeExchanges,
+    wechat: Arc<WechatClient>,
+    /// Derives the `mp_token` a scan hands the phone.
+    key: Arc<ServerKey>,
+    /// Seals phone numbers.
+    sealer: Sealer,
+    bus: Arc<dyn Bus<SceneView>>,
+    observer: Option<FlowObserver>,
+    /// The `[geoip]` city database, when configured: where a scan's
+    /// browser is, and a login's, for the login history.
+    geoip: Live<Option<GeoIp>>,
+}
 
 /// How the phone proves who it is.
 pub enum MpAuth {
@@ -22,17 +58,6 @@ pub enum MpAuth {
     Token(String),
     /// A fresh `wx.login` code (single-step confirm or cancel).
     Code(String),
-}
-
-/// Everything a confirm may carry.
-pub struct ConfirmInput {
-    pub encrypted_data: Option<String>,
-    pub iv: Option<String>,
-    pub raw_data: Option<String>,
-    pub signature: Option<String>,
-    pub profile: Option<ProfileInput>,
-    /// The `code` of the `getPhoneNumber` button, when the person shared it.
-    pub phone_code: Option<String>,
 }
 
 /// How the phone proved who it is, for the length of one call: a code is
@@ -47,17 +72,6 @@ impl Proof {
     fn single_step(&self) -> bool {
         matches!(self, Self::Code(_))
     }
-}
-
-/// Refuses a WeChat code (`field`: a `wx.login` code, a `getPhoneNumber`
-/// code) that cannot be one, before it is hashed or sent anywhere.
-pub(super) fn check_code(field: &str, code: &str) -> Result<(), LoginError> {
-    if code.is_empty() || code.len() > 256 {
-        return Err(LoginError::InvalidRequest(format!(
-            "{field} must be 1-256 characters"
-        )));
-    }
-    Ok(())
 }
 
 /// The app a mini-program call acts for: the one it names, which must be
@@ -86,7 +100,72 @@ struct Call {
     note: Option<CodeNote>,
 }
 
-impl Login {
+impl PhoneFlow {
+    /// The flow on `db`: codes exchanged through `wechat`, tokens derived
+    /// from `key`, scene changes published on `bus`, events shown to
+    /// `observer`, browsers located with `geoip`.
+    pub fn new(
+        settings: LiveSettings,
+        db: Db,
+        wechat: Arc<WechatClient>,
+        key: Arc<ServerKey>,
+        bus: Arc<dyn Bus<SceneView>>,
+        observer: Option<FlowObserver>,
+        geoip: Live<Option<GeoIp>>,
+    ) -> Self {
+        let sealer = Sealer::new(&key);
+        Self {
+            scenes: SceneStore::new(db.clone(), sealer.clone()),
+            tickets: TicketStore::new(db.clone()),
+            exchanges: CodeExchanges::new(db.clone(), wechat.clone(), sealer.clone()),
+            settings,
+            db,
+            wechat,
+            key,
+            sealer,
+            bus,
+            observer,
+            geoip,
+        }
+    }
+
+    /// Exchanges a `wx.login` code of `app_id`'s app that serves no scene,
+    /// bound to `purpose` (a code exchanged for one use is refused for
+    /// another): the code, still held, the person, and the note the caller
+    /// writes about the code. The caller keeps the held code until that note
+    /// is written, so a retry of the same code waits for it and then finds it
+    /// used.
+    pub(super) async fn exchange_for(
+        &self,
+        code: &str,
+        app_id: Option<&str>,
+        purpose: &str,
+    ) -> Result<(HeldCode, Exchange, CodeNote), LoginError> {
+        let app = app(&self.settings, app_id)?;
+        check_code("code", code)?;
+        let held = self.exchanges.hold(&app.app_id, code).await;
+        let (ex, note) = self.exchanges.exchange(&held, purpose).await?;
+        Ok((held, ex, note))
+    }
+
+    /// The scene `id`, which must exist.
+    async fn load(&self, id: &SceneId) -> Result<entity::scenes::Model, LoginError> {
+        load(&self.scenes, id).await
+    }
+
+    fn client(&self, client_id: &str) -> Result<ClientRef, LoginError> {
+        client(&self.settings, client_id)
+    }
+
+    /// Hands a flow event to the observer (metrics, webhook wake-ups).
+    pub(super) fn report(&self, e: FlowEvent) {
+        report(&self.observer, e);
+    }
+
+    async fn publish(&self, view: SceneView) {
+        publish(&*self.bus, view).await;
+    }
+
     /// Reads the scene and, when the phone sent a code, takes the code's
     /// turn (the code belongs to the scene's app): a retry of the same code
     /// waits until the first call has returned. [`Self::resolve`] reads the
@@ -110,11 +189,11 @@ impl Login {
                 })
             }
             MpAuth::Code(code) => {
-                self.app(named)?;
+                app(&self.settings, named)?;
                 check_code("code", &code)?;
                 let row = self.load(id).await?;
                 let app_id = scene_app(&row, named)?;
-                let app = self.app(app_id.as_deref())?;
+                let app = app(&self.settings, app_id.as_deref())?;
                 let held = self.exchanges.hold(&app.app_id, &code).await;
                 Ok(Call {
                     id: id.clone(),
@@ -195,12 +274,15 @@ impl Login {
         self.key.derive(&["mp", id.as_str(), app_id, openid])
     }
 
-    /// The phone scanned: bind the scene to this person, tell the browser.
+    /// The phone (at `phone_ip`) scanned: bind the scene to this person,
+    /// tell the browser; with `[geoip]`, the answer says where the browser
+    /// is and whether it is far from the phone.
     pub async fn scan(
         &self,
         id: &SceneId,
         code: &str,
         app_id: Option<&str>,
+        phone_ip: Option<IpAddr>,
     ) -> Result<ScanAnswer, LoginError> {
         let mut call = self
             .begin(id, MpAuth::Code(code.to_owned()), app_id)
@@ -208,7 +290,11 @@ impl Login {
         let span = info_span!("scan", scene_id = %id);
         let answer = self.scan_call(&mut call).instrument(span).await;
         self.settle(&mut call).await;
-        answer
+        let mut answer = answer?;
+        if let Some(geo) = self.geoip.load().as_ref() {
+            answer.browser.locate(geo, phone_ip);
+        }
+        Ok(answer)
     }
 
     async fn scan_call(&self, call: &mut Call) -> Result<ScanAnswer, LoginError> {
@@ -258,7 +344,7 @@ impl Login {
                 },
                 ip: row.browser_ip.clone(),
                 user_agent: row.browser_user_agent.clone(),
-                // Where it is: added by the edge, with `[geoip]`.
+                // Where it is: added by `scan`, with `[geoip]`.
                 location: None,
                 far_from_phone: None,
             },
@@ -309,10 +395,10 @@ impl Login {
                 "phone_code: this site does not receive phone numbers".into(),
             ));
         }
-        let mut profile = self.profile(&b, input)?;
+        let mut profile = Profile::checked(&b, input)?;
         // Asked before anything is written: a refusal leaves the scene scanned.
         if let Some(code) = phone_code {
-            profile.phone = Some(self.phone_number(&b.app_id, &code).await?);
+            profile.phone = Some(phone_number(&self.wechat, &b.app_id, &code).await?);
         }
         let (nickname, avatar_url) = (profile.nickname.clone(), profile.avatar_url.clone());
         let now = now_ms();

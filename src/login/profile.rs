@@ -1,23 +1,31 @@
-//! What a confirm may say about the person, checked against WeChat's
-//! session: the nickname and avatar (plain, encrypted or signed), the phone
-//! number behind a `getPhoneNumber` code, and uploaded avatars.
+//! What a confirm may say about the person ([`ConfirmInput`]), checked
+//! against WeChat's session: the nickname and avatar (plain, encrypted or
+//! signed), and the phone number behind a `getPhoneNumber` code.
 
 use serde::Deserialize;
-use tracing::{Instrument, info, info_span};
+use tracing::{Instrument, info_span};
 
-use super::phone::check_code;
-use super::{ConfirmInput, Login, LoginError};
-use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarSlot};
-use crate::clock::now_ms;
-use crate::error::Fault;
-use crate::keys::token_hash;
+use super::LoginError;
+use super::exchanges::check_code;
 use crate::scene::Scanner;
+use crate::wechat::WechatClient;
 use crate::wechat::crypto::{decrypt_user_data, signature_matches};
 
 /// Longest nickname accepted, in characters.
 const MAX_NICKNAME: usize = 64;
 /// Longest avatar URL accepted, in bytes.
 const MAX_AVATAR_URL: usize = 2048;
+
+/// Everything a confirm may carry.
+pub struct ConfirmInput {
+    pub encrypted_data: Option<String>,
+    pub iv: Option<String>,
+    pub raw_data: Option<String>,
+    pub signature: Option<String>,
+    pub profile: Option<ProfileInput>,
+    /// The `code` of the `getPhoneNumber` button, when the person shared it.
+    pub phone_code: Option<String>,
+}
 
 /// The profile a confirm may carry.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -38,24 +46,24 @@ pub(super) struct Profile {
     pub phone: Option<String>,
 }
 
-impl Login {
-    /// The phone number behind a `getPhoneNumber` code, from WeChat.
-    pub(super) async fn phone_number(
-        &self,
-        app_id: &str,
-        code: &str,
-    ) -> Result<String, LoginError> {
-        check_code("phone_code", code)?;
-        Ok(self
-            .wechat
-            .phone_number(app_id, code)
-            .instrument(info_span!("wechat_phone"))
-            .await?)
-    }
+/// The phone number behind a `getPhoneNumber` code of `app_id`'s app, from
+/// WeChat.
+pub(super) async fn phone_number(
+    wechat: &WechatClient,
+    app_id: &str,
+    code: &str,
+) -> Result<String, LoginError> {
+    check_code("phone_code", code)?;
+    Ok(wechat
+        .phone_number(app_id, code)
+        .instrument(info_span!("wechat_phone"))
+        .await?)
+}
 
+impl Profile {
     /// Nickname and avatar from the plain profile, the decrypted data or the
-    /// signed raw data, after checking each against WeChat's session.
-    pub(super) fn profile(&self, b: &Scanner, input: ConfirmInput) -> Result<Profile, LoginError> {
+    /// signed raw data, after checking each against `b`'s WeChat session.
+    pub(super) fn checked(b: &Scanner, input: ConfirmInput) -> Result<Self, LoginError> {
         let mut nickname = None;
         let mut avatar = None;
         match (&input.encrypted_data, &input.iv) {
@@ -142,67 +150,4 @@ impl Login {
             phone: None,
         })
     }
-
-    /// The scene an avatar upload goes to; refuses a token that is not the
-    /// `mp_token` of a live scanned scene (before the body is read).
-    pub async fn check_avatar_token(&self, mp_token: &str) -> Result<AvatarSlot, LoginError> {
-        match self
-            .scenes
-            .scanned_with_token(&token_hash(mp_token), now_ms())
-            .await?
-        {
-            Some((scene_id, scene_expires_at)) => Ok(AvatarSlot {
-                scene_id,
-                scene_expires_at,
-            }),
-            None => Err(not_scanned()),
-        }
-    }
-
-    /// Checks and re-encodes an uploaded avatar: PNG bytes to store.
-    pub async fn reencode_avatar(
-        &self,
-        content_type: &str,
-        bytes: Vec<u8>,
-    ) -> Result<Vec<u8>, LoginError> {
-        self.avatars
-            .reencode(content_type, bytes)
-            .await
-            .map_err(|e| match e {
-                AvatarError::UnsupportedType => LoginError::UnsupportedMediaType(e.to_string()),
-                AvatarError::Busy => Fault::unavailable("avatar re-encoding").because(e).into(),
-                other => LoginError::InvalidRequest(other.to_string()),
-            })
-    }
-
-    /// Stores a re-encoded avatar as the scene's (after
-    /// [`Self::check_avatar_token`]; it replaces the scene's previous one);
-    /// returns its absolute URL.
-    pub async fn store_avatar(
-        &self,
-        slot: &AvatarSlot,
-        png: Vec<u8>,
-    ) -> Result<String, LoginError> {
-        let id = self
-            .avatars
-            .put(slot, png, now_ms())
-            .await?
-            .ok_or_else(not_scanned)?;
-        info!(avatar_id = %id, scene_id = %slot.scene_id, "avatar stored");
-        let settings = self.settings.load();
-        let base = settings.server.public_url.as_str();
-        Ok(format!("{}{AVATAR_PATH}{id}", base.trim_end_matches('/')))
-    }
-
-    /// A stored avatar.
-    pub async fn avatar(&self, id: &str) -> Result<Avatar, LoginError> {
-        self.avatars
-            .get(id)
-            .await?
-            .ok_or(LoginError::NotFound("no such avatar"))
-    }
-}
-
-fn not_scanned() -> LoginError {
-    LoginError::InvalidToken("mp_token is not the token of a scanned scene")
 }

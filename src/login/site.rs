@@ -1,14 +1,21 @@
-//! What a site's backend asks of the flow: to be recognised by its client
-//! credentials, and to redeem a ticket for the person who logged in.
+//! What a site's backend asks of the flow ([`Redeemer`]): to be recognised
+//! by its client credentials, and to redeem a ticket for the person who
+//! logged in. The OpenID Connect provider redeems through it too.
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use tracing::info;
 
-use super::{Login, LoginError};
+use super::{LoginError, client};
 use crate::clock::{now_ms, rfc3339};
 use crate::config::ClientSettings;
+use crate::db::Db;
 use crate::error::Fault;
-use crate::live::ClientRef;
+use crate::keys::ServerKey;
+use crate::live::{ClientRef, LiveSettings};
+use crate::sealed::Sealer;
+use crate::tickets::TicketStore;
 use crate::users::UserProfile;
 
 /// The answer to a redemption.
@@ -22,7 +29,30 @@ pub struct RedeemAnswer {
     pub confirmed_at: String,
 }
 
-impl Login {
+/// Redeems tickets for the clients they were made for.
+pub struct Redeemer {
+    /// The settings in force (the clients and their secrets).
+    settings: LiveSettings,
+    db: Db,
+    tickets: TicketStore,
+    /// Checks a ticket is one the hub made.
+    key: Arc<ServerKey>,
+    /// Opens phone numbers.
+    sealer: Sealer,
+}
+
+impl Redeemer {
+    /// Redeems the tickets stored in `db`, made with `key`.
+    pub fn new(settings: LiveSettings, db: Db, key: Arc<ServerKey>) -> Self {
+        Self {
+            tickets: TicketStore::new(db.clone()),
+            sealer: Sealer::new(&key),
+            settings,
+            db,
+            key,
+        }
+    }
+
     /// The client whose id and secret these are (compared in constant time);
     /// its `previous_client_secret` is accepted too during a rotation.
     pub fn authenticate_client(
@@ -30,7 +60,7 @@ impl Login {
         client_id: &str,
         client_secret: &str,
     ) -> Result<ClientRef, LoginError> {
-        let client = self.client(client_id).ok();
+        let client = client(&self.settings, client_id).ok();
         let known = client
             .as_ref()
             .is_some_and(|c| c.secret_matches(client_secret));

@@ -295,7 +295,7 @@ impl Oidc {
         }
         let client = ClientRef::find(self.settings.get(), &grant.client_id)
             .ok_or_else(|| LoginError::UnknownClient(grant.client_id.clone()))?;
-        let redeemed = self.login.redeem(&client, &ticket).await?;
+        let redeemed = self.redeemer.redeem(&client, &ticket).await?;
         let scope: Vec<&str> = grant.scope.split(' ').collect();
         let claims = user_claims(&redeemed.user, &scope);
         let claims_json = serde_json::to_string(&claims)

@@ -2,8 +2,8 @@
 //! authorization code flow with PKCE S256, the hub's own authorize page that
 //! shows the code, one-time codes, short-lived access tokens for userinfo,
 //! and RS256 ID tokens. The phone side is the ordinary login flow: the page's
-//! widget gets a ticket, which is redeemed here for the client it was made
-//! for, and the person's identity becomes the code's claims.
+//! widget gets a ticket, which is redeemed here (through the flow's
+//! [`Redeemer`]) for the client it was made for, and the person's identity becomes the code's claims.
 //!
 //! The request is checked and ended in `authorize`, the code exchanged (and
 //! userinfo answered) in `token`, the metadata published in `discovery`;
@@ -21,12 +21,14 @@ mod token;
 
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+
 use crate::clock::now_ms;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::error::Fault;
 use crate::live::LiveSettings;
-use crate::login::Login;
+use crate::login::{Purge, Redeemer};
 use crate::sealed::Sealer;
 
 pub use self::authorize::{AuthorizeRefusal, Completion, PendingAuthorization};
@@ -61,7 +63,8 @@ pub fn issuer(settings: &Settings) -> String {
 /// The provider.
 pub struct Oidc {
     settings: LiveSettings,
-    login: Arc<Login>,
+    /// Redeems the ticket the authorize page's widget got.
+    redeemer: Arc<Redeemer>,
     keys: SigningKeys,
     grants: GrantStore,
 }
@@ -82,13 +85,13 @@ impl From<KeyError> for OAuthError {
 }
 
 impl Oidc {
-    /// The provider on `db`, redeeming tickets through `login`.
-    pub fn new(settings: LiveSettings, db: Db, sealer: Sealer, login: Arc<Login>) -> Self {
+    /// The provider on `db`, redeeming tickets through `redeemer`.
+    pub fn new(settings: LiveSettings, db: Db, sealer: Sealer, redeemer: Arc<Redeemer>) -> Self {
         Self {
             keys: SigningKeys::new(db.clone(), sealer),
             grants: GrantStore::new(db),
             settings,
-            login,
+            redeemer,
         }
     }
 
@@ -114,6 +117,17 @@ impl Oidc {
             }
         }
         Ok(total)
+    }
+}
+
+/// The sweeper deletes expired grants and tokens on its purge rounds.
+impl Purge for Oidc {
+    fn what(&self) -> &'static str {
+        "OpenID Connect"
+    }
+
+    fn purge(&self, batch: u64) -> BoxFuture<'_, Result<u64, sea_orm::DbErr>> {
+        Box::pin(Oidc::purge(self, batch))
     }
 }
 

@@ -22,16 +22,19 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::keys::ServerKey;
 use crate::live::{Live, LiveSettings};
-use crate::login::SceneSource;
+use crate::login::{
+    Avatars, BrowserScenes, DbReadiness, PhoneFlow, Redeemer, SceneSource, Sweeper,
+};
 use crate::push::{Registry, Source};
 use crate::ratelimit::RateLimits;
 use crate::scene::SceneView;
 use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::telemetry::metrics;
+use crate::tickets::TicketMinter;
 use serve::serve;
 use steps::{
-    Listeners, background_tasks, bus, login_flow, oidc_provider, open_database, wechat_api,
+    Listeners, background_tasks, bus, flow_observer, oidc_provider, open_database, wechat_api,
     wechat_client,
 };
 
@@ -61,7 +64,7 @@ impl Application {
                 .transpose()?,
         );
         let db = open_database(&settings).await?;
-        let key = ServerKey::of(&settings.server)?;
+        let key = Arc::new(ServerKey::of(&settings.server)?);
         let sealer = Sealer::new(&key);
         let (api_base, simulator) = wechat_api(&settings, addr)?;
         let metrics_handle = metrics::install();
@@ -74,20 +77,42 @@ impl Application {
         let webhook_wake = crate::webhooks::Wake::default();
         let limits = Live::new(RateLimits::new(&settings.rate_limit));
         let settings = LiveSettings::new(settings);
-        let login = login_flow(
-            &settings,
-            &db,
-            wechat,
-            key,
-            bus,
-            webhook_wake.clone(),
-            geoip.clone(),
-        );
-        let oidc = oidc_provider(&settings, &db, sealer, &login).await?;
+        let observer = Some(flow_observer(&settings, webhook_wake.clone()));
+        let scenes = Arc::new(BrowserScenes::new(
+            settings.clone(),
+            db.clone(),
+            wechat.clone(),
+            &key,
+            observer.clone(),
+        ));
+        let redeemer = Arc::new(Redeemer::new(settings.clone(), db.clone(), key.clone()));
+        let oidc = oidc_provider(&settings, &db, sealer, &redeemer).await?;
+        let sweeper = Sweeper::new(
+            settings.clone(),
+            db.clone(),
+            &key,
+            bus.clone(),
+            observer.clone(),
+            limits.clone(),
+        )
+        .purging(oidc.clone());
         let state = AppState {
+            phone: Arc::new(PhoneFlow::new(
+                settings.clone(),
+                db.clone(),
+                wechat,
+                key.clone(),
+                bus,
+                observer,
+                geoip.clone(),
+            )),
+            avatars: Arc::new(Avatars::new(settings.clone(), db.clone(), &key)),
+            minter: TicketMinter::new(key),
+            database: DbReadiness::new(db.clone()),
+            scenes: scenes.clone(),
+            redeemer,
             oidc,
             settings: settings.clone(),
-            login: login.clone(),
             registry,
             limits: limits.clone(),
             shutdown,
@@ -96,16 +121,15 @@ impl Application {
             sockets: TaskTracker::new(),
             metrics: metrics_handle,
             bus_health,
-            geoip: geoip.clone(),
         };
         let server = serve(listeners, &state)?;
         let mut background: Vec<_> = listener_task.into_iter().collect();
-        background.extend(background_tasks(&state, source));
+        background.extend(background_tasks(&state, source, sweeper));
         let reloader = Arc::new(Reloader {
             settings: settings.clone(),
             limits,
             geoip,
-            login,
+            scenes,
             simulator: state.simulator.clone(),
             webhooks: reload::WebhookWorker {
                 settings: settings.clone(),
@@ -168,7 +192,7 @@ impl Application {
     /// The avatar decoding slots (tests hold them to see an upload refused
     /// as busy).
     pub fn avatar_decode_slots(&self) -> Arc<tokio::sync::Semaphore> {
-        self.state.login.avatar_decode_slots()
+        self.state.avatars.decode_slots()
     }
 
     /// The token that stops the hub when cancelled.

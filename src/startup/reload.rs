@@ -17,7 +17,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::geoip::GeoIp;
 use crate::live::{Live, LiveSettings};
-use crate::login::Login;
+use crate::login::BrowserScenes;
 use crate::ratelimit::RateLimits;
 use crate::simulator::Simulator;
 use crate::telemetry::metrics;
@@ -37,7 +37,8 @@ pub struct Reloader {
     pub(super) settings: LiveSettings,
     pub(super) limits: Live<RateLimits>,
     pub(super) geoip: Live<Option<GeoIp>>,
-    pub(super) login: Arc<Login>,
+    /// Chooses the apps a code comes from (a reload reorders them).
+    pub(super) scenes: Arc<BrowserScenes>,
     /// In simulator mode, the stand-in for WeChat, which knows the apps.
     pub(super) simulator: Option<Arc<Simulator>>,
     pub(super) webhooks: WebhookWorker,
@@ -106,7 +107,7 @@ impl Reloader {
             .then(|| RateLimits::new(&stored.rate_limit));
         let stored = Arc::new(stored);
         self.settings.set(stored.clone());
-        self.login.reloaded(&stored);
+        self.scenes.reloaded(&stored);
         if let Some(simulator) = &self.simulator {
             simulator.set_apps(&stored.apps);
         }

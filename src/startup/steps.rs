@@ -8,14 +8,13 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 use url::Url;
 
 use crate::config::{Settings, WechatMode};
 use crate::db::Db;
-use crate::keys::ServerKey;
-use crate::live::{Live, LiveSettings};
-use crate::login::{FlowEvent, FlowObserver, Login};
+use crate::live::LiveSettings;
+use crate::login::{FlowEvent, FlowObserver, Redeemer, Sweeper};
 use crate::oidc::Oidc;
 use crate::push::{Bus, BusHealth, LocalBus, Registry, Source, pg_bus};
 use crate::scene::{SceneView, State};
@@ -179,21 +178,13 @@ pub(super) fn bus(
     (bus, health, Some(listener))
 }
 
-/// The login flow; its events wake the webhook worker and feed the metrics.
-pub(super) fn login_flow(
-    settings: &LiveSettings,
-    db: &Db,
-    wechat: Arc<WechatClient>,
-    key: ServerKey,
-    bus: SceneBus,
-    wake: crate::webhooks::Wake,
-    geoip: Live<Option<crate::geoip::GeoIp>>,
-) -> Arc<Login> {
+/// What the flow's events do: wake the webhook worker and feed the metrics.
+pub(super) fn flow_observer(settings: &LiveSettings, wake: crate::webhooks::Wake) -> FlowObserver {
     // Confirms, cancels and account deletions queue webhook events in their
     // transaction, only for clients with a webhook in the settings in force:
     // without any, there is nothing to wake for.
     let live = settings.clone();
-    let flow_observer: FlowObserver = Arc::new(move |event| {
+    Arc::new(move |event| {
         let queued = matches!(
             event,
             FlowEvent::Ended(State::Confirmed | State::Cancelled) | FlowEvent::UserDeleted
@@ -207,18 +198,7 @@ pub(super) fn login_flow(
             FlowEvent::ConfirmPushed(secs) => metrics::confirm_to_push(secs),
             FlowEvent::UserDeleted => {}
         }
-    });
-    Arc::new(
-        Login::new(
-            settings.clone(),
-            db.clone(),
-            wechat,
-            key,
-            bus,
-            Some(flow_observer),
-        )
-        .with_geoip(geoip),
-    )
+    })
 }
 
 /// The OpenID Connect provider, with its signing key made or read.
@@ -226,13 +206,13 @@ pub(super) async fn oidc_provider(
     settings: &LiveSettings,
     db: &Db,
     sealer: Sealer,
-    login: &Arc<Login>,
+    redeemer: &Arc<Redeemer>,
 ) -> anyhow::Result<Arc<Oidc>> {
     let oidc = Arc::new(Oidc::new(
         settings.clone(),
         db.clone(),
         sealer,
-        login.clone(),
+        redeemer.clone(),
     ));
     oidc.keys()
         .ensure()
@@ -248,9 +228,10 @@ pub(super) async fn oidc_provider(
 pub(super) fn background_tasks(
     state: &AppState,
     source: Arc<dyn Source<SceneView>>,
+    sweeper: Sweeper,
 ) -> Vec<JoinHandle<()>> {
     vec![
-        tokio::spawn(sweeper(state.clone())),
+        tokio::spawn(sweeper.run(state.shutdown.clone())),
         crate::push::catch_up::spawn(
             state.registry.clone(),
             source,
@@ -263,39 +244,4 @@ pub(super) fn background_tasks(
 /// Whether any client has a webhook.
 pub(super) fn any_webhook(settings: &Settings) -> bool {
     settings.clients.iter().any(|c| c.webhook_url.is_some())
-}
-
-/// Marks overdue scenes expired (pushing `expired`) and, every
-/// `housekeeping.interval_secs`, deletes rows older than the retention, in
-/// batches; stops with the shutdown token. (`[scene]` and `[housekeeping]`
-/// change only with a restart.)
-async fn sweeper(state: AppState) {
-    let settings = state.settings.get();
-    let mut tick = tokio::time::interval(Duration::from_millis(settings.scene.sweep_interval_ms));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let housekeeping = &settings.housekeeping;
-    let purge_every = Duration::from_secs(housekeeping.interval_secs);
-    let retention_ms = housekeeping.retention_secs as i64 * 1000;
-    let mut last_purge: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = state.shutdown.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        if let Err(e) = state.login.expire_overdue().await {
-            warn!(error = %e, "expiry sweep failed");
-        }
-        if last_purge.is_none_or(|t| t.elapsed() >= purge_every) {
-            last_purge = Some(tokio::time::Instant::now());
-            state.limits.load().shrink();
-            match state.login.purge(retention_ms, housekeeping.batch).await {
-                Ok(0) => {}
-                Ok(n) => info!(rows = n, "housekeeping deleted old rows"),
-                Err(e) => warn!(error = %e, "housekeeping failed"),
-            }
-            if let Err(e) = state.oidc.purge(housekeeping.batch).await {
-                warn!(error = %e, "OpenID Connect housekeeping failed");
-            }
-        }
-    }
 }

@@ -1,7 +1,10 @@
 //! One-time tickets (`tickets`). A ticket's value is
 //! `{scene_id}.{HMAC(server key, scene_id, issued_at)}`: the browser can be
 //! given it again whenever it asks, yet the database alone cannot produce it.
-//! Redemption is one conditional UPDATE, so it succeeds once, ever.
+//! Redemption is one conditional UPDATE, so it succeeds once, ever. The
+//! edge shows the value through a [`TicketMinter`], which holds the key.
+
+use std::sync::Arc;
 
 use crate::db::Db;
 use entity::tickets::{self, Column as C};
@@ -10,7 +13,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait
 use subtle::ConstantTimeEq;
 
 use crate::keys::ServerKey;
-use crate::scene::SceneId;
+use crate::scene::{SceneId, SceneView};
 use crate::users::{UserProfile, join_profile, read_profile};
 
 /// How long a ticket can be redeemed.
@@ -22,6 +25,28 @@ pub fn ticket_value(key: &ServerKey, scene_id: &str, issued_at: i64) -> String {
         "{scene_id}.{}",
         key.derive(&["ticket", scene_id, &issued_at.to_string()])
     )
+}
+
+/// Mints the ticket a browser is shown for a confirmed scene, from the
+/// server key: the scene's view carries no secret.
+#[derive(Clone)]
+pub struct TicketMinter(Arc<ServerKey>);
+
+impl TicketMinter {
+    /// Mints with `key`.
+    pub fn new(key: Arc<ServerKey>) -> Self {
+        Self(key)
+    }
+
+    /// The one-time ticket of `view`, when it is confirmed.
+    pub fn ticket_of(&self, view: &SceneView) -> Option<String> {
+        let confirmed = view.confirmed.as_ref()?;
+        Some(ticket_value(
+            &self.0,
+            view.scene_id.as_str(),
+            confirmed.ticket_issued_at,
+        ))
+    }
 }
 
 /// Issues and redeems tickets.
