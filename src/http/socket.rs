@@ -109,8 +109,11 @@ pub async fn plain_request() -> Result<actix_web::HttpResponse, ApiError> {
 
 /// actix-http's upgrade service: every request carrying
 /// `Upgrade: websocket` (and any `CONNECT`) lands here instead of the app.
+/// `state` is the worker's one shared copy: a waiting socket holds a
+/// reference to it, not a copy of its handles (each handle is one more word
+/// per waiting browser).
 pub async fn upgrade(
-    state: AppState,
+    state: Arc<AppState>,
     req: Request,
     mut framed: Framed<TcpStream, h1::Codec>,
 ) -> Result<(), std::convert::Infallible> {
@@ -144,10 +147,9 @@ pub async fn upgrade(
                 // Whatever the browser sent behind its request head is kept;
                 // the 8 KiB buffers of the HTTP connection are not.
                 let conn = WsConn::new(parts.io, &parts.read_buf, MAX_FRAME);
-                let session = Arc::new(state.clone());
                 state
                     .sockets
-                    .spawn(run(session, scene, conn).instrument(span.clone()));
+                    .spawn(run(state.clone(), scene, conn).instrument(span.clone()));
             }
             (StatusCode::SWITCHING_PROTOCOLS, written)
         }

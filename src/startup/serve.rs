@@ -50,7 +50,7 @@ pub(super) fn serve(listeners: Listeners, state: &AppState) -> std::io::Result<S
                 .configure(crate::http::routes::configure(app_state))
                 .into_factory()
                 .map_err(|err| err.error_response());
-            let upgrade_state = state.clone();
+            let upgrade_state = std::sync::Arc::new(state.clone());
             let upgrade = fn_factory(move || {
                 let state = upgrade_state.clone();
                 async move {
