@@ -17,69 +17,69 @@ type Cause = Arc<dyn Error + Send + Sync + 'static>;
 /// A dependency failed or an invariant broke: the hub's problem, not the
 /// request's.
 #[derive(Debug, Clone)]
-pub enum Fault {
+pub struct Fault {
+    kind: Kind,
+    /// What is unavailable, or what failed.
+    what: Cow<'static, str>,
+    /// Why, when a lower error says so.
+    cause: Option<Cause>,
+}
+
+/// Which of the two a fault is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
     /// A dependency (the database, a turn at WeChat, the bus) cannot answer
     /// now: 503 with `Retry-After`.
-    Unavailable {
-        /// What is unavailable.
-        what: Cow<'static, str>,
-        /// Why, when a lower error says so.
-        cause: Option<Cause>,
-    },
+    Unavailable,
     /// A bug or a broken invariant: 500.
-    Internal {
-        /// What failed.
-        what: Cow<'static, str>,
-        /// Why, when a lower error says so.
-        cause: Option<Cause>,
-    },
+    Internal,
 }
 
 impl Fault {
     /// `what` cannot answer now.
     pub fn unavailable(what: impl Into<Cow<'static, str>>) -> Self {
-        Self::Unavailable {
-            what: what.into(),
-            cause: None,
-        }
+        Self::new(Kind::Unavailable, what.into())
     }
 
     /// `what` failed for a reason that is a bug.
     pub fn internal(what: impl Into<Cow<'static, str>>) -> Self {
-        Self::Internal {
-            what: what.into(),
+        Self::new(Kind::Internal, what.into())
+    }
+
+    fn new(kind: Kind, what: Cow<'static, str>) -> Self {
+        Self {
+            kind,
+            what,
             cause: None,
         }
     }
 
-    /// The same fault, caused by `cause` (returned by `source()`).
+    /// The same fault, caused by `cause` (kept: `source()` returns it).
     pub fn because(self, cause: impl Error + Send + Sync + 'static) -> Self {
-        let cause: Option<Cause> = Some(Arc::new(cause));
-        match self {
-            Self::Unavailable { what, .. } => Self::Unavailable { what, cause },
-            Self::Internal { what, .. } => Self::Internal { what, cause },
+        Self {
+            cause: Some(Arc::new(cause)),
+            ..self
         }
     }
 
-    /// Whether a retry later may succeed (503 rather than 500).
+    /// Whether a retry may succeed (503) rather than a bug (500).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable { .. })
+        self.kind == Kind::Unavailable
     }
 }
 
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unavailable { what, .. } => write!(f, "unavailable: {what}"),
-            Self::Internal { what, .. } => write!(f, "internal error: {what}"),
+        match self.kind {
+            Kind::Unavailable => write!(f, "unavailable: {}", self.what),
+            Kind::Internal => write!(f, "internal error: {}", self.what),
         }
     }
 }
 
 impl Error for Fault {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
-        let (Self::Unavailable { cause, .. } | Self::Internal { cause, .. }) = self;
-        cause.as_deref().map(|c| c as &(dyn Error + 'static))
+        self.cause.as_deref().map(|c| c as &(dyn Error + 'static))
     }
 }
 
