@@ -314,6 +314,12 @@ mod tests {
     /// While commits never stop, the WAL still starts over: it stays near
     /// its limit instead of growing with every commit (without the
     /// writer's part of the checkpoint it grew past 10 MiB here).
+    ///
+    /// The run lasts a fixed 4 s (twenty checkpoint rounds), however many
+    /// commits a slow machine manages in it: what is asserted is that the
+    /// WAL's largest size is a fraction of what the run wrote, which holds
+    /// whenever the WAL starts over at least every couple of seconds, and
+    /// fails when it grows with every commit.
     #[tokio::test]
     async fn the_wal_stays_bounded_while_commits_never_stop() {
         use crate::db::handle::Handle;
@@ -339,9 +345,9 @@ mod tests {
         let wal = dir.path().join("hub.db-wal");
         let started = std::time::Instant::now();
         let (mut largest, mut commits) = (0, 0u64);
-        // About a thousand commits a second, one after the other, for 2 s
-        // (ten checkpoints), each adding at least one 4 KiB frame.
-        for n in 0..4_000 {
+        // Commits one after the other, at most about a thousand a second,
+        // for 4 s, each adding at least one 4 KiB frame.
+        for n in 0..8_000 {
             db.execute_unprepared(&format!(
                 "INSERT INTO t (n, pad) VALUES ({n}, printf('%.300c', 'x'))"
             ))
@@ -351,14 +357,14 @@ mod tests {
             if n % 20 == 0 {
                 largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
             }
-            if started.elapsed() > std::time::Duration::from_secs(2) {
+            if started.elapsed() > std::time::Duration::from_secs(4) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         // Growing, the WAL would hold every commit's frames.
         assert!(
-            largest * 3 < commits * 4096,
+            largest * 2 < commits * 4096,
             "the WAL grew to {largest} bytes over {commits} commits (limit {limit})"
         );
     }
