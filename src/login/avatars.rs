@@ -11,10 +11,9 @@ use crate::avatars::{AVATAR_PATH, Avatar, AvatarError, AvatarSlot, AvatarStore};
 use crate::clock::now_ms;
 use crate::db::Db;
 use crate::error::Fault;
-use crate::keys::{ServerKey, token_hash};
+use crate::keys::token_hash;
 use crate::live::LiveSettings;
 use crate::scene::SceneStore;
-use crate::sealed::Sealer;
 
 /// Uploaded avatars: who may upload (the phone of a scanned scene), the
 /// re-encoding, the store.
@@ -26,12 +25,12 @@ pub struct Avatars {
 }
 
 impl Avatars {
-    /// Avatars stored in `db`, for the scenes there.
-    pub fn new(settings: LiveSettings, db: Db, key: &ServerKey) -> Self {
+    /// Avatars stored in `db`, for the scenes in `scenes`.
+    pub fn new(settings: LiveSettings, db: Db, scenes: SceneStore) -> Self {
         Self {
             settings,
-            avatars: AvatarStore::new(db.clone()),
-            scenes: SceneStore::new(db, Sealer::new(key)),
+            avatars: AvatarStore::new(db),
+            scenes,
         }
     }
 

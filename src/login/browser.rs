@@ -11,11 +11,10 @@ use crate::clock::now_ms;
 use crate::config::{ClientSettings, Settings};
 use crate::db::Db;
 use crate::flight::{Purpose, SingleFlight, wait_for_wechat};
-use crate::keys::{ServerKey, random_token, token_hash, token_matches};
+use crate::keys::{random_token, token_hash, token_matches};
 use crate::live::LiveSettings;
 use crate::scene::code_images::CodeImages;
 use crate::scene::{NewScene, SceneId, SceneStore, SceneView, State};
-use crate::sealed::Sealer;
 use crate::wechat::apps::{AppChooser, QUOTA_ERROR};
 use crate::wechat::{CodeImage, WechatClient};
 
@@ -51,13 +50,13 @@ pub struct BrowserScenes {
 }
 
 impl BrowserScenes {
-    /// Scenes on `db`, their codes from `wechat`; `observer` sees each
-    /// scene made.
+    /// Scenes in `scenes`, their code images on `db` from `wechat`;
+    /// `observer` sees each scene made.
     pub fn new(
         settings: LiveSettings,
         db: Db,
+        scenes: SceneStore,
         wechat: Arc<WechatClient>,
-        key: &ServerKey,
         observer: Option<FlowObserver>,
     ) -> Self {
         let now = settings.get();
@@ -68,7 +67,7 @@ impl BrowserScenes {
         );
         Self {
             apps: AppChooser::new(app_order(&now)),
-            scenes: SceneStore::new(db.clone(), Sealer::new(key)),
+            scenes,
             code_images: CodeImages::new(db),
             code_flight,
             settings,

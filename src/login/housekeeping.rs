@@ -15,13 +15,11 @@ use super::{FlowEvent, FlowObserver, exchanges, publish, report};
 use crate::avatars::AvatarStore;
 use crate::clock::now_ms;
 use crate::db::Db;
-use crate::keys::ServerKey;
 use crate::live::{Live, LiveSettings};
 use crate::push::Bus;
 use crate::ratelimit::RateLimits;
 use crate::scene::code_images::CodeImages;
 use crate::scene::{SceneStore, SceneView, State};
-use crate::sealed::Sealer;
 use crate::tickets::TicketStore;
 
 /// Rows another room keeps that the sweeper deletes on its purge rounds
@@ -54,17 +52,18 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// Sweeps `db`, telling each expiry on `bus` and to `observer`.
+    /// Sweeps `db` (its scenes through `scenes`), telling each expiry on
+    /// `bus` and to `observer`.
     pub fn new(
         settings: LiveSettings,
         db: Db,
-        key: &ServerKey,
+        scenes: SceneStore,
         bus: Arc<dyn Bus<SceneView>>,
         observer: Option<FlowObserver>,
         limits: Live<RateLimits>,
     ) -> Self {
         Self {
-            scenes: SceneStore::new(db.clone(), Sealer::new(key)),
+            scenes,
             code_images: CodeImages::new(db.clone()),
             tickets: TicketStore::new(db.clone()),
             avatars: AvatarStore::new(db.clone()),

@@ -40,12 +40,9 @@ use futures_util::future::BoxFuture;
 use tracing::warn;
 
 use crate::clock::now_ms;
-use crate::db::Db;
-use crate::keys::ServerKey;
 use crate::live::{AppRef, ClientRef, LiveSettings};
 use crate::push::{Bus, Message, Source};
 use crate::scene::{SceneId, SceneStore, SceneView, State};
-use crate::sealed::Sealer;
 
 /// Hook that sees flow events (metrics, webhooks).
 pub type FlowObserver = Arc<dyn Fn(FlowEvent) + Send + Sync>;
@@ -77,8 +74,8 @@ impl Message for SceneView {
 pub struct SceneSource(SceneStore);
 
 impl SceneSource {
-    pub fn new(db: Db, key: &ServerKey) -> Self {
-        Self(SceneStore::new(db, Sealer::new(key)))
+    pub fn new(scenes: SceneStore) -> Self {
+        Self(scenes)
     }
 }
 

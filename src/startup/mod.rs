@@ -27,7 +27,7 @@ use crate::login::{
 };
 use crate::push::{Registry, Source};
 use crate::ratelimit::RateLimits;
-use crate::scene::SceneView;
+use crate::scene::{SceneStore, SceneView};
 use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::telemetry::metrics;
@@ -66,12 +66,15 @@ impl Application {
         let db = open_database(&settings).await?;
         let key = Arc::new(ServerKey::of(&settings.server)?);
         let sealer = Sealer::new(&key);
+        // The one store of scenes the services share (each clone shares the
+        // database and the sealer).
+        let scene_store = SceneStore::new(db.clone(), sealer.clone());
         let (api_base, simulator) = wechat_api(&settings, addr)?;
         let metrics_handle = metrics::install();
         let wechat = wechat_client(&settings, api_base, &db, &sealer)?;
         let registry = Arc::new(Registry::default());
         let shutdown = CancellationToken::new();
-        let source: Arc<dyn Source<SceneView>> = Arc::new(SceneSource::new(db.clone(), &key));
+        let source: Arc<dyn Source<SceneView>> = Arc::new(SceneSource::new(scene_store.clone()));
         let (bus, bus_health, listener_task) =
             bus(&settings, addr, &db, &source, &registry, &shutdown);
         let webhook_wake = crate::webhooks::Wake::default();
@@ -81,8 +84,8 @@ impl Application {
         let scenes = Arc::new(BrowserScenes::new(
             settings.clone(),
             db.clone(),
+            scene_store.clone(),
             wechat.clone(),
-            &key,
             observer.clone(),
         ));
         let redeemer = Arc::new(Redeemer::new(settings.clone(), db.clone(), key.clone()));
@@ -90,7 +93,7 @@ impl Application {
         let sweeper = Sweeper::new(
             settings.clone(),
             db.clone(),
-            &key,
+            scene_store.clone(),
             bus.clone(),
             observer.clone(),
             limits.clone(),
@@ -106,7 +109,7 @@ impl Application {
                 observer,
                 geoip.clone(),
             )),
-            avatars: Arc::new(Avatars::new(settings.clone(), db.clone(), &key)),
+            avatars: Arc::new(Avatars::new(settings.clone(), db.clone(), scene_store)),
             minter: TicketMinter::new(key),
             database: DbReadiness::new(db.clone()),
             scenes: scenes.clone(),
