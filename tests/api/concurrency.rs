@@ -274,6 +274,42 @@ async fn concurrent_confirm_retry_with_one_code_gets_the_same_answer() {
     }
 }
 
+/// One code sent for two scenes at once (two tabs, one phone): the code's
+/// hold lets one of them exchange it and bind it; the other finds it bound
+/// to another scene and is refused, and WeChat is asked once.
+#[tokio::test]
+async fn one_code_confirming_two_scenes_at_once_logs_in_to_one() {
+    let app = spawn_app().await;
+    for round in 0..3 {
+        let (a, b) = (app.create_scene().await, app.create_scene().await);
+        let code = app.login_code("o_two_tabs");
+        // A slow WeChat keeps both confirms in flight together.
+        app.fake
+            .fail_next(Api::CodeToSession, Fault::Delay(Duration::from_millis(300)));
+        let asked = app.fake.calls(Api::CodeToSession);
+        let (body_a, body_b) = (
+            json!({"scene_id": a.id, "code": code}),
+            json!({"scene_id": b.id, "code": code}),
+        );
+        let (ra, rb) = tokio::join!(app.confirm(&body_a), app.confirm(&body_b));
+        let (winner, loser, refused) = match (ra.status().as_u16(), rb.status().as_u16()) {
+            (200, _) => (&a, &b, rb),
+            (_, 200) => (&b, &a, ra),
+            other => panic!("round {round}: no confirm went through: {other:?}"),
+        };
+        assert_problem(refused, 400, "invalid_request").await;
+        assert_eq!(
+            app.fake.calls(Api::CodeToSession) - asked,
+            1,
+            "round {round}: WeChat asked once"
+        );
+        assert_eq!(ticket_rows(&app, &winner.id).await, 1, "round {round}");
+        assert_eq!(ticket_rows(&app, &loser.id).await, 0, "round {round}");
+        let event = ok_json(app.events(loser, None, 0).await).await;
+        assert_eq!(event["state"], "waiting", "round {round}: {event}");
+    }
+}
+
 #[tokio::test]
 async fn twenty_concurrent_qrcode_requests_ask_wechat_once() {
     let app = spawn_app().await;
