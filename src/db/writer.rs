@@ -238,13 +238,21 @@ fn finish_checkpoint(conn: &SqliteConn) {
     }
 }
 
-fn sql(conn: &SqliteConn, text: &str) -> Result<(), DbErr> {
-    conn.lock().execute_batch(text).map_err(exec_err)
+/// Runs the writer's own statements (BEGIN, SAVEPOINT, COMMIT …), each
+/// prepared once and kept in the connection's statement cache.
+fn sql(conn: &SqliteConn, statements: &[&str]) -> Result<(), DbErr> {
+    let conn = conn.lock();
+    for text in statements {
+        conn.prepare_cached(text)
+            .and_then(|mut s| s.execute([]))
+            .map_err(exec_err)?;
+    }
+    Ok(())
 }
 
 /// Runs `batch` in one transaction and answers every job after the commit.
 fn commit_batch(conn: &SqliteConn, batch: Vec<Job>, stats: &Stats) {
-    if let Err(e) = sql(conn, "BEGIN IMMEDIATE") {
+    if let Err(e) = sql(conn, &["BEGIN IMMEDIATE"]) {
         tracing::warn!(error = %e, "the SQLite writer could not begin a transaction");
         for job in batch {
             let f = job(Err(e.clone()));
@@ -256,16 +264,16 @@ fn commit_batch(conn: &SqliteConn, batch: Vec<Job>, stats: &Stats) {
     let alone = batch.len() == 1;
     let mut finished = Vec::with_capacity(batch.len());
     for job in batch {
-        if !alone && let Err(e) = sql(conn, "SAVEPOINT job") {
+        if !alone && let Err(e) = sql(conn, &["SAVEPOINT job"]) {
             finished.push(job(Err(e)));
             continue;
         }
         let finish = job(Ok(&tx));
         if !alone {
             let end = if finish.ok {
-                "RELEASE job"
+                &["RELEASE job"][..]
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                &["ROLLBACK TO job", "RELEASE job"][..]
             };
             if let Err(e) = sql(conn, end) {
                 tracing::warn!(error = %e, "the SQLite writer could not end a savepoint");
@@ -274,13 +282,13 @@ fn commit_batch(conn: &SqliteConn, batch: Vec<Job>, stats: &Stats) {
         finished.push(finish);
     }
     let committed = if alone && !finished[0].ok {
-        sql(conn, "ROLLBACK")
+        sql(conn, &["ROLLBACK"])
     } else {
-        let done = sql(conn, "COMMIT");
+        let done = sql(conn, &["COMMIT"]);
         match &done {
             Ok(()) => stats.commit(finished.iter().filter(|f| f.ok).count()),
             Err(_) => {
-                let _ = sql(conn, "ROLLBACK");
+                let _ = sql(conn, &["ROLLBACK"]);
             }
         }
         done
