@@ -132,8 +132,10 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
         cache_kib: WRITER_CACHE_KIB,
         ..opts
     };
+    let writing = sqlite::open(&path, writer_opts)?;
+    sqlite::note_page_size(&writing);
     let writer = writer::Writer::start(
-        sqlite::SqliteConn::new(sqlite::open(&path, writer_opts)?, stats.clone()),
+        sqlite::SqliteConn::new(writing, stats.clone()),
         sqlite::open(&path, opts)?,
         stats.clone(),
         writer::WAL_LIMIT_BYTES,
@@ -146,7 +148,8 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
     Ok(Db { read, write, stats })
 }
 
-/// Creates the folder of a SQLite file; the file's path.
+/// Creates the folder of a SQLite file, and the file itself with the hub's
+/// page size when there is none; the file's path.
 fn prepare_sqlite_file(url: &str) -> Result<String, DbErr> {
     let path = sqlite_path(url);
     if let Some(dir) = std::path::Path::new(path)
@@ -156,6 +159,7 @@ fn prepare_sqlite_file(url: &str) -> Result<String, DbErr> {
         std::fs::create_dir_all(dir)
             .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
     }
+    sqlite::create_if_missing(path)?;
     Ok(path.to_owned())
 }
 
