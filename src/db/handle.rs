@@ -11,7 +11,8 @@ use sea_orm::{
     QueryResult, Statement, TransactionTrait,
 };
 
-use super::sqlite::{OpenOptions, SqliteConn, open};
+use super::file::{OpenOptions, open};
+use super::sqlite::SqliteConn;
 use super::stats::Stats;
 use super::writer::{JobFuture, Writer};
 

@@ -9,6 +9,7 @@
 //! write goes to the one writer thread (`writer`), which commits the writes
 //! that queue together in one transaction.
 
+mod file;
 mod handle;
 mod sqlite;
 mod stats;
@@ -114,7 +115,7 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
             stats,
         });
     }
-    let opts = sqlite::OpenOptions {
+    let opts = file::OpenOptions {
         busy_timeout: Duration::from_millis(s.busy_timeout_ms),
         cache_kib: SQLITE_CACHE_KIB,
     };
@@ -128,15 +129,15 @@ pub async fn open(s: &DatabaseSettings) -> Result<Db, DbErr> {
     let path = prepare_sqlite_file(url)?;
     // The writer's cache holds the pages every write walks (indexes, the
     // newest rows) across commits: it is one connection.
-    let writer_opts = sqlite::OpenOptions {
+    let writer_opts = file::OpenOptions {
         cache_kib: WRITER_CACHE_KIB,
         ..opts
     };
-    let writing = sqlite::open(&path, writer_opts)?;
-    sqlite::note_page_size(&writing);
+    let writing = file::open(&path, writer_opts)?;
+    file::note_page_size(&writing);
     let writer = writer::Writer::start(
         sqlite::SqliteConn::new(writing, stats.clone()),
-        sqlite::open(&path, opts)?,
+        file::open(&path, opts)?,
         stats.clone(),
         writer::WAL_LIMIT_BYTES,
     )?;
@@ -159,7 +160,7 @@ fn prepare_sqlite_file(url: &str) -> Result<String, DbErr> {
         std::fs::create_dir_all(dir)
             .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", dir.display())))?;
     }
-    sqlite::create_if_missing(path)?;
+    file::create_if_missing(path)?;
     Ok(path.to_owned())
 }
 

@@ -16,6 +16,7 @@ use std::task::{Context, Poll, Waker};
 use sea_orm::{DbErr, RuntimeErr};
 
 use super::Tx;
+use super::file::page_size;
 use super::sqlite::{SqliteConn, exec_err};
 use super::stats::Stats;
 
@@ -209,23 +210,19 @@ fn checkpoint_loop(
     finish: &SyncSender<()>,
     limit: i64,
 ) {
+    // A WAL frame holds one page; a file in WAL mode keeps its page size.
+    let page = page_size(conn).unwrap_or(4096);
     while written.recv().is_ok() {
         std::thread::sleep(CHECKPOINT_EVERY);
         let _ = written.try_recv();
         match checkpoint(conn) {
-            Ok((frames, _)) if frames.saturating_mul(page_size(conn)) > limit => {
+            Ok((frames, _)) if frames.saturating_mul(page) > limit => {
                 let _ = finish.try_send(());
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one catches up"),
         }
     }
-}
-
-/// The database's page size (a WAL frame holds one page).
-fn page_size(conn: &rusqlite::Connection) -> i64 {
-    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
-        .unwrap_or(4096)
 }
 
 /// The writer's part of a checkpoint: between batches, with no write
@@ -336,8 +333,9 @@ mod tests {
     /// fails when it grows with every commit.
     #[tokio::test]
     async fn the_wal_stays_bounded_while_commits_never_stop() {
+        use crate::db::file::{OpenOptions, open};
         use crate::db::handle::Handle;
-        use crate::db::sqlite::{OpenOptions, SqliteConn, open};
+        use crate::db::sqlite::SqliteConn;
         use crate::db::stats::Stats;
         let dir = tempfile::tempdir().expect("temporary folder");
         let path = dir.path().join("hub.db");
